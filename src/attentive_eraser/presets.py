@@ -1,0 +1,98 @@
+"""Per-family defaults ("presets"). The "paper" values are SPEC §5 / the paper's Appendix C."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Family = Literal["sd15", "sd21", "sd21-768", "sdxl", "demo"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults for one model family. Field names match the pipelines' ``__call__`` parameters."""
+
+    name: str
+    family: str
+    #: native working resolution (pixels); the working size keeps the input's aspect ratio at this area
+    resolution: int
+    #: SIP: steps of the full DDIM schedule and the share of it that is run (0.8 -> last 40 of 50)
+    num_inference_steps: int = 50
+    strength: float = 0.8
+    #: paper's s (Eq. 18, SARG)
+    removal_guidance_scale: float = 9.0
+    #: paper's λ (Eq. 13, Similarity Suppression)
+    suppression_scale: float = 0.3
+    #: paper's T_SS, counted in denoising steps actually run
+    suppression_steps: int = 10
+    #: outward mask dilation in pixels at the working resolution (reference: blur + threshold)
+    mask_dilation: int = 2
+    #: width of the feathered paste-back band, pixels at the working resolution
+    feather_radius: int = 15
+    #: DDIM ``steps_offset`` used by the reference (1 for SD 1.x/2.x, 0 for SDXL)
+    steps_offset: int = 1
+    #: DIP runs the whole schedule: 50 inversion + 50 sampling steps
+    dip_num_inference_steps: int = 50
+    dip_strength: float = 1.0
+    #: FreeU factors (b1, b2, s1, s2) or None; SD 2.1's are available but off by default
+    freeu: tuple[float, float, float, float] | None = None
+
+    def call_kwargs(self, method: Literal["sip", "dip"] = "sip") -> dict[str, Any]:
+        """Keyword arguments for a pipeline ``__call__`` (SIP or DIP) taken from this preset."""
+        kwargs = {
+            "num_inference_steps": self.num_inference_steps,
+            "strength": self.strength,
+            "removal_guidance_scale": self.removal_guidance_scale,
+            "suppression_scale": self.suppression_scale,
+            "suppression_steps": self.suppression_steps,
+            "mask_dilation": self.mask_dilation,
+            "feather_radius": self.feather_radius,
+        }
+        if method == "dip":
+            kwargs["num_inference_steps"] = self.dip_num_inference_steps
+            kwargs["strength"] = self.dip_strength
+        return kwargs
+
+    def scheduler_overrides(self) -> dict[str, Any]:
+        """DDIM settings of SPEC §3 (the model's own ``prediction_type`` is kept)."""
+        return {
+            "beta_start": 0.00085,
+            "beta_end": 0.012,
+            "beta_schedule": "scaled_linear",
+            "clip_sample": False,
+            "set_alpha_to_one": False,
+            "steps_offset": self.steps_offset,
+            "timestep_spacing": "leading",
+        }
+
+    def asdict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+SD21_FREEU = (1.4, 1.6, 0.9, 0.2)
+
+PRESETS: dict[str, Preset] = {
+    "sd15": Preset(name="sd15", family="sd15", resolution=512),
+    "sd21": Preset(name="sd21", family="sd21", resolution=512),
+    "sd21-768": Preset(name="sd21-768", family="sd21-768", resolution=768, mask_dilation=3, feather_radius=22),
+    "sdxl": Preset(
+        name="sdxl", family="sdxl", resolution=1024, mask_dilation=15, feather_radius=15, steps_offset=0
+    ),
+}
+
+#: every preset field that is not a pipeline ``__call__`` parameter
+NON_CALL_FIELDS = frozenset(
+    {"name", "family", "resolution", "steps_offset", "dip_num_inference_steps", "dip_strength", "freeu"}
+)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (``sd15``, ``sd21``, ``sd21-768``, ``sdxl``, …)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"preset={name!r} is unknown; choose one of {sorted(PRESETS)}") from None
+
+
+def preset_field_names() -> list[str]:
+    return [f.name for f in fields(Preset)]
