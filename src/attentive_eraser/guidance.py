@@ -6,7 +6,9 @@ goes through AAS), then ``eps_hat = eps_plain + s * (eps_erased - eps_plain)``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -43,6 +45,14 @@ class SARGBatch:
         if tensor.shape[0] != self.batch_size:
             raise ValueError(f"expected a batch of {self.batch_size}, got {tensor.shape[0]}")
         return torch.cat([tensor, tensor]) if self.guided else tensor
+
+    def expand_all(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`expand` every tensor of a (nested) mapping of per-sample UNet inputs (embeddings, time ids)."""
+        return {
+            name: self.expand_all(value) if isinstance(value, Mapping)
+            else self.expand(value) if isinstance(value, torch.Tensor) else value
+            for name, value in inputs.items()
+        }
 
     def combine(self, model_output: torch.Tensor) -> torch.Tensor:
         """Split the UNet output ``(2B, ...)`` and apply Eq. 18; ``(B, ...)`` passes through unguided."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 Family = Literal["sd15", "sd21", "sd21-768", "sdxl", "demo"]
@@ -96,3 +96,30 @@ def get_preset(name: str) -> Preset:
 
 def preset_field_names() -> list[str]:
     return [f.name for f in fields(Preset)]
+
+
+def preset_for_config(unet_config: Any, vae_scale_factor: int = 8) -> Preset:
+    """The preset of the family a UNet config belongs to (SD 1.5 / 2.1 / 2.1-768 / XL).
+
+    A UNet of none of these widths (a tiny test model, a custom one) gets the SD or SDXL preset with the
+    resolution its ``sample_size`` implies.
+    """
+    native = int(unet_config.sample_size) * vae_scale_factor
+    if getattr(unet_config, "addition_embed_type", None) == "text_time":
+        base = PRESETS["sdxl"]
+    elif unet_config.cross_attention_dim == 768:
+        base = PRESETS["sd15"]
+    elif unet_config.cross_attention_dim == 1024:
+        base = PRESETS["sd21-768"] if native >= 768 else PRESETS["sd21"]
+    else:
+        base = PRESETS["sd15"]
+    if native == base.resolution:
+        return base
+    ratio = native / base.resolution
+    return replace(
+        base,
+        name=f"{base.name}@{native}",
+        resolution=native,
+        mask_dilation=max(1, round(base.mask_dilation * ratio)),
+        feather_radius=max(1, round(base.feather_radius * ratio)),
+    )

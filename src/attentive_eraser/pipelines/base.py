@@ -1,0 +1,580 @@
+"""What the SIP and DIP pipelines share, for both the SD 1.x/2.x and the SDXL families.
+
+Family classes (``sd.py``, ``sdxl.py``) supply ``encode_conditioning``; the recipes (``__call__``) live in
+:class:`SIPMixin` and :class:`DIPMixin` so that SD and SDXL run the very same loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DDIMScheduler
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .. import io
+from ..attention import EraserState
+from ..guidance import SARGBatch
+from ..inversion import ddim_invert
+from ..layers import eraser_attention
+from ..masks import latent_mask
+from ..presets import Preset, preset_for_config
+
+logger = logging.getLogger(__name__)
+
+ImageInput = PIL.Image.Image | Sequence[PIL.Image.Image]
+MaskInput = PIL.Image.Image | np.ndarray | Sequence[PIL.Image.Image | np.ndarray]
+Generator = torch.Generator | list[torch.Generator] | None
+StepCallback = Callable[[Any, int, int, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+
+@dataclass
+class AttentiveEraserPipelineOutput(BaseOutput):
+    """Output of the eraser pipelines.
+
+    Args:
+        images: the results at each input's original size: PIL images, or an ``(B, H, W, 3)`` float array
+            in [0, 1] for ``output_type="np"``, or latents for ``output_type="latent"``.
+        masks: the (dilated) object masks used, boolean ``(H, W)`` arrays at each input's original size.
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    masks: list[np.ndarray]
+
+
+@dataclass
+class DIPInversionOutput(BaseOutput):
+    """Output of :meth:`DIPMixin.invert`.
+
+    Args:
+        latents: clean latents ``z0`` ``(B, C, h, w)``.
+        trajectory: ``[z_{t_1}, …, z_{t_n}]``, the inverted latent before each sampling step.
+        timesteps: the sampling timesteps ``t_1 > … > t_n`` the trajectory is aligned with.
+    """
+
+    latents: torch.Tensor
+    trajectory: list[torch.Tensor]
+    timesteps: torch.Tensor
+
+
+@dataclass
+class EraserInputs:
+    """Images and masks prepared at the working size. ``B`` = images × ``num_images_per_prompt``."""
+
+    originals: list[PIL.Image.Image]  # B RGB images at their original size
+    masks: list[np.ndarray]  # B boolean masks at the original size, undilated
+    working_size: tuple[int, int]  # (width, height)
+    image: torch.Tensor  # (B, 3, H, W) in [-1, 1]
+    mask: torch.Tensor  # (B, 1, H, W) in {0, 1}, dilated
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.originals)
+
+
+def blend(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mask * inside + (1 - mask) * outside``: keep generated latents on the object, known ones elsewhere."""
+    return mask * inside + (1 - mask) * outside
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def check_number(name: str, value: Any, *, low: float, high: float, integer: bool = False,
+                 low_open: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` and ``value`` unless ``low (<|<=) value <= high``."""
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
+        raise ValueError(f"{name}={value!r} must be {'an integer' if integer else 'a finite number'}")
+    if value < low or value > high or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name}={value!r} is out of range {bracket}{low}, {high}]")
+
+
+class EraserPipelineMixin:
+    """Shared steps of every eraser pipeline. Mixed into a diffusers Stable Diffusion pipeline class.
+
+    The family class behind it provides ``encode_conditioning(prompts, batch_size, working_size, device)``
+    returning the UNet's keyword arguments (text embeddings, SDXL's added conditions) for the batch.
+    """
+
+    _preset: Preset | None = None
+
+    def _use_ddim(self, steps_offset: int) -> None:
+        """Sampling and inversion are DDIM with eta = 0 (SPEC §3): swap any other scheduler for DDIM."""
+        if not isinstance(self.scheduler, DDIMScheduler):
+            config = dict(self.scheduler.config)
+            config.update(
+                beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                set_alpha_to_one=False, steps_offset=steps_offset, timestep_spacing="leading",
+            )
+            logger.info("Replacing %s with DDIMScheduler (the method samples with DDIM).",
+                        type(self.scheduler).__name__)
+            self.scheduler = DDIMScheduler.from_config(config)
+
+    @property
+    def preset(self) -> Preset:
+        """Defaults for this model's family; the ``None`` arguments of ``__call__`` take their values here."""
+        if self._preset is None:
+            self._preset = preset_for_config(self.unet.config, self.vae_scale_factor)
+        return self._preset
+
+    @preset.setter
+    def preset(self, value: Preset) -> None:
+        self._preset = value
+
+    @property
+    def interrupt(self) -> bool:
+        return getattr(self, "_interrupt", False)
+
+    # ------------------------------------------------------------------ inputs
+    def check_eraser_inputs(
+        self,
+        *,
+        num_inference_steps: int,
+        strength: float,
+        removal_guidance_scale: float,
+        suppression_scale: float,
+        suppression_steps: int,
+        mask_dilation: int,
+        feather_radius: float,
+        resolution: int,
+        num_images_per_prompt: int,
+        output_type: str,
+    ) -> None:
+        """Validate the numeric knobs; every error names the argument and its value."""
+        check_number("num_inference_steps", num_inference_steps, low=1, high=1000, integer=True)
+        check_number("strength", strength, low=0.0, high=1.0, low_open=True)
+        check_number("removal_guidance_scale", removal_guidance_scale, low=0.0, high=100.0)
+        check_number("suppression_scale", suppression_scale, low=0.0, high=1.0)
+        check_number("suppression_steps", suppression_steps, low=0, high=1000, integer=True)
+        check_number("mask_dilation", mask_dilation, low=0, high=1024, integer=True)
+        check_number("feather_radius", feather_radius, low=0.0, high=1024.0)
+        check_number("resolution", resolution, low=64, high=8192, integer=True)
+        check_number("num_images_per_prompt", num_images_per_prompt, low=1, high=1024, integer=True)
+        if int(num_inference_steps * strength) < 1:
+            raise ValueError(
+                f"strength={strength!r} with num_inference_steps={num_inference_steps} runs no denoising step"
+            )
+        if output_type not in ("pil", "np", "latent"):
+            raise ValueError(f"output_type={output_type!r} must be 'pil', 'np' or 'latent'")
+
+    def prepare_eraser_inputs(
+        self, image: ImageInput, mask_image: MaskInput, *, resolution: int, mask_dilation: int,
+        num_images_per_prompt: int,
+    ) -> EraserInputs:
+        """Images and masks at the working size (aspect ratio kept, area ≈ ``resolution``²), masks dilated."""
+        images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
+        masks = _as_list(mask_image)
+        if len(masks) != len(images):
+            raise ValueError(f"mask_image has {len(masks)} masks for {len(images)} images")
+        sizes = {item.size for item in images}
+        if len(sizes) != 1:
+            raise ValueError(f"image: all images of one call must share a size, got {sorted(sizes)}")
+        size = images[0].size
+        bool_masks = []
+        for index, item in enumerate(masks):
+            argument = "mask_image" if len(masks) == 1 else f"mask_image[{index}]"
+            mask = io.load_mask(item, size=size, argument=argument)
+            io.validate_mask(mask, argument=argument)
+            bool_masks.append(mask)
+        working = io.working_size(size, resolution)
+        pixels, mask_pixels = [], []
+        for picture, mask in zip(images, bool_masks):
+            resized = np.asarray(io.resize_image(picture, working), dtype=np.float32) / 127.5 - 1.0
+            pixels.append(torch.from_numpy(resized).permute(2, 0, 1))
+            dilated = io.dilate_mask(io.resize_mask(mask, working), mask_dilation)
+            mask_pixels.append(torch.from_numpy(dilated.astype(np.float32))[None])
+        repeat = num_images_per_prompt
+        return EraserInputs(
+            originals=[picture for picture in images for _ in range(repeat)],
+            masks=[mask for mask in bool_masks for _ in range(repeat)],
+            working_size=working,
+            image=torch.stack(pixels).repeat_interleave(repeat, dim=0),
+            mask=torch.stack(mask_pixels).repeat_interleave(repeat, dim=0),
+        )
+
+    def _prompts(self, prompt: str | list[str], inputs: EraserInputs, repeat: int) -> list[str]:
+        prompts = _as_list(prompt)
+        if len(prompts) == 1:
+            return prompts * inputs.batch_size
+        if len(prompts) * repeat != inputs.batch_size:
+            raise ValueError(f"prompt has {len(prompts)} entries for {inputs.batch_size // repeat} images")
+        return [text for text in prompts for _ in range(repeat)]
+
+    # ------------------------------------------------------------------ VAE
+    @contextmanager
+    def _vae_precision(self) -> Iterator[torch.dtype]:
+        """Run an fp16 VAE that asks for it (``force_upcast``, SDXL) in fp32, then put it back."""
+        dtype = self.vae.dtype
+        upcast = dtype == torch.float16 and getattr(self.vae.config, "force_upcast", False)
+        if upcast:
+            self.vae.to(torch.float32)
+        try:
+            yield torch.float32 if upcast else dtype
+        finally:
+            if upcast:
+                self.vae.to(dtype)
+
+    def encode_image(self, image: torch.Tensor, generator: Generator, sample_mode: str) -> torch.Tensor:
+        """``z0`` of SPEC §3: scaled VAE latents of ``image`` ``(B, 3, H, W)`` (posterior sample or mode)."""
+        device = self._execution_device
+        config = self.vae.config
+        with self._vae_precision() as dtype:
+            pixels = image.to(device=device, dtype=dtype)
+            if isinstance(generator, list):
+                latents = torch.cat([
+                    retrieve_latents(self.vae.encode(pixels[i : i + 1]), generator[i], sample_mode)
+                    for i in range(pixels.shape[0])
+                ])
+            else:
+                latents = retrieve_latents(self.vae.encode(pixels), generator, sample_mode)
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        if mean is not None and std is not None:
+            mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+            std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+            latents = (latents - mean) * config.scaling_factor / std
+        else:
+            latents = (latents - (getattr(config, "shift_factor", None) or 0.0)) * config.scaling_factor
+        return latents.to(self.unet.dtype)
+
+    def decode_latents_to_images(self, latents: torch.Tensor) -> list[PIL.Image.Image]:
+        """Decode scaled latents to PIL images at the working size."""
+        config = self.vae.config
+        with self._vae_precision() as dtype:
+            latents = latents.to(dtype)
+            mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+            if mean is not None and std is not None:
+                mean = torch.tensor(mean, device=latents.device, dtype=dtype).view(1, -1, 1, 1)
+                std = torch.tensor(std, device=latents.device, dtype=dtype).view(1, -1, 1, 1)
+                latents = latents * std / config.scaling_factor + mean
+            else:
+                latents = latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
+            decoded = self.vae.decode(latents, return_dict=False)[0]
+        return self.image_processor.postprocess(decoded.float(), output_type="pil")
+
+    # ------------------------------------------------------------------ UNet
+    def predict_noise(
+        self, latents: torch.Tensor, t: torch.Tensor, batch: SARGBatch, conditioning: dict[str, Any]
+    ) -> torch.Tensor:
+        """One batched UNet forward on ``[plain, erased]`` and Eq. 18 (SARG)."""
+        model_output = self.unet(batch.expand(latents), t, **conditioning, return_dict=False)[0]
+        return batch.combine(model_output)
+
+    def _eraser_context(self, batch: SARGBatch, state: EraserState) -> Any:
+        return eraser_attention(self.unet, state) if batch.guided else nullcontext()
+
+    def _step_callback(
+        self, callback: StepCallback | None, tensor_inputs: Sequence[str], index: int, t: torch.Tensor,
+        values: dict[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        if callback is None:
+            return values
+        requested = {name: values[name] for name in tensor_inputs if name in values}
+        returned = callback(self, index, int(t), requested) or {}
+        return {**values, **returned}
+
+    # ------------------------------------------------------------------ outputs
+    def finish(
+        self, latents: torch.Tensor, inputs: EraserInputs, *, output_type: str, paste_back: bool,
+        mask_dilation: int, feather_radius: float, return_dict: bool,
+    ) -> AttentiveEraserPipelineOutput | tuple:
+        """Decode, resize to each input's original size and paste the original back outside the mask."""
+        working_width = inputs.working_size[0]
+        out_masks = []
+        for original, mask in zip(inputs.originals, inputs.masks):
+            scale = original.width / working_width
+            out_masks.append(io.dilate_mask(mask, round(mask_dilation * scale)))
+        if output_type == "latent":
+            images: Any = latents
+        else:
+            images = []
+            for decoded, original, mask in zip(self.decode_latents_to_images(latents), inputs.originals,
+                                               out_masks):
+                result = io.resize_image(decoded, original.size)
+                if paste_back:
+                    scale = original.width / working_width
+                    result = io.paste_back(original, result, mask, feather_radius=feather_radius * scale)
+                images.append(result)
+            if output_type == "np":
+                images = np.stack([np.asarray(item, dtype=np.float32) / 255.0 for item in images])
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images, out_masks)
+        return AttentiveEraserPipelineOutput(images=images, masks=out_masks)
+
+    def _resolve(self, name: str, value: Any, method: Literal["sip", "dip"] = "sip") -> Any:
+        return self.preset.call_kwargs(method)[name] if value is None else value
+
+
+class SIPMixin(EraserPipelineMixin):
+    """Stochastic inpainting pipeline (SIP, blended latent diffusion) with Attentive Eraser."""
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: ImageInput,
+        mask_image: MaskInput,
+        prompt: str | list[str] = "",
+        num_inference_steps: int | None = None,
+        strength: float | None = None,
+        removal_guidance_scale: float | None = None,
+        suppression_scale: float | None = None,
+        suppression_steps: int | None = None,
+        mask_dilation: int | None = None,
+        feather_radius: float | None = None,
+        paste_back: bool = True,
+        resolution: int | None = None,
+        num_images_per_prompt: int = 1,
+        generator: Generator = None,
+        output_type: Literal["pil", "np", "latent"] = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: StepCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ) -> AttentiveEraserPipelineOutput | tuple:
+        r"""Remove the masked object(s) from ``image``.
+
+        Args:
+            image: the photo(s); any size and aspect ratio. Several images must share one size.
+            mask_image: object mask(s), same size as the image(s); non-zero / white = remove.
+            prompt: text condition, empty by default (the method needs none; CFG is off).
+            num_inference_steps: DDIM steps of the full schedule (paper: 50).
+            strength: share of the schedule that is run (paper: 0.8, i.e. the last 40 of 50 steps).
+            removal_guidance_scale: ``s`` of Eq. 18 (SARG); 0 gives plain blended inpainting (paper: 9).
+            suppression_scale: ``λ`` of Eq. 13 (Similarity Suppression; paper: 0.3).
+            suppression_steps: ``T_SS``: SS applies during the first ``T_SS`` steps run (paper: 10).
+            mask_dilation: outward mask growth in pixels at the working resolution (SD: 2, SDXL: 15).
+            feather_radius: paste-back band width in working-resolution pixels (paper notebooks: 15).
+            paste_back: paste the original pixels back outside the feathered mask (False: raw decode).
+            resolution: working resolution; the image is resized to about ``resolution``² pixels, keeping
+                its aspect ratio, sides multiples of 64 (default: the model's native size).
+            num_images_per_prompt: results per image (e.g. one per generator for several seeds).
+            generator: ``torch.Generator`` or one per result, for the VAE sample and the noise.
+            output_type: ``"pil"``, ``"np"`` or ``"latent"``.
+            return_dict: return an :class:`AttentiveEraserPipelineOutput` rather than a tuple.
+            callback_on_step_end: ``fn(pipe, step, timestep, tensors) -> tensors`` after each step; set
+                ``pipe._interrupt = True`` in it to stop early.
+            callback_on_step_end_tensor_inputs: tensors passed to the callback (``"latents"``).
+        """
+        preset = self.preset
+        num_inference_steps = self._resolve("num_inference_steps", num_inference_steps)
+        strength = self._resolve("strength", strength)
+        removal_guidance_scale = self._resolve("removal_guidance_scale", removal_guidance_scale)
+        suppression_scale = self._resolve("suppression_scale", suppression_scale)
+        suppression_steps = self._resolve("suppression_steps", suppression_steps)
+        mask_dilation = self._resolve("mask_dilation", mask_dilation)
+        feather_radius = self._resolve("feather_radius", feather_radius)
+        resolution = preset.resolution if resolution is None else resolution
+
+        # 1. Check inputs
+        self.check_eraser_inputs(
+            num_inference_steps=num_inference_steps, strength=strength,
+            removal_guidance_scale=removal_guidance_scale, suppression_scale=suppression_scale,
+            suppression_steps=suppression_steps, mask_dilation=mask_dilation, feather_radius=feather_radius,
+            resolution=resolution, num_images_per_prompt=num_images_per_prompt, output_type=output_type,
+        )
+        self._interrupt = False
+        device = self._execution_device
+
+        # 2. Preprocess images and masks at the working size
+        inputs = self.prepare_eraser_inputs(
+            image, mask_image, resolution=resolution, mask_dilation=mask_dilation,
+            num_images_per_prompt=num_images_per_prompt,
+        )
+        if isinstance(generator, list) and len(generator) != inputs.batch_size:
+            raise ValueError(f"generator has {len(generator)} entries for {inputs.batch_size} results")
+
+        # 3. Encode the prompt (empty by default) and lay out [plain x B, erased x B]
+        batch = SARGBatch(inputs.batch_size, removal_guidance_scale)
+        prompts = self._prompts(prompt, inputs, num_images_per_prompt)
+        conditioning = batch.expand_all(self.encode_conditioning(prompts, inputs.batch_size,
+                                                                 inputs.working_size, device))
+
+        # 4. Timesteps: the DDIM schedule truncated by strength
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps, _ = self.get_timesteps(num_inference_steps, strength, device)
+        self._num_timesteps = len(timesteps)
+
+        # 5. Latents: z0, one noise draw, the noised start
+        image_latents = self.encode_image(inputs.image, generator, sample_mode="sample")
+        noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=image_latents.dtype)
+        latents = self.scheduler.add_noise(image_latents, noise, timesteps[:1])
+        mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
+
+        # 6. Eraser state the processors read (AAS on the erased half; SS for the first T_SS steps)
+        state = EraserState(suppression_scale=suppression_scale, suppression_steps=suppression_steps,
+                            enabled=batch.guided)
+        state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
+
+        # 7. Denoising loop
+        with self._eraser_context(batch, state), self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    break
+                state.step_index = i
+                noise_pred = self.predict_noise(latents, t, batch, conditioning)  # Eq. 18
+                latents = self.scheduler.step(noise_pred, t, latents, eta=0.0, return_dict=False)[0]
+                # blend the known background back in at the next noise level, with the same noise
+                if i + 1 < len(timesteps):
+                    background = self.scheduler.add_noise(image_latents, noise, timesteps[i + 1 : i + 2])
+                else:
+                    background = image_latents
+                latents = blend(latents, background, mask)
+                latents = self._step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, i, t,
+                                              {"latents": latents})["latents"]
+                progress_bar.update()
+
+        # 8. Decode, back to the original size, paste back
+        return self.finish(latents, inputs, output_type=output_type, paste_back=paste_back,
+                           mask_dilation=mask_dilation, feather_radius=feather_radius, return_dict=return_dict)
+
+
+class DIPMixin(EraserPipelineMixin):
+    """Deterministic inpainting pipeline (DIP, DiffEdit style) with Attentive Eraser."""
+
+    def invert_latents(
+        self, image_latents: torch.Tensor, timesteps: torch.Tensor, conditioning: dict[str, Any]
+    ) -> list[torch.Tensor]:
+        """Empty-prompt DDIM inversion of ``z0`` over the sampling ``timesteps`` with the plain UNet."""
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            return ddim_invert(
+                lambda sample, t: self.unet(sample, t, **conditioning, return_dict=False)[0],
+                image_latents,
+                timesteps,
+                self.scheduler.alphas_cumprod,
+                self.scheduler.final_alpha_cumprod,
+                self.scheduler.config.prediction_type,
+                progress=progress_bar.update,
+            )
+
+    @torch.no_grad()
+    def invert(
+        self,
+        image: ImageInput,
+        prompt: str | list[str] = "",
+        num_inference_steps: int | None = None,
+        strength: float | None = None,
+        resolution: int | None = None,
+    ) -> DIPInversionOutput:
+        """DDIM-invert ``image`` (at the working size) over the timesteps a DIP run would sample."""
+        num_inference_steps = self._resolve("num_inference_steps", num_inference_steps, "dip")
+        strength = self._resolve("strength", strength, "dip")
+        resolution = self.preset.resolution if resolution is None else resolution
+        check_number("num_inference_steps", num_inference_steps, low=1, high=1000, integer=True)
+        check_number("strength", strength, low=0.0, high=1.0, low_open=True)
+        check_number("resolution", resolution, low=64, high=8192, integer=True)
+        device = self._execution_device
+        images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
+        working = io.working_size(images[0].size, resolution)
+        pixels = torch.stack([
+            torch.from_numpy(np.asarray(io.resize_image(item, working), dtype=np.float32) / 127.5 - 1.0)
+            .permute(2, 0, 1) for item in images
+        ])
+        prompts = _as_list(prompt) * (len(images) if isinstance(prompt, str) else 1)
+        conditioning = self.encode_conditioning(prompts, len(images), working, device)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps, _ = self.get_timesteps(num_inference_steps, strength, device)
+        image_latents = self.encode_image(pixels, None, sample_mode="argmax")
+        trajectory = self.invert_latents(image_latents, timesteps, conditioning)
+        return DIPInversionOutput(latents=image_latents, trajectory=trajectory, timesteps=timesteps)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: ImageInput,
+        mask_image: MaskInput,
+        prompt: str | list[str] = "",
+        num_inference_steps: int | None = None,
+        strength: float | None = None,
+        removal_guidance_scale: float | None = None,
+        suppression_scale: float | None = None,
+        suppression_steps: int | None = None,
+        mask_dilation: int | None = None,
+        feather_radius: float | None = None,
+        paste_back: bool = True,
+        resolution: int | None = None,
+        output_type: Literal["pil", "np", "latent"] = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: StepCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ) -> AttentiveEraserPipelineOutput | tuple:
+        r"""Remove the masked object(s) from ``image``, deterministically (same inputs, same output).
+
+        The image latents are DDIM-inverted over the schedule sampling uses; sampling starts from the
+        inverted noise and, before every UNet call, takes the background from the inversion trajectory.
+        Arguments are those of the SIP pipeline, except that there is no randomness (no ``generator``) and
+        the defaults are DIP's: 50 inversion + 50 sampling steps, ``strength=1.0``.
+        """
+        preset = self.preset
+        num_inference_steps = self._resolve("num_inference_steps", num_inference_steps, "dip")
+        strength = self._resolve("strength", strength, "dip")
+        removal_guidance_scale = self._resolve("removal_guidance_scale", removal_guidance_scale)
+        suppression_scale = self._resolve("suppression_scale", suppression_scale)
+        suppression_steps = self._resolve("suppression_steps", suppression_steps)
+        mask_dilation = self._resolve("mask_dilation", mask_dilation)
+        feather_radius = self._resolve("feather_radius", feather_radius)
+        resolution = preset.resolution if resolution is None else resolution
+
+        # 1. Check inputs
+        self.check_eraser_inputs(
+            num_inference_steps=num_inference_steps, strength=strength,
+            removal_guidance_scale=removal_guidance_scale, suppression_scale=suppression_scale,
+            suppression_steps=suppression_steps, mask_dilation=mask_dilation, feather_radius=feather_radius,
+            resolution=resolution, num_images_per_prompt=1, output_type=output_type,
+        )
+        self._interrupt = False
+        device = self._execution_device
+
+        # 2. Preprocess images and masks at the working size
+        inputs = self.prepare_eraser_inputs(image, mask_image, resolution=resolution,
+                                            mask_dilation=mask_dilation, num_images_per_prompt=1)
+
+        # 3. Encode the prompt once: inversion and sampling share it
+        batch = SARGBatch(inputs.batch_size, removal_guidance_scale)
+        prompts = self._prompts(prompt, inputs, 1)
+        conditioning = self.encode_conditioning(prompts, inputs.batch_size, inputs.working_size, device)
+
+        # 4. Timesteps: inversion runs over exactly the schedule that sampling uses
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps, _ = self.get_timesteps(num_inference_steps, strength, device)
+        self._num_timesteps = len(timesteps)
+
+        # 5. z0 (posterior mode: no randomness) and its DDIM inversion trajectory
+        image_latents = self.encode_image(inputs.image, None, sample_mode="argmax")
+        trajectory = self.invert_latents(image_latents, timesteps, conditioning)
+        latents = trajectory[0]
+        mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
+
+        # 6. Eraser state the processors read
+        state = EraserState(suppression_scale=suppression_scale, suppression_steps=suppression_steps,
+                            enabled=batch.guided)
+        state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
+        conditioning = batch.expand_all(conditioning)
+
+        # 7. Denoising loop: the background follows the inversion trajectory
+        with self._eraser_context(batch, state), self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    break
+                state.step_index = i
+                latents = blend(latents, trajectory[i], mask)
+                noise_pred = self.predict_noise(latents, t, batch, conditioning)  # Eq. 18
+                latents = self.scheduler.step(noise_pred, t, latents, eta=0.0, return_dict=False)[0]
+                latents = self._step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, i, t,
+                                              {"latents": latents})["latents"]
+                progress_bar.update()
+        latents = blend(latents, image_latents, mask)
+
+        # 8. Decode, back to the original size, paste back
+        return self.finish(latents, inputs, output_type=output_type, paste_back=paste_back,
+                           mask_dilation=mask_dilation, feather_radius=feather_radius, return_dict=return_dict)

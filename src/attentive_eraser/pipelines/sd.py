@@ -1,0 +1,41 @@
+"""Attentive Eraser pipelines for Stable Diffusion 1.x and 2.x (epsilon and v-prediction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionImg2ImgPipeline
+
+from .base import DIPMixin, SIPMixin
+
+
+class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):
+    """SD 1.x/2.x plumbing: one CLIP text encoder; the safety checker is optional and off by default."""
+
+    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, safety_checker=None,
+                 feature_extractor=None, image_encoder=None, requires_safety_checker: bool = False) -> None:
+        super().__init__(vae, text_encoder, tokenizer, unet, scheduler, safety_checker, feature_extractor,
+                         image_encoder, requires_safety_checker)
+        self._use_ddim(steps_offset=1)
+
+    def encode_conditioning(
+        self, prompt: list[str], batch_size: int, working_size: tuple[int, int], device: torch.device
+    ) -> dict[str, Any]:
+        """Text embeddings ``(B, 77, D)`` of the prompts; no negative prompt (CFG is off, SPEC §2)."""
+        prompt_embeds, _ = self.encode_prompt(prompt, device, 1, do_classifier_free_guidance=False)
+        return {"encoder_hidden_states": prompt_embeds.to(self.unet.dtype)}
+
+
+class AttentiveEraserSIPPipeline(SIPMixin, _StableDiffusionEraser):
+    """Object removal on SD 1.x/2.x with the stochastic inpainting pipeline (SIP) and SARG.
+
+    Example:
+        >>> from attentive_eraser import AttentiveEraserSIPPipeline
+        >>> pipe = AttentiveEraserSIPPipeline.from_pretrained("stabilityai/stable-diffusion-2-1-base")
+        >>> result = pipe(image, mask, generator=torch.Generator().manual_seed(123)).images[0]
+    """
+
+
+class AttentiveEraserDIPPipeline(DIPMixin, _StableDiffusionEraser):
+    """Object removal on SD 1.x/2.x with the deterministic inpainting pipeline (DIP) and SARG."""
