@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionImg2ImgPipeline
+from diffusers import AutoencoderKL, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from .base import DIPMixin, SIPMixin
 
@@ -13,8 +16,18 @@ from .base import DIPMixin, SIPMixin
 class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):
     """SD 1.x/2.x plumbing: one CLIP text encoder; the safety checker is optional and off by default."""
 
-    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, safety_checker=None,
-                 feature_extractor=None, image_encoder=None, requires_safety_checker: bool = False) -> None:
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        unet: UNet2DConditionModel,
+        scheduler: KarrasDiffusionSchedulers,
+        safety_checker: StableDiffusionSafetyChecker | None = None,
+        feature_extractor: CLIPImageProcessor | None = None,
+        image_encoder: CLIPVisionModelWithProjection | None = None,
+        requires_safety_checker: bool = False,
+    ) -> None:
         super().__init__(vae, text_encoder, tokenizer, unet, scheduler, safety_checker, feature_extractor,
                          image_encoder, requires_safety_checker)
         self._use_ddim(steps_offset=1)

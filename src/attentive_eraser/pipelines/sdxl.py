@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionXLImg2ImgPipeline
+from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from .base import DIPMixin, SIPMixin
 
@@ -13,9 +15,21 @@ from .base import DIPMixin, SIPMixin
 class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
     """SDXL plumbing: pooled text embeddings and the (original, crop, target) size time ids."""
 
-    def __init__(self, vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, unet, scheduler,
-                 image_encoder=None, feature_extractor=None, requires_aesthetics_score: bool = False,
-                 force_zeros_for_empty_prompt: bool = True, add_watermarker: bool | None = False) -> None:
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        text_encoder_2: CLIPTextModelWithProjection,
+        tokenizer: CLIPTokenizer,
+        tokenizer_2: CLIPTokenizer,
+        unet: UNet2DConditionModel,
+        scheduler: KarrasDiffusionSchedulers,
+        image_encoder: CLIPVisionModelWithProjection | None = None,
+        feature_extractor: CLIPImageProcessor | None = None,
+        requires_aesthetics_score: bool = False,
+        force_zeros_for_empty_prompt: bool = True,
+        add_watermarker: bool | None = False,
+    ) -> None:
         super().__init__(vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, unet, scheduler,
                          image_encoder, feature_extractor, requires_aesthetics_score,
                          force_zeros_for_empty_prompt, add_watermarker)

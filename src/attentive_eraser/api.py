@@ -1,0 +1,268 @@
+"""One-call object removal: ``remove(image, mask)``, and loading pipelines from any checkpoint.
+
+``model`` may be a Hugging Face hub id, a local diffusers folder, or a single ``.safetensors``/``.ckpt``
+file; the family (SD 1.5, 2.1, 2.1-768, XL) is detected and its preset applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import PIL.Image
+import numpy as np
+import torch
+
+from . import io
+from .presets import PRESETS
+
+logger = logging.getLogger(__name__)
+
+Method = Literal["sip", "dip"]
+ModelSource = str | os.PathLike | None
+
+#: ``model=None``: the embedded default. Until the trained demo model ships, a tiny random model.
+DEFAULT_MODEL = "tiny-random"
+
+#: the paper's base models (SPEC §5) and their families
+KNOWN_MODELS = {
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd15",
+    "runwayml/stable-diffusion-v1-5": "sd15",
+    "CompVis/stable-diffusion-v1-4": "sd15",
+    "stabilityai/stable-diffusion-2-1-base": "sd21",
+    "stabilityai/stable-diffusion-2-1": "sd21-768",
+    "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
+}
+
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+_PIPELINES: dict[tuple, Any] = {}
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as given, or the best available: CUDA, then Apple MPS, then CPU."""
+    if device is not None:
+        try:
+            return torch.device(device)
+        except RuntimeError as error:
+            raise ValueError(f"device={device!r} is not a valid torch device ({error})") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``dtype`` as given (``fp32``/``fp16``/``bf16`` or a torch dtype), else fp16 on GPUs and fp32 on CPU."""
+    if dtype is None:
+        return torch.float32 if device.type == "cpu" else torch.float16
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"dtype={dtype!r} is not one of {sorted(_DTYPES)}") from None
+
+
+def _family_of_unet_config(config: dict[str, Any]) -> str:
+    if config.get("addition_embed_type") == "text_time":
+        return "sdxl"
+    if config.get("cross_attention_dim") == 1024:
+        return "sd21-768" if int(config.get("sample_size", 64)) >= 96 else "sd21"
+    return "sd15"
+
+
+def _family_of_single_file(path: Path) -> str:
+    keys: list[str]
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            keys = list(handle.keys())
+    else:
+        checkpoint = torch.load(str(path), map_location="meta", weights_only=True)
+        keys = list(checkpoint.get("state_dict", checkpoint))
+    if any(key.startswith("conditioner.embedders.1.") for key in keys):
+        return "sdxl"
+    if any(key.startswith("cond_stage_model.model.") for key in keys):
+        return "sd21"
+    if any(key.startswith(("cond_stage_model.transformer.", "model.diffusion_model.")) for key in keys):
+        return "sd15"
+    raise ValueError(f"model={str(path)!r} is not a Stable Diffusion 1.x/2.x/XL checkpoint (unknown keys)")
+
+
+def detect_family(model: str | os.PathLike) -> str:
+    """The family (``sd15``, ``sd21``, ``sd21-768``, ``sdxl``) of a hub id, diffusers folder or checkpoint file."""
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        config_path = path / "unet" / "config.json"
+        if not config_path.is_file():
+            raise ValueError(f"model={text!r} is a folder but not a diffusers pipeline (no unet/config.json)")
+        return _family_of_unet_config(json.loads(config_path.read_text()))
+    if path.is_file():
+        if path.suffix not in _SINGLE_FILE_SUFFIXES:
+            raise ValueError(f"model={text!r} is a file but not a checkpoint ({', '.join(_SINGLE_FILE_SUFFIXES)})")
+        return _family_of_single_file(path)
+    if text in KNOWN_MODELS:
+        return KNOWN_MODELS[text]
+    if not _HUB_ID.match(text):
+        raise ValueError(f"model={text!r} is unknown: no such folder or file, and not a hub id (owner/name)")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        config_file = hf_hub_download(text, "unet/config.json")
+    except Exception as error:  # offline, missing repo, gated repo: one clear message
+        raise ValueError(
+            f"model={text!r} could not be found locally nor fetched from the hub ({type(error).__name__}); "
+            "pass a local diffusers folder or .safetensors file"
+        ) from None
+    return _family_of_unet_config(json.loads(Path(config_file).read_text()))
+
+
+def _pipeline_class(family: str, method: Method) -> type:
+    from . import pipelines
+
+    if method not in ("sip", "dip"):
+        raise ValueError(f"method={method!r} must be 'sip' or 'dip'")
+    if family == "sdxl":
+        return pipelines.AttentiveEraserSDXLSIPPipeline if method == "sip" else pipelines.AttentiveEraserSDXLDIPPipeline
+    return pipelines.AttentiveEraserSIPPipeline if method == "sip" else pipelines.AttentiveEraserDIPPipeline
+
+
+def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | None) -> Any:
+    path = Path(model).expanduser()
+    extra: dict[str, Any] = {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
+    if model == DEFAULT_MODEL:
+        from .testing.tiny import build_components
+
+        logger.warning("Using a tiny model with random weights: pass model=... for real results.")
+        pipe = cls(**build_components("sd15", seed=0))
+        return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
+    if path.is_file():
+        kwargs = {"config": config} if config else {}
+        try:
+            return cls.from_single_file(str(path), torch_dtype=dtype, **kwargs, **extra)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"model={model!r}: loading a single checkpoint file needs its diffusers config; offline, pass "
+                f"config=<a local diffusers folder of the same family> ({type(error).__name__}: {error})"
+            ) from None
+    try:
+        return cls.from_pretrained(str(path) if path.is_dir() else model, torch_dtype=dtype, **extra)
+    except OSError as error:
+        raise ValueError(f"model={model!r} could not be loaded: {error}") from None
+
+
+def load_pipeline(
+    model: ModelSource = None,
+    *,
+    method: Method = "sip",
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    freeu: bool = False,
+    config: str | None = None,
+    cache: bool = True,
+) -> Any:
+    """An eraser pipeline for ``model`` (hub id, diffusers folder or single checkpoint file), ready to call.
+
+    The family is detected, DDIM is set up as the paper does, and the family's preset becomes the
+    pipeline's defaults. Pipelines are cached per (model, device, dtype, FreeU); asking for the other
+    method of a cached model shares its weights (``from_pipe``). ``freeu=True`` enables FreeU with the
+    SD 2.1 factors of SPEC §5. ``config`` is the diffusers config folder for single-file checkpoints.
+    """
+    model_id = DEFAULT_MODEL if model is None else str(model)
+    family = "sd15" if model_id == DEFAULT_MODEL else detect_family(model_id)
+    cls = _pipeline_class(family, method)
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    key = (model_id, str(torch_device), torch_dtype, bool(freeu))
+    if cache and (key, method) in _PIPELINES:
+        return _PIPELINES[(key, method)]
+    sibling = next((pipe for (other, _), pipe in _PIPELINES.items() if other == key), None) if cache else None
+    if sibling is not None:
+        pipe = cls(**sibling.components)  # shares the modules: no second copy of the weights
+        pipe.preset = sibling.preset
+    else:
+        pipe = _load(model_id, family, cls, torch_dtype, config).to(torch_device)
+        if family in PRESETS and pipe.preset.resolution == PRESETS[family].resolution:
+            pipe.preset = PRESETS[family]
+        if freeu:
+            from .presets import SD21_FREEU
+
+            b1, b2, s1, s2 = SD21_FREEU
+            pipe.enable_freeu(s1=s1, s2=s2, b1=b1, b2=b2)
+    if cache:
+        _PIPELINES[(key, method)] = pipe
+    return pipe
+
+
+def clear_cache() -> None:
+    """Forget every cached pipeline (frees their memory once no one else holds them)."""
+    _PIPELINES.clear()
+
+
+def remove(
+    image: str | os.PathLike | PIL.Image.Image,
+    mask: str | os.PathLike | PIL.Image.Image | np.ndarray | None = None,
+    *,
+    model: ModelSource = None,
+    method: Method = "sip",
+    seed: int = 123,
+    num_inference_steps: int | None = None,
+    strength: float | None = None,
+    removal_guidance_scale: float | None = None,
+    suppression_scale: float | None = None,
+    suppression_steps: int | None = None,
+    mask_dilation: int | None = None,
+    feather_radius: float | None = None,
+    paste_back: bool = True,
+    resize_mask: bool = False,
+    resolution: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    progress: bool = True,
+) -> PIL.Image.Image:
+    """Remove the object under ``mask`` from ``image`` and return the result at the original size.
+
+    ``image`` and ``mask`` are paths or PIL images (``mask`` may also be an array); without ``mask`` the
+    image's transparent pixels are the object. EXIF orientation is applied; an alpha channel of the image
+    is carried to the output when the mask comes separately. ``None`` knobs take the model's preset
+    (see :class:`attentive_eraser.presets.Preset` and the README's table); ``seed`` fixes SIP's noise.
+    """
+    picture, alpha = io.split_alpha(io.load_image(image))
+    if mask is None:
+        if alpha is None:
+            raise io.InputError("mask", "no mask given and the image has no alpha channel to take one from")
+        object_mask = io.mask_from_alpha(alpha)
+        alpha = None  # the transparent region is what gets filled: the result is opaque
+    else:
+        object_mask = io.load_mask(mask, size=picture.size, resize=resize_mask)
+    io.validate_mask(object_mask)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
+
+    pipe = load_pipeline(model, method=method, device=device, dtype=dtype)
+    pipe.set_progress_bar_config(disable=not progress, leave=False)
+    knobs = {
+        "num_inference_steps": num_inference_steps, "strength": strength,
+        "removal_guidance_scale": removal_guidance_scale, "suppression_scale": suppression_scale,
+        "suppression_steps": suppression_steps, "mask_dilation": mask_dilation,
+        "feather_radius": feather_radius, "resolution": resolution,
+    }
+    kwargs: dict[str, Any] = {name: value for name, value in knobs.items() if value is not None}
+    if method == "sip":
+        kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
+    result = pipe(picture, object_mask, paste_back=paste_back, **kwargs).images[0]
+    return io.merge_alpha(result, alpha)
+
