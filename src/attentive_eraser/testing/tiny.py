@@ -10,7 +10,7 @@ Python::
 
     from attentive_eraser.testing.tiny import build_components, save_tiny_model
     components = build_components("sdxl", seed=0)           # dict for StableDiffusionXLPipeline(**components)
-    path = save_tiny_model("/tmp/tiny-sd15", family="sd15")  # loads with StableDiffusionPipeline.from_pretrained
+    path = save_tiny_model("/tmp/tiny-sd15", family="sd15")  # StableDiffusionPipeline.from_pretrained(path)
 
 Command line::
 
@@ -110,7 +110,7 @@ def _text_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
 
 
 def _sd_unet(family: str) -> UNet2DConditionModel:
-    """SD 1.5 / 2.1 topology: 3 cross-attention levels + 1 plain, 2 layers each (6 + 1 + 9 transformer blocks)."""
+    """SD 1.5 / 2.1 topology: 3 cross-attention levels + 1 plain, 2 layers each (6 + 1 + 9 blocks)."""
     if family == "sd21":
         # SD 2.1 passes per-level head counts (5, 10, 20, 20) under this legacy name; scaled down here.
         attention_head_dim: int | tuple[int, ...] = (1, 2, 4, 4)
@@ -120,8 +120,8 @@ def _sd_unet(family: str) -> UNet2DConditionModel:
         sample_size=8,
         in_channels=4,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
         block_out_channels=(16, 16, 32, 32),
         layers_per_block=2,
         transformer_layers_per_block=1,
@@ -189,11 +189,13 @@ def _check_family(family: str, prediction_type: str | None) -> None:
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     if prediction_type is not None and prediction_type not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES} or None, got {prediction_type!r}")
+        raise ValueError(
+            f"prediction_type must be one of {PREDICTION_TYPES} or None, got {prediction_type!r}"
+        )
 
 
 def build_components(family: str, seed: int = 0, prediction_type: str | None = None) -> dict[str, Any]:
-    """Random-weight pipeline components of ``family`` ("sd15", "sd21", "sdxl"); equal seeds give equal weights."""
+    """Random-weight pipeline components of ``family`` (sd15, sd21, sdxl); equal seeds, equal weights."""
     _check_family(family, prediction_type)
     prediction_type = prediction_type or "epsilon"
     tokenizer = build_tokenizer()
@@ -257,7 +259,7 @@ def save_tiny_model(
     path = Path(path)
     _check_family(family, prediction_type)
     if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
-        raise FileExistsError(f"{path} exists and is not an empty directory; pass overwrite=True to write into it")
+        raise FileExistsError(f"{path} exists and is not an empty directory; pass overwrite=True to use it")
     components = build_components(family, seed=seed, prediction_type=prediction_type)
     if family == "sdxl":
         # The invisible watermark is an optional package; the tiny model never needs it.
@@ -278,7 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--family", choices=FAMILIES, default="sd15", help="UNet topology (default: sd15)")
     parser.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
     parser.add_argument(
-        "--prediction-type", choices=PREDICTION_TYPES, default=None, help="scheduler objective (default: epsilon)"
+        "--prediction-type",
+        choices=PREDICTION_TYPES,
+        default=None,
+        help="scheduler objective (default: epsilon)",
     )
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     args = parser.parse_args(argv)
@@ -291,8 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             prediction_type=args.prediction_type,
             overwrite=args.overwrite,
         )
-    except FileExistsError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except FileExistsError:
+        print(f"error: {args.directory} exists and is not empty; use --overwrite", file=sys.stderr)
         return 1
     # Rebuilding is cheaper than loading the folder back and gives the same weights.
     parameters = count_parameters(build_components(args.family, seed=args.seed))

@@ -1,0 +1,50 @@
+"""Shared fixtures: offline settings and tiny random-weight models (see ``attentive_eraser.testing.tiny``)."""
+
+from __future__ import annotations
+
+import os
+
+# Set before anything imports huggingface_hub, which reads these once at import time: no test may
+# reach a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Spinning OpenMP workers made runs up to 50x slower when another process shared the 2 cores
+# (shared/ENVIRONMENT.md); read when torch loads its OpenMP runtime, so set before importing torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from attentive_eraser.testing.tiny import build_components, save_tiny_model  # noqa: E402
+
+# The tiny models are too small to gain from more threads, and competing OpenMP pools on a shared
+# 2-core machine slow everything down.
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def make_tiny_components() -> Callable[..., dict[str, Any]]:
+    """Factory for fresh tiny components: ``make_tiny_components("sdxl", seed=0, prediction_type=None)``."""
+    return build_components
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SD 1.5-topology pipeline folder, saved once per session; treat it as read-only."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "sd15", family="sd15")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd21_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SD 2.1-topology (epsilon) pipeline folder, saved once per session; treat it as read-only."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "sd21", family="sd21")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SDXL-topology pipeline folder, saved once per session; treat it as read-only."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "sdxl", family="sdxl")
