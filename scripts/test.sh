@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (first run only) and run the offline test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
+exec .venv/bin/python -m pytest -q "$@"
