@@ -1,0 +1,346 @@
+"""The ``attentive-eraser`` command line: ``remove`` an object from one image, or run the ``demo``.
+
+Bad input exits with code 2 and one ``error: ...`` line on stderr naming the argument; anything else
+that goes wrong is a bug and keeps its traceback (exit code 1). torch and diffusers are imported inside
+the commands, after the inputs have been checked, so ``--help`` is instant and bad input fails fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import click
+import numpy as np
+from PIL import Image
+
+from . import __version__, io
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEMO_OUTPUT = "attentive_eraser_demo.png"
+
+
+class _Group(click.Group):
+    """A click group that reports every usage error as a single ``error: ...`` line (exit code 2)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            # Non-standalone mode hands click's exceptions to us instead of printing usage + hint + error.
+            exit_code = super().main(*args, standalone_mode=False, **kwargs)
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as error:  # bare group: show the help
+            error.show()
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            click.echo(f"error: {' '.join(error.format_message().split())}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="attentive-eraser")
+def main() -> None:
+    """Training-free object removal with Stable Diffusion: Attentive Eraser (AAAI 2025)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The removal settings: api.remove's keyword arguments, as typed on the command line
+
+
+@dataclass(frozen=True)
+class RemovalOptions:
+    """Model, method and knobs of one removal run; field names are :func:`attentive_eraser.api.remove`'s.
+
+    ``None`` takes the model's preset.
+    """
+
+    model: str | None = None
+    method: Literal["sip", "dip"] = "sip"
+    seed: int = 123
+    num_inference_steps: int | None = None
+    strength: float | None = None
+    removal_guidance_scale: float | None = None
+    suppression_scale: float | None = None
+    suppression_steps: int | None = None
+    mask_dilation: int | None = None
+    feather_radius: float | None = None
+    resolution: int | None = None
+    paste_back: bool = True
+    device: str | None = None
+    dtype: str | None = None
+    progress: bool = True
+
+    def remove_kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Upper bounds match the pipelines' own checks, so out-of-range values fail before a model loads.
+# Defaults are written into the help: ``None`` means "the model's preset", which click cannot show.
+_REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
+    click.option(
+        "--model", default=None, metavar="ID|DIR|FILE",
+        help="Stable Diffusion 1.x/2.x/XL weights: a hub id, a local diffusers folder or a .safetensors "
+        "file. Default: the built-in default model.",
+    ),
+    click.option(
+        "--method", type=click.Choice(["sip", "dip"], case_sensitive=False), default="sip",
+        help="sip: stochastic inpainting (seeded); dip: deterministic inpainting from a DDIM inversion. "
+        "Default: sip.",
+    ),
+    click.option(
+        "--seed", type=click.IntRange(min=0), default=123,
+        help="Seed of SIP's noise; DIP is deterministic and ignores it. Default: 123.",
+    ),
+    click.option(
+        "--steps", "num_inference_steps", type=click.IntRange(1, 1000), default=None,
+        help="T_I: DDIM steps of the full schedule (num_inference_steps). Default: the preset's, 50.",
+    ),
+    click.option(
+        "--strength", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+        help="Share of the schedule that is run (0.8: the last 40 of 50 steps). Default: 0.8 SIP, 1.0 DIP.",
+    ),
+    click.option(
+        "--removal-guidance-scale", type=click.FloatRange(0.0, 100.0), default=None,
+        help="s (Eq. 18): strength of Self-Attention Redirection Guidance; 0 turns SARG off. Default: 9.",
+    ),
+    click.option(
+        "--suppression-scale", type=click.FloatRange(0.0, 1.0), default=None,
+        help="λ (Eq. 13): Similarity Suppression factor on the object queries' logits. Default: 0.3.",
+    ),
+    click.option(
+        "--suppression-steps", type=click.IntRange(0, 1000), default=None,
+        help="T_SS: Similarity Suppression applies during the first T_SS denoising steps. Default: 10.",
+    ),
+    click.option(
+        "--dilate", "mask_dilation", type=click.IntRange(0, 1024), default=None,
+        help="Grow the mask outwards by this many pixels at the working resolution (mask_dilation). "
+        "Default: the preset's, 2 on SD, 15 on SDXL.",
+    ),
+    click.option(
+        "--feather", "feather_radius", type=click.FloatRange(0.0, 1024.0), default=None,
+        help="Width of the feathered paste-back band, in pixels at the working resolution "
+        "(feather_radius). Default: the preset's, 15.",
+    ),
+    click.option(
+        "--resolution", type=click.IntRange(64, 8192), default=None,
+        help="Working resolution: the image is processed at about RESOLUTION² pixels, aspect ratio kept. "
+        "Default: the model's native size (512 SD, 1024 SDXL).",
+    ),
+    click.option(
+        "--no-paste-back", "paste_back", flag_value=False, default=True,
+        help="Write the raw decode (as the paper's metrics do) instead of pasting the original pixels "
+        "back outside the feathered mask.",
+    ),
+    click.option(
+        "--device", default=None, metavar="DEVICE",
+        help="Where to run: cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.",
+    ),
+    click.option(
+        "--dtype", type=click.Choice(["fp32", "fp16", "bf16"], case_sensitive=False), default=None,
+        help="Precision of the model. Default: fp16 on a GPU, fp32 on the CPU.",
+    ),
+)
+
+
+def removal_options(command: F) -> F:
+    """Add the options of :class:`RemovalOptions` (each named like its field) to a click command."""
+    for option in reversed(_REMOVAL_OPTIONS):
+        command = option(command)
+    return command
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks and error mapping
+
+
+def _raised_by_this_package(error: BaseException) -> bool:
+    """True when the innermost frame of ``error``'s traceback is code of this package."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = "" if frame is None else str(frame.tb_frame.f_globals.get("__name__", ""))
+    return module.partition(".")[0] == __package__
+
+
+@contextlib.contextmanager
+def _input_errors() -> Iterator[None]:
+    """Turn the package's input validation errors into a one-line usage error (exit code 2).
+
+    The package rejects bad arguments with a ``ValueError`` naming the argument (``io.InputError`` for
+    files, images and masks). A ``ValueError`` raised elsewhere (torch, diffusers) is not the user's
+    mistake and keeps its traceback.
+    """
+    try:
+        yield
+    except ValueError as error:
+        if not (isinstance(error, io.InputError) or _raised_by_this_package(error)):
+            raise
+        raise click.UsageError(str(error)) from error
+
+
+@contextlib.contextmanager
+def _quiet_third_party() -> Iterator[None]:
+    """Hide transformers' notices while the command runs (e.g. the missing-torchvision one on import)."""
+    import transformers
+
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(previous)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def _check_output(output: Path, *, inputs: Sequence[Path] = (), overwrite: bool = False) -> None:
+    """Refuse, before any work, an output that ``io.save_image`` could not or should not write."""
+    if output.suffix.lower() not in io.SAVE_FORMATS:
+        extension, choices = output.suffix or "(none)", ", ".join(io.SAVE_FORMATS)
+        message = f"unsupported extension {extension!r} in {str(output)!r}; use one of {choices}"
+        raise io.InputError("output", message)
+    for source in inputs:
+        if _same_file(output, source):
+            raise io.InputError("output", f"{str(output)!r} is an input file; the input is never overwritten")
+    if output.is_dir():
+        raise io.InputError("output", f"{str(output)!r} is a directory, not a file path")
+    if output.exists() and not overwrite:
+        raise io.InputError("output", f"{str(output)!r} already exists (use --overwrite to replace it)")
+
+
+def _check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have, rather than fail deep inside torch."""
+    if device is None:
+        return
+    import torch
+
+    from .api import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            message = f"{device!r} is not available: this machine has {count} CUDA device(s)"
+            raise io.InputError("device", message)
+    elif resolved.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise io.InputError("device", f"{device!r} is not available on this machine")
+
+
+def _object_mask(picture: Image.Image, mask: Path | None, *, resize_mask: bool) -> np.ndarray:
+    """The object mask, read from MASK, or from the image's transparency when there is no MASK."""
+    width, height = picture.size
+    if mask is None:
+        _, alpha = io.split_alpha(picture)
+        if alpha is None:
+            raise io.InputError(
+                "mask", "no MASK given and the image has no alpha channel (transparent pixels = the object)"
+            )
+        return io.mask_from_alpha(alpha)
+    object_mask = io.load_mask(mask)
+    if object_mask.shape != (height, width):
+        if not resize_mask:
+            mask_height, mask_width = object_mask.shape
+            message = f"size {mask_width}x{mask_height} differs from the image's {width}x{height}"
+            raise io.InputError("mask", f"{message} (use --resize-mask)")
+        object_mask = io.load_mask(object_mask, size=(width, height), resize=True)  # as api.remove would
+    return object_mask
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands
+
+_PATH = click.Path(path_type=Path)
+
+
+@main.command("remove")
+@click.argument("image", type=_PATH)
+@click.argument("mask", type=_PATH, required=False)
+@click.option(
+    "-o", "--output", type=_PATH, required=True,
+    help="Result file; its extension picks the format (.png, .jpg, .webp, .bmp, .tif).",
+)
+@removal_options
+@click.option("--resize-mask", is_flag=True, help="Resize a MASK whose size differs from IMAGE's; else fail.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (an input is never replaced).")
+def remove_command(
+    image: Path, mask: Path | None, output: Path, resize_mask: bool, quiet: bool, overwrite: bool,
+    **settings: Any,
+) -> None:
+    """Remove the object under MASK from IMAGE and write the result to OUTPUT.
+
+    MASK is white (non-zero) on the object to remove. Without MASK, the transparent pixels of IMAGE are
+    the object. The result has the size of IMAGE; by default only the masked area (and a feathered band
+    around it) changes.
+    """
+    options = RemovalOptions(**settings, progress=not quiet)
+    with _input_errors():
+        picture = io.load_image(image)
+        object_mask = _object_mask(picture, mask, resize_mask=resize_mask)
+        io.validate_mask(object_mask)
+        inputs = [image] if mask is None else [image, mask]
+        _check_output(output, inputs=inputs, overwrite=overwrite)
+        with _quiet_third_party():
+            _check_device(options.device)
+            from .api import remove
+
+            # Without MASK, remove() takes the mask from the alpha channel and returns an opaque image.
+            result = remove(picture, None if mask is None else object_mask, **options.remove_kwargs())
+        saved = io.save_image(result, output, protect=inputs)
+    click.echo(str(saved))
+
+
+@main.command("demo")
+@click.option(
+    "-o", "--output", type=_PATH, default=DEMO_OUTPUT, show_default=True,
+    help="Where to write the figure (replaced if it exists).",
+)
+@click.option(
+    "--model", default=None, metavar="ID|DIR|FILE",
+    help="Weights to run the demo with (hub id, diffusers folder or .safetensors file). "
+    "Default: the built-in default model.",
+)
+@click.option(
+    "--device", default=None, metavar="DEVICE",
+    help="cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def demo_command(output: Path, model: str | None, device: str | None, quiet: bool) -> None:
+    """Erase the object of a built-in example scene, offline, and write a side-by-side figure.
+
+    Panels: the input with the mask outlined, the raw output, the output pasted back.
+    """
+    start = time.perf_counter()
+    with _input_errors():
+        _check_output(output, overwrite=True)
+        with _quiet_third_party():
+            _check_device(device)
+            from .demo import run_demo
+
+            figure = run_demo(model=model, device=device, progress=not quiet)
+        saved = io.save_image(figure, output)
+    click.echo(f"{saved} ({time.perf_counter() - start:.1f} s)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
