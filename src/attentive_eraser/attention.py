@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from .masks import token_grid, token_mask
+from .masks import token_grid, token_masks
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,21 @@ def query_row_scale(object_tokens: torch.Tensor, suppression_scale: float, dtype
     """Per-row query factor ``(B, 1, N, 1)``: lambda on object rows, 1 on background rows (Eqs. 13, 17)."""
     scale = torch.ones(object_tokens.shape, dtype=dtype, device=object_tokens.device)
     return scale.masked_fill_(object_tokens, suppression_scale)[:, None, :, None]
+
+
+@dataclass(frozen=True)
+class TokenGrid:
+    """The object tokens of one UNet level, computed once per mask (outside the hot path)."""
+
+    shape: tuple[int, int]
+    #: ``(E, N)``: object tokens, cleared for samples whose grid is entirely object
+    objects: torch.Tensor
+    #: ``(E,)``: False where a sample's grid is entirely object (that sample is left unmodified)
+    usable: torch.Tensor
+    #: any object token at all (else the layer is exactly the stock one)
+    has_object: bool
+    #: some sample's grid is entirely object
+    has_full: bool
 
 
 @dataclass
@@ -59,16 +74,25 @@ class EraserState:
     step_index: int = 0
     #: False: every processor behaves exactly like the stock one (e.g. during inversion)
     enabled: bool = False
-    _grids: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _grids: dict[int, TokenGrid] = field(default_factory=dict, repr=False)
+    _tensors: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
     _warned_full: bool = field(default=False, repr=False)
 
     def set_mask(self, mask: torch.Tensor, latent_size: tuple[int, int]) -> None:
-        """Set the object mask ``(E, 1, H, W)`` and the latent size; drops the per-grid cache."""
+        """Set the object mask ``(E, 1, H, W)`` and the latent size; token masks of every level are built now."""
         if mask.ndim != 4 or mask.shape[1] != 1:
             raise ValueError(f"mask must have shape (E, 1, H, W), got {tuple(mask.shape)}")
         self.mask = mask
         self.latent_size = (int(latent_size[0]), int(latent_size[1]))
         self._grids.clear()
+        self._tensors.clear()
+        for num_tokens, (shape, objects) in token_masks(mask, self.latent_size).items():
+            usable = ~objects.all(dim=1)
+            objects = objects & usable[:, None]
+            self._grids[num_tokens] = TokenGrid(
+                shape=shape, objects=objects, usable=usable,
+                has_object=bool(objects.any()), has_full=not bool(usable.all()),
+            )
 
     @property
     def num_erased(self) -> int:
@@ -79,30 +103,45 @@ class EraserState:
         """Whether SS applies at the current step."""
         return self.step_index < self.suppression_steps and self.suppression_scale != 1.0
 
-    def grid_masks(self, num_tokens: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(object_tokens (E, N) bool, usable (E,) bool)`` for a layer with ``num_tokens`` tokens, cached per grid.
+    def grid(self, num_tokens: int) -> TokenGrid:
+        """The token grid of a layer with ``num_tokens`` tokens (logs one warning per run for full grids)."""
+        found = self._grids.get(num_tokens)
+        if found is None:
+            assert self.latent_size is not None, "set_mask() first"
+            token_grid(self.latent_size, num_tokens)  # raises with a clear message
+            raise AssertionError("unreachable")
+        if found.has_full and not self._warned_full:
+            self._warned_full = True
+            logger.warning(
+                "The object mask covers the whole %dx%d token grid of a self-attention layer; that layer "
+                "is left unmodified for those samples (a smaller mask or a larger working size avoids this).",
+                *found.shape,
+            )
+        return found
 
-        ``usable`` is False for a sample whose token grid is entirely object: there is no background to
-        attend to, so that sample is left unmodified at that layer (and one warning is logged).
+    def grid_masks(self, num_tokens: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(object_tokens (E, N) bool, usable (E,) bool)`` for a layer with ``num_tokens`` tokens."""
+        found = self.grid(num_tokens)
+        return found.objects.to(device), found.usable.to(device)
+
+    def attention_inputs(
+        self, num_tokens: int, num_plain: int, dtype: torch.dtype, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(key bias (P+E, 1, 1, N), query row scale (P+E, 1, N, 1))`` for the whole batch, cached.
+
+        The plain samples get a zero bias and unit scale: they are computed exactly as without the eraser.
         """
-        key = (num_tokens, dtype, device)
-        cached = self._grids.get(key)
+        key = (num_tokens, num_plain, dtype, device, self.suppression_scale)
+        cached = self._tensors.get(key)
         if cached is None:
-            assert self.mask is not None and self.latent_size is not None
-            grid = token_grid(self.latent_size, num_tokens)
-            objects = token_mask(self.mask.to(device), grid)  # (E, N)
-            usable = ~objects.all(dim=1)
-            if not bool(usable.all()) and not self._warned_full:
-                self._warned_full = True
-                logger.warning(
-                    "The object mask covers the whole %dx%d token grid of a self-attention layer; that layer "
-                    "is left unmodified for those samples (a smaller mask or a larger working size avoids this).",
-                    grid[0],
-                    grid[1],
-                )
-            objects = objects & usable[:, None]
-            cached = (objects, usable)
-            self._grids[key] = cached
+            objects = self.grid(num_tokens).objects.to(device)
+            bias = key_bias(objects, dtype)  # (E, 1, 1, N), Eq. 11
+            row_scale = query_row_scale(objects, self.suppression_scale, dtype)  # (E, 1, N, 1), Eq. 13
+            if num_plain:
+                bias = torch.cat([bias.new_zeros((num_plain, *bias.shape[1:])), bias])
+                row_scale = torch.cat([row_scale.new_ones((num_plain, *row_scale.shape[1:])), row_scale])
+            cached = (bias, row_scale)
+            self._tensors[key] = cached
         return cached
 
 
@@ -148,9 +187,8 @@ class AttentiveEraserAttnProcessor:
         if num_erased > batch:
             raise ValueError(f"the eraser state holds {num_erased} masks but the UNet batch has {batch} samples")
 
-        objects, usable = state.grid_masks(num_tokens, hidden_states.dtype, hidden_states.device)
-        if not bool(objects.any()):
-            # empty token mask at this grid: AAS is the identity; keep the stock result bit for bit
+        if not state.grid(num_tokens).has_object:
+            # no object token at this grid: AAS is the identity; keep the stock result bit for bit
             return self._stock(attn, residual, None, None, temb)
 
         if attn.group_norm is not None:
@@ -167,15 +205,9 @@ class AttentiveEraserAttnProcessor:
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
-        num_plain = batch - num_erased
-        bias = key_bias(objects, query.dtype)  # (E, 1, 1, N), Eq. 11
-        if num_plain:
-            bias = torch.cat([bias.new_zeros((num_plain, 1, 1, num_tokens)), bias])
+        bias, row_scale = state.attention_inputs(num_tokens, batch - num_erased, query.dtype, query.device)
         if state.suppressing:
-            row_scale = query_row_scale(objects, state.suppression_scale, query.dtype)  # (E, 1, N, 1), Eq. 13
-            if num_plain:
-                row_scale = torch.cat([row_scale.new_ones((num_plain, 1, num_tokens, 1)), row_scale])
-            query = query * row_scale
+            query = query * row_scale  # lambda on the erased samples' object rows, Eq. 13
 
         # Eqs. 11-17 in one call: lambda-scaled object rows, object keys masked, rows combined implicitly
         hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)

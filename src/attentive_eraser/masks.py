@@ -41,7 +41,29 @@ def token_grid(latent_size: tuple[int, int], num_tokens: int) -> tuple[int, int]
         height, width = -(-height // 2), -(-width // 2)
 
 
-def token_mask(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Flattened boolean token mask ``(B, h*w)`` of a ``(B, 1, H, W)`` pixel mask (``M_{l,t}``, Eq. 10)."""
-    pooled = pool_mask(mask.float(), grid)
-    return pooled.flatten(1) > 0.5
+def token_masks(mask: torch.Tensor, latent_size: tuple[int, int]) -> dict[int, tuple[tuple[int, int], torch.Tensor]]:
+    """Boolean object tokens ``(B, h*w)`` at every UNet level, keyed by token count (``M_{l,t}``, Eq. 10).
+
+    The ``(B, 1, H, W)`` mask is max-pooled onto the latent grid, then halved as the UNet halves it
+    (2x2 cells, rounding up), so a token is object if any pixel of its cell is, for odd sizes too.
+    """
+    levels: dict[int, tuple[tuple[int, int], torch.Tensor]] = {}
+    grid = pool_mask(mask.float(), latent_size) > 0.5  # (B, 1, H, W)
+    while True:
+        height, width = grid.shape[-2:]
+        levels[height * width] = ((height, width), grid.flatten(1))
+        if height == 1 and width == 1:
+            return levels
+        grid = F.max_pool2d(grid.float(), kernel_size=2, stride=2, ceil_mode=True) > 0.5
+
+
+def token_mask(mask: torch.Tensor, grid: tuple[int, int], latent_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Boolean object tokens ``(B, h*w)`` of a ``(B, 1, H, W)`` mask on the ``grid`` of a UNet fed ``latent_size``.
+
+    Without ``latent_size`` the grid is taken as the latent grid itself.
+    """
+    levels = token_masks(mask, latent_size or grid)
+    num_tokens = grid[0] * grid[1]
+    if num_tokens not in levels or levels[num_tokens][0] != tuple(grid):
+        raise ValueError(f"grid={grid} is no UNet level of the {latent_size} latent grid")
+    return levels[num_tokens][1]
