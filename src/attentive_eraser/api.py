@@ -217,6 +217,7 @@ def remove(
     mask: str | os.PathLike | PIL.Image.Image | np.ndarray | None = None,
     *,
     model: ModelSource = None,
+    config: str | None = None,
     method: Method = "sip",
     seed: int = 123,
     num_inference_steps: int | None = None,
@@ -236,7 +237,7 @@ def remove(
     """Remove the object under ``mask`` from ``image`` and return the result at the original size.
 
     ``image`` and ``mask`` are paths or PIL images (``mask`` may also be an array); without ``mask`` the
-    image's transparent pixels are the object. EXIF orientation is applied; an alpha channel of the image
+    image's transparent pixels are the object. ``config`` is a diffusers folder for single-file checkpoints. EXIF orientation is applied; an alpha channel of the image
     is carried to the output when the mask comes separately. ``None`` knobs take the model's preset
     (see :class:`attentive_eraser.presets.Preset` and the README's table); ``seed`` fixes SIP's noise.
     """
@@ -252,7 +253,7 @@ def remove(
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
 
-    pipe = load_pipeline(model, method=method, device=device, dtype=dtype)
+    pipe = load_pipeline(model, method=method, device=device, dtype=dtype, config=config)
     pipe.set_progress_bar_config(disable=not progress, leave=False)
     knobs = {
         "num_inference_steps": num_inference_steps, "strength": strength,

@@ -66,6 +66,7 @@ class RemovalOptions:
     """
 
     model: str | None = None
+    config: str | None = None
     method: Literal["sip", "dip"] = "sip"
     seed: int = 123
     num_inference_steps: int | None = None
@@ -92,6 +93,11 @@ _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
         "--model", default=None, metavar="ID|DIR|FILE",
         help="Stable Diffusion 1.x/2.x/XL weights: a hub id, a local diffusers folder or a .safetensors "
         "file. Default: the built-in default model.",
+    ),
+    click.option(
+        "--config", default=None, metavar="DIR",
+        help="For a single-file --model: a local diffusers folder of the same family whose configs to use "
+        "(needed offline; online they are fetched).",
     ),
     click.option(
         "--method", type=click.Choice(["sip", "dip"], case_sensitive=False), default="sip",
