@@ -230,6 +230,7 @@ def remove(
     paste_back: bool = True,
     resize_mask: bool = False,
     resolution: int | None = None,
+    strategy: Literal["resize", "crop"] = "resize",
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     progress: bool = True,
@@ -240,6 +241,7 @@ def remove(
     image's transparent pixels are the object. ``config`` is a diffusers folder for single-file checkpoints. EXIF orientation is applied; an alpha channel of the image
     is carried to the output when the mask comes separately. ``None`` knobs take the model's preset
     (see :class:`attentive_eraser.presets.Preset` and the README's table); ``seed`` fixes SIP's noise.
+    ``strategy="crop"`` processes only a window around the mask (large photos, small objects).
     """
     picture, alpha = io.split_alpha(io.load_image(image))
     if mask is None:
@@ -264,6 +266,6 @@ def remove(
     kwargs: dict[str, Any] = {name: value for name, value in knobs.items() if value is not None}
     if method == "sip":
         kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
-    result = pipe(picture, object_mask, paste_back=paste_back, **kwargs).images[0]
+    result = pipe(picture, object_mask, paste_back=paste_back, strategy=strategy, **kwargs).images[0]
     return io.merge_alpha(result, alpha)
 

@@ -77,6 +77,7 @@ class RemovalOptions:
     mask_dilation: int | None = None
     feather_radius: float | None = None
     resolution: int | None = None
+    strategy: Literal["resize", "crop"] = "resize"
     paste_back: bool = True
     device: str | None = None
     dtype: str | None = None
@@ -142,6 +143,12 @@ _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
         "--resolution", type=click.IntRange(64, 8192), default=None,
         help="Working resolution: the image is processed at about RESOLUTION² pixels, aspect ratio kept. "
         "Default: the model's native size (512 SD, 1024 SDXL).",
+    ),
+    click.option(
+        "--strategy", type=click.Choice(["resize", "crop"], case_sensitive=False), default="resize",
+        help="resize: process the whole image at the working resolution; crop: process only a window "
+        "around the mask (2x its box, at least RESOLUTION² pixels) and paste it back at full resolution "
+        "- better for large photos with small objects. Default: resize.",
     ),
     click.option(
         "--no-paste-back", "paste_back", flag_value=False, default=True,

@@ -299,6 +299,39 @@ def working_size(
     return snap(resolution * scale), snap(resolution / scale)
 
 
+def context_window(
+    masks: Sequence[np.ndarray], resolution: int, *, context: float = 2.0
+) -> tuple[int, int]:
+    """``(width, height)`` of a crop around the masks for the ``"crop"`` strategy, one size for all.
+
+    The window has the image's aspect ratio, spans ``context`` times each mask's bounding box (so the
+    model sees background around the object) and at least ``resolution``² pixels (so the crop is never
+    upsampled), and at most the whole image. Same-size windows let a batch share one working size.
+    """
+    if not masks:
+        raise InputError("mask", "no mask to place a context window around")
+    height, width = masks[0].shape
+    scale = resolution / math.sqrt(width * height)
+    for mask in masks:
+        rows, cols = np.nonzero(mask)
+        if rows.size:
+            box_height, box_width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+            scale = max(scale, context * box_width / width, context * box_height / height)
+    scale = min(scale, 1.0)
+    return min(width, max(1, round(width * scale))), min(height, max(1, round(height * scale)))
+
+
+def place_window(mask: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` box of ``size`` centred on ``mask``'s bounding box, inside the image."""
+    height, width = mask.shape
+    rows, cols = np.nonzero(mask)
+    centre_x = (cols.min() + cols.max() + 1) / 2 if cols.size else width / 2
+    centre_y = (rows.min() + rows.max() + 1) / 2 if rows.size else height / 2
+    left = int(round(min(max(centre_x - size[0] / 2, 0), width - size[0])))
+    top = int(round(min(max(centre_y - size[1] / 2, 0), height - size[1])))
+    return left, top, left + size[0], top + size[1]
+
+
 def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Resize a photo to ``(width, height)`` with Lanczos filtering (never nearest-neighbour)."""
     target = _check_size(size, "size")

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 ImageInput = PIL.Image.Image | Sequence[PIL.Image.Image]
 MaskInput = PIL.Image.Image | np.ndarray | Sequence[PIL.Image.Image | np.ndarray]
 Generator = torch.Generator | list[torch.Generator] | None
+Strategy = Literal["resize", "crop"]
 StepCallback = Callable[[Any, int, int, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
@@ -75,6 +76,8 @@ class EraserInputs:
     working_size: tuple[int, int]  # (width, height)
     image: torch.Tensor  # (B, 3, H, W) in [-1, 1]
     mask: torch.Tensor  # (B, 1, H, W) in {0, 1}, dilated
+    #: "crop" strategy: the (left, top, right, bottom) window of each original that was processed
+    windows: list[tuple[int, int, int, int]] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -171,9 +174,15 @@ class EraserPipelineMixin:
 
     def prepare_eraser_inputs(
         self, image: ImageInput, mask_image: MaskInput, *, resolution: int, mask_dilation: int,
-        num_images_per_prompt: int,
+        num_images_per_prompt: int, strategy: Strategy = "resize",
     ) -> EraserInputs:
-        """Images and masks at the working size (aspect ratio kept, area ≈ ``resolution``²), masks dilated."""
+        """Images and masks at the working size (aspect ratio kept, area ≈ ``resolution``²), masks dilated.
+
+        ``strategy="resize"`` works on the whole image; ``"crop"`` on a window around the mask with the
+        image's aspect ratio (:func:`io.context_window`), for large photos with small objects.
+        """
+        if strategy not in ("resize", "crop"):
+            raise ValueError(f"strategy={strategy!r} must be 'resize' or 'crop'")
         images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
         masks = _as_list(mask_image)
         if len(masks) != len(images):
@@ -188,9 +197,16 @@ class EraserPipelineMixin:
             mask = io.load_mask(item, size=size, argument=argument)
             io.validate_mask(mask, argument=argument)
             bool_masks.append(mask)
-        working = io.working_size(size, resolution)
+        sources, source_masks, windows = images, bool_masks, None
+        if strategy == "crop":
+            window = io.context_window(bool_masks, resolution)
+            windows = [io.place_window(mask, window) for mask in bool_masks]
+            sources = [picture.crop(box) for picture, box in zip(images, windows)]
+            source_masks = [mask[top:bottom, left:right] for mask, (left, top, right, bottom)
+                            in zip(bool_masks, windows)]
+        working = io.working_size(sources[0].size, resolution)
         pixels, mask_pixels = [], []
-        for picture, mask in zip(images, bool_masks):
+        for picture, mask in zip(sources, source_masks):
             resized = np.asarray(io.resize_image(picture, working), dtype=np.float32) / 127.5 - 1.0
             pixels.append(torch.from_numpy(resized).permute(2, 0, 1))
             dilated = io.dilate_mask(io.resize_mask(mask, working), mask_dilation)
@@ -202,6 +218,7 @@ class EraserPipelineMixin:
             working_size=working,
             image=torch.stack(pixels).repeat_interleave(repeat, dim=0),
             mask=torch.stack(mask_pixels).repeat_interleave(repeat, dim=0),
+            windows=None if windows is None else [box for box in windows for _ in range(repeat)],
         )
 
     def _prompts(self, prompt: str | list[str], inputs: EraserInputs, repeat: int) -> list[str]:
@@ -289,25 +306,32 @@ class EraserPipelineMixin:
         self, latents: torch.Tensor, inputs: EraserInputs, *, output_type: str, paste_back: bool,
         mask_dilation: int, feather_radius: float, return_dict: bool,
     ) -> AttentiveEraserPipelineOutput | tuple:
-        """Decode, resize to each input's original size and paste the original back outside the mask."""
+        """Decode, resize to each input's original size (or crop window) and paste the original back."""
         working_width = inputs.working_size[0]
-        out_masks = []
-        for original, mask in zip(inputs.originals, inputs.masks):
-            scale = original.width / working_width
-            out_masks.append(io.dilate_mask(mask, round(mask_dilation * scale)))
+        windows = inputs.windows or [(0, 0, *original.size) for original in inputs.originals]
+        decoded = None if output_type == "latent" else self.decode_latents_to_images(latents)
+        out_masks, images = [], []
+        for index, (original, mask, box) in enumerate(zip(inputs.originals, inputs.masks, windows)):
+            region_size = (box[2] - box[0], box[3] - box[1])
+            scale = region_size[0] / working_width  # original pixels per working pixel
+            out_mask = io.dilate_mask(mask, round(mask_dilation * scale))
+            out_masks.append(out_mask)
+            if decoded is None:
+                continue
+            result = io.resize_image(decoded[index], region_size)
+            if paste_back:
+                region_mask = out_mask[box[1] : box[3], box[0] : box[2]]
+                result = io.paste_back(original.crop(box), result, region_mask,
+                                       feather_radius=feather_radius * scale)
+            if region_size != original.size:
+                whole = original.copy()
+                whole.paste(result, box[:2])
+                result = whole
+            images.append(result)
         if output_type == "latent":
-            images: Any = latents
-        else:
-            images = []
-            for decoded, original, mask in zip(self.decode_latents_to_images(latents), inputs.originals,
-                                               out_masks):
-                result = io.resize_image(decoded, original.size)
-                if paste_back:
-                    scale = original.width / working_width
-                    result = io.paste_back(original, result, mask, feather_radius=feather_radius * scale)
-                images.append(result)
-            if output_type == "np":
-                images = np.stack([np.asarray(item, dtype=np.float32) / 255.0 for item in images])
+            images = latents
+        elif output_type == "np":
+            images = np.stack([np.asarray(item, dtype=np.float32) / 255.0 for item in images])
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images, out_masks)
@@ -335,6 +359,7 @@ class SIPMixin(EraserPipelineMixin):
         feather_radius: float | None = None,
         paste_back: bool = True,
         resolution: int | None = None,
+        strategy: Strategy = "resize",
         num_images_per_prompt: int = 1,
         generator: Generator = None,
         output_type: Literal["pil", "np", "latent"] = "pil",
@@ -358,6 +383,10 @@ class SIPMixin(EraserPipelineMixin):
             paste_back: paste the original pixels back outside the feathered mask (False: raw decode).
             resolution: working resolution; the image is resized to about ``resolution``² pixels, keeping
                 its aspect ratio, sides multiples of 64 (default: the model's native size).
+            strategy: ``"resize"`` processes the whole image at the working size; ``"crop"`` only a
+                window around the mask (``context`` × its bounding box, at least ``resolution``², the
+                image's aspect ratio) and pastes it back at full resolution: for large photos with small
+                objects, it keeps the detail and costs the same as a native-size run.
             num_images_per_prompt: results per image (e.g. one per generator for several seeds).
             generator: ``torch.Generator`` or one per result, for the VAE sample and the noise.
             output_type: ``"pil"``, ``"np"`` or ``"latent"``.
@@ -389,7 +418,7 @@ class SIPMixin(EraserPipelineMixin):
         # 2. Preprocess images and masks at the working size
         inputs = self.prepare_eraser_inputs(
             image, mask_image, resolution=resolution, mask_dilation=mask_dilation,
-            num_images_per_prompt=num_images_per_prompt,
+            num_images_per_prompt=num_images_per_prompt, strategy=strategy,
         )
         if isinstance(generator, list) and len(generator) != inputs.batch_size:
             raise ValueError(f"generator has {len(generator)} entries for {inputs.batch_size} results")
@@ -503,6 +532,7 @@ class DIPMixin(EraserPipelineMixin):
         feather_radius: float | None = None,
         paste_back: bool = True,
         resolution: int | None = None,
+        strategy: Strategy = "resize",
         output_type: Literal["pil", "np", "latent"] = "pil",
         return_dict: bool = True,
         callback_on_step_end: StepCallback | None = None,
@@ -537,7 +567,8 @@ class DIPMixin(EraserPipelineMixin):
 
         # 2. Preprocess images and masks at the working size
         inputs = self.prepare_eraser_inputs(image, mask_image, resolution=resolution,
-                                            mask_dilation=mask_dilation, num_images_per_prompt=1)
+                                            mask_dilation=mask_dilation, num_images_per_prompt=1,
+                                            strategy=strategy)
 
         # 3. Encode the prompt once: inversion and sampling share it
         batch = SARGBatch(inputs.batch_size, removal_guidance_scale)
