@@ -16,6 +16,7 @@ from typing import Any, Literal
 import PIL.Image
 import numpy as np
 import torch
+from diffusers import DDIMScheduler
 
 from . import io
 from .presets import PRESETS
@@ -77,7 +78,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 def _family_of_unet_config(config: dict[str, Any]) -> str:
     if config.get("addition_embed_type") == "text_time":
         return "sdxl"
-    if config.get("cross_attention_dim") == 1024:
+    if config.get("cross_attention_dim") == 1024 or config.get("use_linear_projection"):
         return "sd21-768" if int(config.get("sample_size", 64)) >= 96 else "sd21"
     return "sd15"
 
@@ -197,6 +198,8 @@ def load_pipeline(
         pipe = _load(model_id, family, cls, torch_dtype, config).to(torch_device)
         if family in PRESETS and pipe.preset.resolution == PRESETS[family].resolution:
             pipe.preset = PRESETS[family]
+        # the paper's DDIM settings (SPEC §3), whatever scheduler config the checkpoint shipped
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, **pipe.preset.scheduler_overrides())
         if freeu:
             from .presets import SD21_FREEU
 

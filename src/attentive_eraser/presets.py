@@ -109,7 +109,7 @@ def preset_for_config(unet_config: Any, vae_scale_factor: int = 8) -> Preset:
         base = PRESETS["sdxl"]
     elif unet_config.cross_attention_dim == 768:
         base = PRESETS["sd15"]
-    elif unet_config.cross_attention_dim == 1024:
+    elif unet_config.cross_attention_dim == 1024 or getattr(unet_config, "use_linear_projection", False):
         base = PRESETS["sd21-768"] if native >= 768 else PRESETS["sd21"]
     else:
         base = PRESETS["sd15"]
