@@ -355,5 +355,8 @@ def demo_command(output: Path, model: str | None, device: str | None, quiet: boo
     click.echo(f"{saved} ({time.perf_counter() - start:.1f} s)")
 
 
+# Commands kept in their own modules register themselves on ``main`` when imported.
+from . import batch as _batch  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()
