@@ -435,12 +435,12 @@ def make_plan(
             plan.settled.append(ItemResult.of(item, "failed", reason=reason))
             continue
         status = "missing" if overwrite else output_status(item, sizes[item.id])
+        if clean:  # nobody writes yet: leftovers of an interrupted run are safe to delete
+            for leftover in _temporaries(item.output) + ([item.output] if status == "partial" else []):
+                leftover.unlink(missing_ok=True)
         if status == "valid":
             plan.settled.append(ItemResult.of(item, "skipped", reason="a valid output exists"))
             continue
-        if clean:
-            for leftover in _temporaries(item.output) + ([item.output] if status == "partial" else []):
-                leftover.unlink(missing_ok=True)
         pending.append(item)
     plan.batches = make_batches(pending, sizes, options, batch_size)
     return plan
