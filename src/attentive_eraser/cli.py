@@ -355,6 +355,36 @@ def demo_command(output: Path, model: str | None, device: str | None, quiet: boo
     click.echo(f"{saved} ({time.perf_counter() - start:.1f} s)")
 
 
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; 0.0.0.0 exposes the app to the network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port to listen on.")
+@click.option(
+    "--model", "models", multiple=True, metavar="ID|DIR|FILE",
+    help="Weights to offer (hub id, diffusers folder or .safetensors file); repeat to offer several, the "
+    "first is preselected. Requests can only choose among these. Default: the built-in default model.",
+)
+@click.option("--device", default=None, metavar="DEVICE",
+              help="cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.")
+@click.option("--max-file-size", default="20mb", show_default=True, metavar="SIZE",
+              help="Largest upload accepted (e.g. 20mb, 500kb).")
+def serve_command(host: str, port: int, models: tuple[str, ...], device: str | None, max_file_size: str) -> None:
+    """Start the web app (paint, remove, compare, download) and its HTTP API on HOST:PORT.
+
+    Needs the app extra: pip install "attentive-eraser[app]". Removals run one at a time in a queue.
+    """
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise click.UsageError('the web app needs Gradio: pip install "attentive-eraser[app]"') from None
+    with _input_errors():
+        with _quiet_third_party():
+            _check_device(device)
+        from .app import serve
+
+        serve(host=host, port=port, models=list(models) or [None], device=device, max_file_size=max_file_size)
+
+
 # Commands kept in their own modules register themselves on ``main`` when imported.
 from . import batch as _batch  # noqa: E402,F401
 
