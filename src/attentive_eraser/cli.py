@@ -386,7 +386,7 @@ def serve_command(host: str, port: int, models: tuple[str, ...], device: str | N
 
 
 # Commands kept in their own modules register themselves on ``main`` when imported.
-from . import batch as _batch  # noqa: E402,F401
+from . import batch as _batch, evaluate as _evaluate  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
