@@ -26,7 +26,7 @@ from attentive_eraser.metrics import (
     masked_psnr,
     masked_ssim,
 )
-from attentive_eraser.testing.tiny import build_tokenizer
+from attentive_eraser.testing.tiny_metrics import save_tiny_metric_networks
 
 
 def invoke(*args: object) -> Result:
@@ -37,46 +37,9 @@ def invoke(*args: object) -> Result:
 # Tiny networks
 
 
-class TinyInception(nn.Module):
-    """Stands in for NVlabs' TorchScript Inception: same call, 16 features."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 16, kernel_size=3, stride=2)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        x = nn.functional.interpolate(x.float() / 255.0, size=(32, 32), mode="bilinear", align_corners=False)
-        return torch.tanh(self.conv(x)).mean(dim=(2, 3))
-
-
 @pytest.fixture(scope="module")
 def networks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("networks")
-    torch.manual_seed(0)
-    torch.jit.script(TinyInception()).save(str(folder / "inception.pt"))
-    vgg = VGG16Features(widths=(4, 4, 8, 8, 8))
-    torch.save({**vgg.state_dict(), "classifier.0.weight": torch.zeros(2, 2)}, folder / "vgg16.pth")
-    heads = {f"lin{k}.model.1.weight": torch.rand(1, width, 1, 1) for k, width in enumerate(vgg.widths)}
-    torch.save(heads, folder / "heads.pth")
-    tokenizer = build_tokenizer()
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
-    config = CLIPConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32,
-                     "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 77,
-                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                     "pad_token_id": tokenizer.pad_token_id},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-        projection_dim=8,
-    )
-    CLIPModel(config).save_pretrained(folder / "clip")
-    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                                 crop_size={"height": 32, "width": 32}),
-                              tokenizer=tokenizer)
-    processor.save_pretrained(folder / "clip")
-    return {"inception": folder / "inception.pt", "vgg": folder / "vgg16.pth", "heads": folder / "heads.pth",
-            "clip": folder / "clip"}
+    return save_tiny_metric_networks(tmp_path_factory.mktemp("networks"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -499,10 +499,11 @@ def _reason(error: BaseException) -> str:
 class _Remover:
     """Runs batches through the pipeline(s) of one model on one device."""
 
-    def __init__(self, options: RemovalOptions, device: Any, resize_mask: bool) -> None:
+    def __init__(self, options: RemovalOptions, device: Any, resize_mask: bool, freeu: bool = False) -> None:
         self.options = options
         self.device = device
         self.resize_mask = resize_mask
+        self.freeu = freeu
 
     def __call__(self, batch: Sequence[_Loaded]) -> list[Image.Image]:
         import torch
@@ -511,7 +512,7 @@ class _Remover:
 
         settings = batch[0].item.settings(self.options)
         pipe = load_pipeline(settings.model, method=settings.method, device=self.device, dtype=settings.dtype,
-                             config=settings.config)
+                             config=settings.config, freeu=self.freeu)
         pipe.set_progress_bar_config(disable=True)
         knobs = {
             "num_inference_steps": settings.num_inference_steps, "strength": settings.strength,
@@ -646,6 +647,7 @@ class BatchSummary:
 def run_batch(
     items: Sequence[BatchItem], options: RemovalOptions, *, report_path: Path, batch_size: int = 4,
     limit: int | None = None, overwrite: bool = False, resize_mask: bool = False, progress: bool = True,
+    freeu: bool = False,
 ) -> BatchSummary:
     """Plan on the main process, split the batches between the processes, run, merge the report."""
     from accelerate.utils import broadcast_object_list, gather_object
@@ -666,7 +668,7 @@ def run_batch(
             report.write(result)
     # a device given by the user wins; otherwise each process takes its own accelerator (cuda:LOCAL_RANK)
     device = options.device if options.device is not None or count == 1 else state.device
-    remover = _Remover(options, device, resize_mask)
+    remover = _Remover(options, device, resize_mask, freeu)
     with state.split_between_processes(plan.batches) as mine:
         from tqdm.auto import tqdm
 
@@ -736,12 +738,13 @@ _PATH = click.Path(path_type=Path)
               help="Check every input and print what would run; no model, nothing written.")
 @click.option("--overwrite", is_flag=True, help="Redo items whose output already exists.")
 @click.option("--resize-mask", is_flag=True, help="Resize masks whose size differs from their image's; else fail.")
+@click.option("--freeu", is_flag=True, help="Enable FreeU with SD 2.1's factors (as for the paper's SD 2.1 numbers).")
 @click.option("--report", "report_path", type=_PATH, default=None,
               help="JSONL report, one line per item. Default: OUTPUT_DIR/batch-report.jsonl.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def batch_command(
     source: Path, output_dir: Path, masks: Path | None, mask_pattern: str | None, fixed_seed: bool,
-    batch_size: int, limit: int | None, dry_run: bool, overwrite: bool, resize_mask: bool,
+    batch_size: int, limit: int | None, dry_run: bool, overwrite: bool, resize_mask: bool, freeu: bool,
     report_path: Path | None, quiet: bool, **settings: Any,
 ) -> None:
     """Remove objects from every image of SOURCE (a folder, or a CSV/JSONL manifest) into OUTPUT_DIR.
@@ -765,7 +768,7 @@ def batch_command(
         with _quiet_third_party():
             _check_device(options.device)
             summary = run_batch(items, options, report_path=report_path, batch_size=batch_size, limit=limit,
-                                overwrite=overwrite, resize_mask=resize_mask, progress=not quiet)
+                                overwrite=overwrite, resize_mask=resize_mask, progress=not quiet, freeu=freeu)
     rate = summary.done / summary.seconds if summary.seconds > 0 else math.inf
     if _is_main_process():
         click.echo(f"{summary.total} items: {summary.done} done, {summary.skipped} skipped, {summary.failed} "
