@@ -95,7 +95,8 @@ def test_folder_run_reports_every_item_and_keeps_format_size_metadata_alpha(fold
     with Image.open(out / "photo.jpg") as photo:
         assert photo.format == "JPEG" and photo.size == (48, 64)  # upright
         assert photo.getexif()[MAKE] == "AE-Test" and photo.getexif()[ORIENTATION] == 1
-        assert photo.info["icc_profile"] == srgb_profile()
+        with Image.open(folder / "photo.jpg") as original:  # (a fresh profile would carry another date)
+            assert photo.info["icc_profile"] == original.info["icc_profile"]
     with Image.open(out / "sub" / "c.png") as cutout, Image.open(folder / "sub" / "c.png") as original:
         assert cutout.mode == "RGBA" and cutout.size == (96, 64)
         assert np.array_equal(np.asarray(cutout)[:, :, 3], np.asarray(original)[:, :, 3])
