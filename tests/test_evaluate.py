@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +261,41 @@ def test_eval_without_weights_offline_fails_clearly(scored: dict[str, Path], tmp
     assert result.exit_code == 2 and "vgg16-397923af.pth" in result.output
     result = invoke("eval", scored["in"], "-r", scored["r123"], "--metrics", "clip_score", "-q")
     assert result.exit_code == 2 and "--clip DIR" in result.output
+
+
+# --------------------------------------------------------------------------------------------------
+# The paper protocol script
+
+PROTOCOL = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_protocol.py"
+
+
+def protocol(*args: object) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run([sys.executable, str(PROTOCOL), *map(str, args)], capture_output=True, text=True,
+                          env=environment, timeout=300)
+
+
+def test_paper_protocol_tiny_path_prints_table_1_beside_the_paper(tmp_path: Path) -> None:
+    completed = protocol("tiny", "--work", tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("8 samples")  # prepare sampled 8 of the 12 fake instance masks
+    assert "| paper: SD2.1+SIP w/ SARG (ours) | 7.352 | 0.3113 | 5.835 | 0.0734 | 23.56 |  |" in lines
+    for method in ("SD2.1+SIP w/ SARG (ours)", "SD2.1+SIP w/o SARG", "SD2.1inp (mask only)"):
+        [row] = [line for line in lines if line.startswith(f"| this run: {method} |")]
+        assert row.endswith("| 8 |") and "–" not in row  # every metric computed over the 8 samples
+    for method in ("sip_sarg", "sip_plain", "sd2_inpaint"):
+        for seed in (123, 321, 777):
+            assert len(list((tmp_path / "runs" / method / f"seed{seed}").glob("*.png"))) == 8
+    with Image.open(next((tmp_path / "data" / "images").glob("*.png"))) as square:
+        assert square.size == (64, 64)
+
+
+def test_paper_protocol_without_weights_offline_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.csv").write_text("image,mask,output\n")
+    completed = protocol("run", "--data", tmp_path / "data", "--runs", tmp_path / "runs")
+    assert completed.returncode == 2
+    assert "stabilityai/stable-diffusion-2-1-base" in completed.stderr and "cannot run offline" in completed.stderr
+    completed = protocol("prepare", "--openimages", tmp_path, "--data", tmp_path / "data")
+    assert completed.returncode == 2 and "docs/evaluation.md" in completed.stderr
