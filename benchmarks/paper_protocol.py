@@ -158,6 +158,7 @@ def run_inpaint_baseline(data: Path, out: Path, *, model: str, seed: int, steps:
     pipe.set_progress_bar_config(disable=True)
     items = [item for item in list_items(data / "manifest.csv", out, base_seed=seed, fixed_seed=True)
              if output_status(item) != "valid"]
+    state.wait_for_everyone()  # every process lists the pending items before anyone writes one
     done = 0
     with state.split_between_processes(items) as mine, tqdm(total=len(mine), disable=not progress,
                                                             desc=f"sd2_inpaint seed {seed}") as bar:
