@@ -99,7 +99,7 @@ def test_two_processes_equal_one_file_for_file(source: Path, reference: Path, tm
 def test_a_crashed_process_loses_only_its_work_in_flight(source: Path, reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     # More steps make each item take a moment, so the kill lands mid-run.
-    run = batch(source, "-o", out, "--steps", "40", *FAST, processes=2, wait=False)
+    run = batch(source, "-o", out, "--steps", "20", *FAST, processes=2, wait=False)
     deadline = time.monotonic() + 120
     while not any(out.rglob("img*.png")) and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -114,7 +114,7 @@ def test_a_crashed_process_loses_only_its_work_in_flight(source: Path, reference
         with Image.open(out / name) as image:
             image.load()  # atomic writes: whatever exists is whole
 
-    completed = batch(source, "-o", out, "--steps", "40", *FAST, processes=2)
+    completed = batch(source, "-o", out, "--steps", "20", *FAST, processes=2)
     records = report(out)
     assert completed.returncode != 0  # zz_broken.png still fails
     assert {r["id"] for r in records if r["status"] == "skipped"} == finished
