@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EraserService", "RemovalSettings", "RemovalRun", "build_app", "launch", "serve", "parse_seeds"]
+__all__ = ["EraserService", "RemovalRun", "RemovalSettings", "build_app", "launch", "parse_seeds", "serve"]
 
 Method = Literal["sip", "dip"]
 Strategy = Literal["resize", "crop"]
@@ -61,7 +61,9 @@ MAX_SEEDS = 8
 PREVIEW_SIDE = 1024
 
 # Pillow format -> the extension results are written with (the upload's own spelling wins if it agrees).
-_SUFFIX_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+_SUFFIX_OF_FORMAT = {
+    "PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif",
+}
 # What every browser displays; other results get a PNG copy for the page.
 _BROWSER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 # Overlay colours of the mask preview: painted, added by dilation, blended back by paste-back.
@@ -198,7 +200,8 @@ class EraserService:
             models = (None,)
         self.models: dict[str, str | None] = {}
         for model in models:
-            self.models[BUILTIN_MODEL if model is None else str(model)] = None if model is None else str(model)
+            source = None if model is None else str(model)
+            self.models[BUILTIN_MODEL if source is None else source] = source
         self.device = device
         self.dtype = dtype
         self.max_seeds = int(max_seeds)
@@ -384,10 +387,10 @@ class EraserService:
         share = 100.0 * mask.mean()
         parts = [
             f"Mask: {int(mask.sum()):,} px ({share:.1f} % of {size[0]}×{size[1]}).",
-            f"Working size {working[0]}×{working[1]}: dilation {dilation} px there = "
-            f"{round(dilation * scale)} px here (yellow).",
-            f"Paste-back band {feather * scale:.0f} px (blue); pixels outside it are kept bit-identical."
-            if paste_back else "No paste-back: the whole image is the raw decode.",
+            (f"Working size {working[0]}×{working[1]}: dilation {dilation} px there = "
+             f"{round(dilation * scale)} px here (yellow)."),
+            (f"Paste-back band {feather * scale:.0f} px (blue); pixels outside it are kept bit-identical."
+             if paste_back else "No paste-back: the whole image is the raw decode."),
         ]
         if note:
             parts.append(note.capitalize() + ".")
@@ -468,19 +471,22 @@ class EraserService:
         before = folder / f"{photo.stem}{display_suffix}"
         io.save_image(io.merge_alpha(photo.picture, alpha), before)
         candidates = []
-        for label, result in zip(labels, output.images):
+        for label, result in zip(labels, output.images, strict=True):
             result = io.merge_alpha(result, alpha)
             if photo.icc_profile:
                 result.info["icc_profile"] = photo.icc_profile
             name = photo.stem + "_erased" + ("" if label is None or len(labels) == 1 else f"_seed{label}")
             path = io.save_image(result, folder / f"{name}{photo.suffix}")
-            display = path if photo.suffix == display_suffix else io.save_image(result, folder / f"{name}.png")
+            display = path
+            if photo.suffix != display_suffix:  # e.g. TIFF: the page shows a PNG copy
+                display = io.save_image(result, folder / f"{name}{display_suffix}")
             candidates.append(Candidate(label, str(path), str(display)))
         width, height = photo.picture.size
         count = f"{len(candidates)} candidates" if len(candidates) > 1 else "1 result"
         status = (
             f"Done in {seconds:.1f} s: {count} at {width}×{height} ({settings.method.upper()}, "
-            f"{done[0]} denoising steps). Download saves {photo.suffix.lstrip('.').upper()} at the photo's size."
+            f"{done[0]} denoising steps). Download saves {photo.suffix.lstrip('.').upper()} at the photo's "
+            "size."
         )
         if len(candidates) > 1:
             status += " Click a candidate to compare and download it."
@@ -627,9 +633,10 @@ def build_app(
                     file_types=["image"], type="filepath", elem_id="mask-upload",
                 )
                 example_gallery = gr.Gallery(
-                    value=[(photo_path, name) for photo_path, _, name in examples], label="Examples: click one",
+                    value=[(photo_path, name) for photo_path, _, name in examples],
+                    label="Examples: click one",
                     columns=3, height=140, allow_preview=False, object_fit="contain", elem_id="examples",
-                    interactive=False,
+                    interactive=False, buttons=[],
                 )
             with gr.Column(scale=1):
                 preview = gr.Image(
@@ -684,8 +691,8 @@ def build_app(
                 comparison = gr.ImageSlider(label="Before / after", type="filepath",
                                             interactive=False, elem_id="comparison", max_height=600)
             with gr.Column(scale=1):
-                gallery = gr.Gallery(label="Candidates", columns=4, height=180, allow_preview=False,
-                                     object_fit="contain",
+                gallery = gr.Gallery(label="Candidates", columns=4, fit_columns=False, height="auto",
+                                     allow_preview=False, object_fit="contain",
                                      interactive=False, elem_id="candidates")
                 download = gr.DownloadButton("Download the result", variant="primary", elem_id="download")
                 mask_used = gr.File(label="Mask used", interactive=False, elem_id="mask-used")
@@ -732,7 +739,9 @@ def build_app(
             [photo, editor, mask_upload, model, dilation, feather, resolution, strategy, paste_back],
             [preview, preview_info], trigger_mode="always_last", **light,
         )
-        knob_sliders = [steps, strength, guidance, suppression, suppression_steps, dilation, feather, resolution]
+        knob_sliders = [
+            steps, strength, guidance, suppression, suppression_steps, dilation, feather, resolution,
+        ]
         model.input(model_defaults, [model, method], knob_sliders, **light)
         method.input(method_defaults, [model, method], [steps, strength], **light)
 
@@ -740,14 +749,16 @@ def build_app(
         def prepare(image: str | None, editor_value: dict[str, Any] | None, upload: str | None,
                     request: gr.Request) -> str | None:
             with user_errors():
-                return service.prepare_mask(image, layers_of(editor_value), upload, session=session_of(request))
+                return service.prepare_mask(
+                    image, layers_of(editor_value), upload, session=session_of(request)
+                )
 
         def remove(
             image: str, mask: str | None, model: str, method: Method, seeds: str,
             num_inference_steps: int, strength: float, removal_guidance_scale: float,
             suppression_scale: float, suppression_steps: int, mask_dilation: int, feather_radius: float,
             resolution: int, paste_back: bool, strategy: Strategy,
-            request: gr.Request, progress: gr.Progress = gr.Progress(),
+            request: gr.Request, progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's idiom)
         ) -> tuple[Any, ...]:
             """Remove the object under `mask` (white = remove; None: the image's transparent pixels).
 
@@ -796,8 +807,8 @@ def build_app(
 
         remove_button.click(prepare, [photo, editor, mask_upload], mask_used, **light).success(
             remove,
-            [photo, mask_used, model, method, seeds, steps, strength, guidance, suppression, suppression_steps,
-             dilation, feather, resolution, paste_back, strategy],
+            [photo, mask_used, model, method, seeds, steps, strength, guidance, suppression,
+             suppression_steps, dilation, feather, resolution, paste_back, strategy],
             [gallery, comparison, download, status, candidates],
             api_name="remove", show_progress_on=[comparison, status],
         )

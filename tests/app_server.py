@@ -1,0 +1,39 @@
+"""Run the web app inside the test process on a free 127.0.0.1 port (tiny default model, few steps)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+try:
+    import gradio  # noqa: F401
+except ImportError as error:  # the app tests are part of the suite: say how to get them running
+    raise ImportError(
+        "the web app tests need the app extra: run scripts/setup.sh (pip install -e '.[test,app]')"
+    ) from error
+
+from attentive_eraser.app import build_app, launch
+
+#: knob values that keep every removal well under a second with the tiny model
+FAST = {"num_inference_steps": 8}
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on right now (on 127.0.0.1)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_app(max_file_size: str = "20mb", **build_kwargs: Any) -> Iterator[tuple[Any, str]]:
+    """``(app, url)`` of the app serving on 127.0.0.1 until the block ends."""
+    build_kwargs.setdefault("defaults", FAST)
+    app = build_app(**build_kwargs)
+    url = launch(app, port=free_port(), max_file_size=max_file_size, block=False, quiet=True)
+    try:
+        yield app, url.rstrip("/")
+    finally:
+        app.close()

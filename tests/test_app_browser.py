@@ -1,0 +1,208 @@
+"""The web app in a real headless browser: Debian's Chromium driven by Playwright.
+
+A person's path through the page: load it, upload a photo, paint a stroke on the editor's canvas, click
+Remove, wait for the result, download it — and the downloaded file must differ from the photo inside
+the painted mask and be bit-identical to it away from the mask (paste-back).
+
+Set ``ATTENTIVE_ERASER_SCREENSHOT=docs/images/app.png`` to also save a screenshot of the page after a
+removal (the README's picture).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from app_server import running_app
+from PIL import Image
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from attentive_eraser import io
+
+CHROMIUM = os.environ.get("ATTENTIVE_ERASER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+#: how long a page event may take (page load on a busy 2-core machine included)
+WAIT_MS = 60_000
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[Any, str]]:
+    with running_app() as (app, url):
+        yield app, url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserContext]:
+    """Chromium with a fresh profile folder, for this module's tests."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium), "
+            "or point ATTENTIVE_ERASER_CHROMIUM at a Chromium binary"
+        )
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000}, accept_downloads=True,
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser: BrowserContext, server: tuple[Any, str]) -> Iterator[Page]:
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(server[1])
+    page.wait_for_selector("#editor")
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def _photo(path: Path, size: tuple[int, int] = (200, 150)) -> Path:
+    """A textured RGB photo: colour gradients plus noise, so every pixel is distinct-ish."""
+    width, height = size
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    pixels = np.stack([cols * 255 / width, rows * 255 / height, 128 + 0 * cols], axis=-1)
+    pixels += np.random.default_rng(0).normal(0.0, 12.0, size=pixels.shape)
+    Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _wait_text(page: Page, selector: str, text: str) -> str:
+    page.wait_for_function(
+        "([selector, text]) => { const node = document.querySelector(selector);"
+        " return node !== null && node.innerText.includes(text); }",
+        arg=[selector, text], timeout=WAIT_MS,
+    )
+    return page.locator(selector).inner_text()
+
+
+def _paint_stroke(page: Page, half_length: float = 60.0) -> None:
+    """Drag the brush horizontally through the middle of the editor's canvas."""
+    canvas = page.locator("#editor .pixi-target canvas")
+    canvas.wait_for(state="visible")
+    box = canvas.bounding_box()
+    assert box is not None
+    centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(centre_x - half_length, centre_y)
+    page.mouse.down()
+    for step in range(1, 13):
+        page.mouse.move(centre_x - half_length + step * 2 * half_length / 12, centre_y, steps=2)
+    page.mouse.up()
+
+
+def _fetch_file(page: Page, selector: str) -> bytes:
+    """The bytes behind a file component's download link."""
+    link = page.locator(f"{selector} a").first
+    link.wait_for(state="attached")
+    href = link.get_attribute("href")
+    assert href, f"{selector} has no file link"
+    response = page.request.get(href)
+    assert response.ok, f"GET {href}: {response.status}"
+    return response.body()
+
+
+def _download(page: Page, target: Path) -> Path:
+    with page.expect_download() as download_info:
+        page.locator("#download").click()
+    download = download_info.value
+    path = target / download.suggested_filename
+    download.save_as(path)
+    return path
+
+
+def _save_screenshot(page: Page, path: Path) -> None:
+    """The whole page as a 256-colour PNG (a fifth of the size of the plain screenshot)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(BytesIO(page.screenshot(full_page=True))) as shot:
+        shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+def _margin(app: Any, size: tuple[int, int]) -> int:
+    """Pixels beyond the mask that paste-back may blend: (dilation + feather) at the photo's scale."""
+    defaults = app.eraser_service.knob_defaults(app.eraser_service.default_model)
+    working = io.working_size(size, defaults["resolution"])
+    scale = size[0] / working[0]
+    return math.ceil((defaults["mask_dilation"] + defaults["feather_radius"]) * scale) + 2
+
+
+def test_paint_remove_download(page: Page, server: tuple[Any, str], tmp_path: Path) -> None:
+    app, _ = server
+    photo_path = _photo(tmp_path / "photo.png")
+    page.locator("#photo input[type=file]").set_input_files(str(photo_path))
+    _wait_text(page, "#preview-info", "Paint over the object")  # the editor now shows the photo
+
+    _paint_stroke(page)
+    _wait_text(page, "#preview-info", "Mask:")  # the stroke reached the server: overlay drawn
+    page.locator("#remove").click()
+    status = _wait_text(page, "#status", "Done")
+    assert "200×150" in status
+
+    result_path = _download(page, tmp_path)
+    assert result_path.name == "photo_erased.png"
+    mask_path = tmp_path / "mask_used.png"
+    mask_path.write_bytes(_fetch_file(page, "#mask-used"))
+
+    photo = np.asarray(Image.open(photo_path).convert("RGB")).astype(np.int16)
+    with Image.open(result_path) as opened:
+        assert opened.format == "PNG" and opened.size == (200, 150)
+        result = np.asarray(opened.convert("RGB")).astype(np.int16)
+    mask = io.load_mask(mask_path)
+    assert mask.shape == (150, 200)
+
+    # the mask is the painted stroke: around the middle of the photo, nowhere near its corners
+    rows, cols = np.nonzero(mask)
+    assert mask[75, 100], "the centre of the stroke is not in the mask"
+    assert abs(rows.mean() - 75) < 15 and abs(cols.mean() - 100) < 20
+    assert 0.02 < mask.mean() < 0.6
+
+    changed = (photo != result).any(axis=2)
+    assert changed[mask].mean() > 0.5, "the painted area was not filled in"
+    far = ~io.dilate_mask(mask, _margin(app, (200, 150)))
+    assert far.mean() > 0.3
+    assert not changed[far].any(), "pixels away from the mask changed (paste-back must keep them exact)"
+
+
+def test_example_several_seeds_pick_and_download_in_the_original_format(
+    page: Page, server: tuple[Any, str], tmp_path: Path
+) -> None:
+    app, _ = server
+    page.locator("#examples img[alt='triangle']").click()  # the JPEG example: photo and mask
+    _wait_text(page, "#preview-info", "Mask:")
+    page.locator("#seeds textarea, #seeds input").first.fill("5, 6")
+    page.locator("#remove").click()
+    status = _wait_text(page, "#status", "Done")
+    assert "2 candidates" in status and "JPG" in status
+
+    thumbnails = page.locator("#candidates img")
+    thumbnails.nth(1).wait_for(state="visible")
+    assert thumbnails.count() == 2
+    thumbnails.nth(1).click()
+    _wait_text(page, "#status", "seed 6")
+
+    screenshot = os.environ.get("ATTENTIVE_ERASER_SCREENSHOT")
+    if screenshot:
+        page.wait_for_timeout(500)  # let the comparison slider finish loading its images
+        _save_screenshot(page, Path(screenshot))
+
+    result_path = _download(page, tmp_path)
+    assert result_path.name == "triangle_erased_seed6.jpg"
+    source = app.eraser_service.workdir / "examples" / "triangle.jpg"
+    with Image.open(result_path) as result, Image.open(source) as original:
+        assert result.format == "JPEG" and result.size == original.size
