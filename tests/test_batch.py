@@ -90,7 +90,7 @@ def test_folder_run_reports_every_item_and_keeps_format_size_metadata_alpha(fold
         assert not (out / name).exists()
     # one call for the readable 96x64 items (empty.png, in the same batch, fails at loading)
     assert [records[name]["batch_size"] for name in ("a.png", "b.png", "sub/c.png")] == [3, 3, 3]
-    assert "4 items" not in result.output and "4 done" in result.output and "4 failed" in result.output
+    assert "8 items: 4 done, 0 skipped, 4 failed" in result.output
 
     with Image.open(out / "photo.jpg") as photo:
         assert photo.format == "JPEG" and photo.size == (48, 64)  # upright
@@ -234,3 +234,16 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     completed = subprocess.run([sys.executable, "-m", "attentive_eraser", "batch", "--help"], capture_output=True,
                                text=True, env=environment, timeout=60)
     assert completed.returncode == 0 and "--mask-pattern" in completed.stdout
+
+
+def test_a_model_that_cannot_load_stops_the_run_with_one_error(folder: Path, tmp_path: Path) -> None:
+    result = invoke("batch", folder, "-o", tmp_path / "out", "--model", tmp_path / "no-such-model", *FAST)
+    assert result.exit_code == 2 and "no-such-model" in result.output
+
+
+def test_a_mask_folder_inside_the_source_is_not_listed_as_images(tmp_path: Path) -> None:
+    write_image(tmp_path / "p.png", 64, 64, 0)
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(box_mask(64, 64)).save(tmp_path / "masks" / "p.png")
+    items = list_items(tmp_path, tmp_path / "out", masks=tmp_path / "masks")
+    assert [(item.id, item.error) for item in items] == [("p.png", None)]

@@ -190,7 +190,7 @@ def items_from_folder(
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(relative)
-                and not _inside(path, out_dir)):
+                and not _inside(path, out_dir) and not (mask_root is not None and _inside(path, mask_root))):
             candidates.append(relative)
     found: dict[Path, tuple[Path | None, str | None]] = {}
     for relative in candidates:
@@ -505,15 +505,20 @@ class _Remover:
         self.resize_mask = resize_mask
         self.freeu = freeu
 
-    def __call__(self, batch: Sequence[_Loaded]) -> list[Image.Image]:
-        import torch
-
+    def pipeline(self, settings: RemovalOptions) -> Any:
+        """The (cached) pipeline for ``settings``' model and method."""
         from .api import load_pipeline
 
-        settings = batch[0].item.settings(self.options)
         pipe = load_pipeline(settings.model, method=settings.method, device=self.device, dtype=settings.dtype,
                              config=settings.config, freeu=self.freeu)
         pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def __call__(self, batch: Sequence[_Loaded]) -> list[Image.Image]:
+        import torch
+
+        settings = batch[0].item.settings(self.options)
+        pipe = self.pipeline(settings)
         knobs = {
             "num_inference_steps": settings.num_inference_steps, "strength": settings.strength,
             "removal_guidance_scale": settings.removal_guidance_scale,
@@ -672,6 +677,10 @@ def run_batch(
     with state.split_between_processes(plan.batches) as mine:
         from tqdm.auto import tqdm
 
+        if mine:
+            # Load the model before the first item: a model that cannot load stops the run with one error
+            # (instead of failing every item), and per-item timings exclude the loading.
+            remover.pipeline(mine[0][0].settings(options))
         total = sum(len(batch) for batch in mine)
         label = f"batch [{rank + 1}/{count}]" if count > 1 else "batch"
         with tqdm(total=total, desc=label, unit="img", disable=not progress, position=rank, leave=True,
