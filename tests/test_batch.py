@@ -200,6 +200,8 @@ def test_manifest_errors(tmp_path: Path) -> None:
     assert "also the output" in items[1].error  # two rows, one output
     result = invoke("batch", tmp_path / "nowhere", "-o", tmp_path / "out", *FAST)
     assert result.exit_code == 2 and "does not exist" in result.output
+    result = invoke("batch", tmp_path, "-o", tmp_path, *FAST)
+    assert result.exit_code == 2 and "contains SOURCE" in result.output
 
 
 def test_masks_folder_and_pattern(tmp_path: Path) -> None:

@@ -767,6 +767,8 @@ def batch_command(
     with _input_errors():
         if output_dir.exists() and not output_dir.is_dir():
             raise io.InputError("output-dir", f"{str(output_dir)!r} is a file, not a folder")
+        if source.is_dir() and _inside(source, output_dir):
+            raise io.InputError("output-dir", f"{str(output_dir)!r} contains SOURCE; write the results elsewhere")
         items = list_items(source, output_dir, masks=masks, mask_pattern=mask_pattern, base_seed=options.seed,
                            fixed_seed=fixed_seed)
         if dry_run:
