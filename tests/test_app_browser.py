@@ -102,8 +102,9 @@ def _paint_stroke(page: Page, half_length: float = 60.0) -> None:
     centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(centre_x - half_length, centre_y)
     page.mouse.down()
-    for step in range(1, 13):
-        page.mouse.move(centre_x - half_length + step * 2 * half_length / 12, centre_y, steps=2)
+    # the brush joins successive pointer positions; each one costs a software-rendered frame
+    page.mouse.move(centre_x, centre_y, steps=2)
+    page.mouse.move(centre_x + half_length, centre_y, steps=2)
     page.mouse.up()
 
 
@@ -206,3 +207,24 @@ def test_example_several_seeds_pick_and_download_in_the_original_format(
     source = app.eraser_service.workdir / "examples" / "triangle.jpg"
     with Image.open(result_path) as result, Image.open(source) as original:
         assert result.format == "JPEG" and result.size == original.size
+
+
+def _set_slider(page: Page, elem_id: str, value: float) -> None:
+    """Type a value into a slider's number box, as a person would, and commit it."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+
+
+def test_progress_is_shown_per_step_and_cancel_stops_the_run(page: Page) -> None:
+    page.locator("#examples img[alt='disc']").click()
+    _wait_text(page, "#preview-info", "Mask:")
+    for elem_id, value in (("steps", 200), ("strength", 1), ("resolution", 512)):
+        _set_slider(page, elem_id, value)
+    page.locator("#remove").click()
+    _wait_text(page, "#comparison", "Denoising step")  # Gradio's progress bar, fed by each step
+    page.locator("#cancel").click()
+    status = _wait_text(page, "#status", "Cancelled after step")
+    done, total = (int(number) for number in status.split("step")[1].strip().rstrip(".").split(" of "))
+    assert total == 200 and 1 <= done < total

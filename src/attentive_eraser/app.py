@@ -660,28 +660,35 @@ def build_app(
                     )
                     with gr.Row():
                         steps = gr.Slider(1, 200, value=initial["num_inference_steps"], step=1,
-                                          label="Steps (T_I)", info=_HELP["num_inference_steps"])
+                                          label="Steps (T_I)", info=_HELP["num_inference_steps"],
+                                          elem_id="steps")
                         strength = gr.Slider(0.05, 1.0, value=initial["strength"], step=0.05,
-                                             label="Strength", info=_HELP["strength"])
+                                             label="Strength", info=_HELP["strength"], elem_id="strength")
                     with gr.Row():
                         guidance = gr.Slider(0.0, 30.0, value=initial["removal_guidance_scale"], step=0.5,
-                                             label="Guidance s", info=_HELP["removal_guidance_scale"])
+                                             label="Guidance s", info=_HELP["removal_guidance_scale"],
+                                             elem_id="guidance")
                         suppression = gr.Slider(0.0, 1.0, value=initial["suppression_scale"], step=0.05,
-                                                label="Suppression λ", info=_HELP["suppression_scale"])
+                                                label="Suppression λ", info=_HELP["suppression_scale"],
+                                                elem_id="suppression")
                         suppression_steps = gr.Slider(0, 200, value=initial["suppression_steps"], step=1,
-                                                      label="T_SS", info=_HELP["suppression_steps"])
+                                                      label="T_SS", info=_HELP["suppression_steps"],
+                                                      elem_id="suppression-steps")
                     with gr.Row():
                         dilation = gr.Slider(0, 64, value=initial["mask_dilation"], step=1,
-                                             label="Mask dilation (px)", info=_HELP["mask_dilation"])
+                                             label="Mask dilation (px)", info=_HELP["mask_dilation"],
+                                             elem_id="dilation")
                         feather = gr.Slider(0, 64, value=initial["feather_radius"], step=1,
-                                            label="Feather (px)", info=_HELP["feather_radius"])
+                                            label="Feather (px)", info=_HELP["feather_radius"],
+                                            elem_id="feather")
                         resolution = gr.Slider(64, 2048, value=initial["resolution"], step=64,
-                                               label="Resolution", info=_HELP["resolution"])
+                                               label="Resolution", info=_HELP["resolution"],
+                                               elem_id="resolution")
                     with gr.Row():
                         paste_back = gr.Checkbox(value=initial["paste_back"], label="Paste back",
-                                                 info=_HELP["paste_back"])
+                                                 info=_HELP["paste_back"], elem_id="paste-back")
                         strategy = gr.Radio(["resize", "crop"], value=initial["strategy"], label="Strategy",
-                                            info=_HELP["strategy"])
+                                            info=_HELP["strategy"], elem_id="strategy")
                 with gr.Row():
                     remove_button = gr.Button("3. Remove", variant="primary", elem_id="remove")
                     cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel")
