@@ -137,6 +137,11 @@ class EraserPipelineMixin:
         self._preset = value
 
     @property
+    def size_multiple(self) -> int:
+        """Working sizes are multiples of this: the VAE factor times every UNet downsampling (SD: 64, SDXL: 32)."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @property
     def interrupt(self) -> bool:
         return getattr(self, "_interrupt", False)
 
@@ -204,7 +209,7 @@ class EraserPipelineMixin:
             sources = [picture.crop(box) for picture, box in zip(images, windows)]
             source_masks = [mask[top:bottom, left:right] for mask, (left, top, right, bottom)
                             in zip(bool_masks, windows)]
-        working = io.working_size(sources[0].size, resolution)
+        working = io.working_size(sources[0].size, resolution, multiple=self.size_multiple)
         pixels, mask_pixels = [], []
         for picture, mask in zip(sources, source_masks):
             resized = np.asarray(io.resize_image(picture, working), dtype=np.float32) / 127.5 - 1.0
@@ -504,7 +509,7 @@ class DIPMixin(EraserPipelineMixin):
         check_number("resolution", resolution, low=64, high=8192, integer=True)
         device = self._execution_device
         images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
-        working = io.working_size(images[0].size, resolution)
+        working = io.working_size(images[0].size, resolution, multiple=self.size_multiple)
         pixels = torch.stack([
             torch.from_numpy(np.asarray(io.resize_image(item, working), dtype=np.float32) / 127.5 - 1.0)
             .permute(2, 0, 1) for item in images
