@@ -614,7 +614,7 @@ def build_app(
         gr.Markdown(
             "# Attentive Eraser\n"
             "Remove an object from a photo with Stable Diffusion, no training "
-            "([Attentive Eraser](https://arxiv.org/abs/2412.12974), AAAI 2025). "
+            "(*Attentive Eraser*, Sun et al., AAAI 2025). "
             "**1** upload a photo · **2** paint over the object (or upload a mask) · **3** Remove · "
             "**4** compare, pick a candidate and download it at the photo's size and format."
         )
