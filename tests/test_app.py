@@ -277,3 +277,18 @@ def test_serve_command_help_and_bad_model() -> None:
     result = runner.invoke(main, ["serve", "--model", "/no/such/model"], standalone_mode=True)
     assert result.exit_code == 2
     assert "error: model='/no/such/model' is unknown" in result.output
+
+
+def test_preview_rounds_working_sizes_like_the_model(tiny_sdxl_dir: Path, upload: Path) -> None:
+    """SDXL pipelines round working sizes to multiples of 32, SD ones to 64; the preview must agree."""
+    service = EraserService([str(tiny_sdxl_dir)])
+    service.allow_root(upload)
+    label = service.default_model
+    assert service.size_multiple(label) == 32  # from the family, before the model is loaded
+    pipe = service.pipeline(label)
+    assert service.size_multiple(label) == pipe.size_multiple
+    _photo().save(upload / "photo.png")
+    mask_path = str(_save_mask(_box_mask(), upload / "m.png"))
+    _, caption = service.preview(str(upload / "photo.png"), [], mask_path, resolution=96)
+    width, height = io.working_size(SIZE, 96, multiple=pipe.size_multiple)
+    assert f"Working size {width}×{height}" in caption

@@ -76,7 +76,8 @@ def _pixels(path: str | Path) -> np.ndarray:
 def _far_from(mask: np.ndarray, app: Any) -> np.ndarray:
     """Pixels beyond the (dilated, feathered) paste-back band of ``mask``."""
     defaults = app.eraser_service.knob_defaults(app.eraser_service.default_model)
-    scale = SIZE[0] / io.working_size(SIZE, defaults["resolution"])[0]
+    multiple = app.eraser_service.size_multiple(app.eraser_service.default_model)
+    scale = SIZE[0] / io.working_size(SIZE, defaults["resolution"], multiple=multiple)[0]
     margin = int(np.ceil((defaults["mask_dilation"] + defaults["feather_radius"]) * scale)) + 2
     return ~io.dilate_mask(mask, margin)
 

@@ -138,7 +138,8 @@ def _save_screenshot(page: Page, path: Path) -> None:
 def _margin(app: Any, size: tuple[int, int]) -> int:
     """Pixels beyond the mask that paste-back may blend: (dilation + feather) at the photo's scale."""
     defaults = app.eraser_service.knob_defaults(app.eraser_service.default_model)
-    working = io.working_size(size, defaults["resolution"])
+    multiple = app.eraser_service.size_multiple(app.eraser_service.default_model)
+    working = io.working_size(size, defaults["resolution"], multiple=multiple)
     scale = size[0] / working[0]
     return math.ceil((defaults["mask_dilation"] + defaults["feather_radius"]) * scale) + 2
 

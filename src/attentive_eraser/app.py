@@ -256,6 +256,13 @@ class EraserService:
         except (ValueError, KeyError):
             return PRESETS["sd15"]
 
+    def size_multiple(self, label: str) -> int:
+        """What the model's working sizes are multiples of (SD: 64, SDXL: 32), as its pipeline rounds them."""
+        model = self._model(label)
+        if model is None or (label, "sip") in self._loaded or (label, "dip") in self._loaded:
+            return int(getattr(self.pipeline(label, "sip"), "size_multiple", 64))
+        return 32 if self.preset(label).family == "sdxl" else 64
+
     def knob_defaults(self, label: str, method: Method = "sip") -> dict[str, Any]:
         """The knob values a request gets when it sets none: the model's preset for ``method``."""
         preset = self.preset(label)
@@ -371,7 +378,8 @@ class EraserService:
                 mask, note = io.mask_from_alpha(photo.alpha), "mask taken from the photo's transparency"
             else:
                 return _shrink(photo.picture), "Paint over the object to remove (or upload a mask)."
-        defaults = self.knob_defaults(model or self.default_model)
+        label = model or self.default_model
+        defaults = self.knob_defaults(label)
         dilation = int(defaults["mask_dilation"] if mask_dilation is None else mask_dilation)
         feather = float(defaults["feather_radius"] if feather_radius is None else feather_radius)
         resolution = int(defaults["resolution"] if resolution is None else resolution)
@@ -379,7 +387,7 @@ class EraserService:
             region = io.context_window([mask], resolution)
         else:
             region = size
-        working = io.working_size(region, resolution)
+        working = io.working_size(region, resolution, multiple=self.size_multiple(label))
         scale = region[0] / working[0]
         grown = io.dilate_mask(mask, round(dilation * scale))
         blended = io.feather_alpha(grown, feather * scale) > 0 if paste_back else np.ones_like(grown)
