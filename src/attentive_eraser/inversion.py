@@ -50,18 +50,23 @@ def ddim_invert(
     final_alpha_cumprod: torch.Tensor,
     prediction_type: str,
     progress: Callable[[], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[torch.Tensor]:
     """Invert clean latents ``z0`` along the sampling schedule ``timesteps`` (descending, as sampling runs).
 
     ``predict(z, t)`` is the UNet's output at timestep ``t``. Returns the latents ``[z_{t_1}, …, z_{t_n}]``
     aligned with ``timesteps`` (``result[i]`` is the latent sampling sees before its step ``i``). The start
-    ``z0`` sits at ``final_alpha_cumprod``, where a DDIM sampling run ends.
+    ``z0`` sits at ``final_alpha_cumprod``, where a DDIM sampling run ends. When ``should_stop()`` turns
+    True the inversion stops early; the levels not reached keep the last latent computed.
     """
     steps = [int(t) for t in timesteps]
     trajectory: list[torch.Tensor] = [latents] * len(steps)
     sample = latents
     alpha_from = final_alpha_cumprod.to(latents.device, torch.float32)
     for index in reversed(range(len(steps))):
+        if should_stop is not None and should_stop():
+            trajectory[: index + 1] = [sample] * (index + 1)
+            break
         t = steps[index]
         alpha_to = alphas_cumprod[t].to(latents.device, torch.float32)
         # the UNet is evaluated at the target timestep on the current, less noisy latent

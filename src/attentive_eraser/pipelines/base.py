@@ -489,6 +489,7 @@ class DIPMixin(EraserPipelineMixin):
                 self.scheduler.final_alpha_cumprod,
                 self.scheduler.config.prediction_type,
                 progress=progress_bar.update,
+                should_stop=lambda: self.interrupt,
             )
 
     @torch.no_grad()
@@ -507,6 +508,7 @@ class DIPMixin(EraserPipelineMixin):
         check_number("num_inference_steps", num_inference_steps, low=1, high=1000, integer=True)
         check_number("strength", strength, low=0.0, high=1.0, low_open=True)
         check_number("resolution", resolution, low=64, high=8192, integer=True)
+        self._interrupt = False
         device = self._execution_device
         images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
         working = io.working_size(images[0].size, resolution, multiple=self.size_multiple)
