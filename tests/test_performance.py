@@ -151,13 +151,6 @@ def test_compile_fullgraph_matches_eager(tiny_unet: torch.nn.Module) -> None:
     torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=torch._dynamo.exc.FailOnRecompileLimitHit,
-    reason="attention.py: AttentiveEraserAttnProcessor reads state.suppressing, i.e. state.step_index, so "
-    "Dynamo specialises on the step number and recompiles at every step (fullgraph: hard failure once the "
-    "recompile limit is hit; otherwise silent fallback to eager). Fix proposed in docs/performance.md.",
-)
 def test_compile_does_not_recompile_every_step(tiny_unet: torch.nn.Module) -> None:
     """A denoising run needs 2 graphs per layer once the state's cache is filled: SS steps, later steps.
 
@@ -181,12 +174,6 @@ def test_compile_does_not_recompile_every_step(tiny_unet: torch.nn.Module) -> No
         torch._dynamo.reset()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=torch._dynamo.exc.Unsupported,
-    reason="attention.py: EraserState.grid() calls logger.warning inside the traced forward when a mask "
-    "covers a whole token grid; Dynamo cannot trace logging calls. Fix proposed in docs/performance.md.",
-)
 def test_compile_fullgraph_with_a_mask_covering_a_coarse_grid(tiny_unet: torch.nn.Module) -> None:
     state = _state(full_grid=True)
     attn, hidden = _decoder_attention(tiny_unet, level=2)  # the 4x4 grid, entirely object
@@ -282,7 +269,7 @@ def test_processor_runs_on_cpu_sdpa_backends(backend: SDPBackend, dtype: torch.d
     torch.testing.assert_close(actual, expected, atol=tolerance, rtol=tolerance)
 
 
-@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_cuda_backends_accept_the_key_bias(dtype: torch.dtype) -> None:
     """Memory-efficient attention runs with our bias; flash attention refuses any attn_mask."""
@@ -299,7 +286,7 @@ def test_cuda_backends_accept_the_key_bias(dtype: torch.dtype) -> None:
             processor(attn, hidden)
 
 
-@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_model_cpu_offload_in_half_precision() -> None:
     from PIL import Image
 

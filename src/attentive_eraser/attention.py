@@ -98,10 +98,21 @@ class EraserState:
     def num_erased(self) -> int:
         return 0 if self.mask is None else int(self.mask.shape[0])
 
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name in ("step_index", "suppression_steps", "suppression_scale"):
+            # kept as a plain bool: a compiled UNet then guards on it (2 graphs), not on every step index
+            fields = self.__dict__
+            active = (
+                fields.get("step_index", 0) < fields.get("suppression_steps", 0)
+                and fields.get("suppression_scale", 1.0) != 1.0
+            )
+            super().__setattr__("_suppressing", active)
+
     @property
     def suppressing(self) -> bool:
-        """Whether SS applies at the current step."""
-        return self.step_index < self.suppression_steps and self.suppression_scale != 1.0
+        """Whether SS applies at the current step (``step_index < T_SS`` and ``lambda != 1``)."""
+        return self._suppressing
 
     def grid(self, num_tokens: int) -> TokenGrid:
         """The token grid of a layer with ``num_tokens`` tokens (logs one warning per run for full grids)."""
@@ -110,7 +121,7 @@ class EraserState:
             assert self.latent_size is not None, "set_mask() first"
             token_grid(self.latent_size, num_tokens)  # raises with a clear message
             raise AssertionError("unreachable")
-        if found.has_full and not self._warned_full:
+        if found.has_full and not self._warned_full and not torch.compiler.is_compiling():
             self._warned_full = True
             logger.warning(
                 "The object mask covers the whole %dx%d token grid of a self-attention layer; that layer "
@@ -207,7 +218,9 @@ class AttentiveEraserAttnProcessor:
 
         bias, row_scale = state.attention_inputs(num_tokens, batch - num_erased, query.dtype, query.device)
         if state.suppressing:
-            query = query * row_scale  # lambda on the erased samples' object rows, Eq. 13
+            # lambda on the erased samples' object rows (Eq. 13), in place: no second copy of the queries
+            erased = slice(batch - num_erased, batch)
+            query[erased] *= row_scale[erased]
 
         # Eqs. 11-17 in one call: lambda-scaled object rows, object keys masked, rows combined implicitly
         hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
