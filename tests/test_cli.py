@@ -18,7 +18,7 @@ from PIL import Image
 
 from attentive_eraser import api
 from attentive_eraser.cli import main
-from attentive_eraser.demo import example_scene
+from attentive_eraser.demo import DISPLAY_SCALE, example_scene
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
 WIDTH, HEIGHT = 96, 64  # non-square on purpose
@@ -267,8 +267,8 @@ def test_demo_writes_a_side_by_side_png(tmp_path: Path, monkeypatch: pytest.Monk
     scene, _ = example_scene()
     with Image.open(tmp_path / "attentive_eraser_demo.png") as figure:
         assert figure.format == "PNG"
-        assert 3 * scene.width <= figure.width <= 3 * scene.width + 32
-        assert figure.height >= scene.height
+        assert 3 * DISPLAY_SCALE * scene.width <= figure.width <= 3 * DISPLAY_SCALE * scene.width + 32
+        assert figure.height >= DISPLAY_SCALE * scene.height
 
 
 def test_python_m_entry_point(files: dict[str, Path], tmp_path: Path) -> None:

@@ -26,8 +26,10 @@ logger = logging.getLogger(__name__)
 Method = Literal["sip", "dip"]
 ModelSource = str | os.PathLike | None
 
-#: ``model=None``: the embedded default. Until the trained demo model ships, a tiny random model.
-DEFAULT_MODEL = "tiny-random"
+#: ``model=None``: the embedded demo model, a small SD-architecture model trained on procedural scenes
+#: (``python -m attentive_eraser.training.train_demo``; see README). It loads like any diffusers folder.
+DEMO_MODEL = Path(__file__).resolve().with_name("demo_model")
+DEFAULT_MODEL = str(DEMO_MODEL)
 
 #: the paper's base models (SPEC §5) and their families
 KNOWN_MODELS = {
@@ -144,12 +146,6 @@ def _pipeline_class(family: str, method: Method) -> type:
 def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | None) -> Any:
     path = Path(model).expanduser()
     extra: dict[str, Any] = {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
-    if model == DEFAULT_MODEL:
-        from .testing.tiny import build_components
-
-        logger.warning("Using a tiny model with random weights: pass model=... for real results.")
-        pipe = cls(**build_components("sd15", seed=0))
-        return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
     if path.is_file():
         kwargs = {"config": config} if config else {}
         try:
@@ -183,7 +179,7 @@ def load_pipeline(
     SD 2.1 factors of SPEC §5. ``config`` is the diffusers config folder for single-file checkpoints.
     """
     model_id = DEFAULT_MODEL if model is None else str(model)
-    family = "sd15" if model_id == DEFAULT_MODEL else detect_family(model_id)
+    family = detect_family(model_id)
     cls = _pipeline_class(family, method)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -196,7 +192,9 @@ def load_pipeline(
         pipe.preset = sibling.preset
     else:
         pipe = _load(model_id, family, cls, torch_dtype, config).to(torch_device)
-        if family in PRESETS and pipe.preset.resolution == PRESETS[family].resolution:
+        if Path(model_id).expanduser().resolve() == DEMO_MODEL:
+            pipe.preset = PRESETS["demo"]
+        elif family in PRESETS and pipe.preset.resolution == PRESETS[family].resolution:
             pipe.preset = PRESETS[family]
         # the paper's DDIM settings (SPEC §3), whatever scheduler config the checkpoint shipped
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, **pipe.preset.scheduler_overrides())
