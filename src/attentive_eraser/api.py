@@ -143,20 +143,29 @@ def _pipeline_class(family: str, method: Method) -> type:
     return pipelines.AttentiveEraserSIPPipeline if method == "sip" else pipelines.AttentiveEraserDIPPipeline
 
 
+def _dtype_kwargs(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only it."""
+    import diffusers
+    from packaging.version import Version
+
+    return {"dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype": dtype}
+
+
 def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | None) -> Any:
     path = Path(model).expanduser()
     extra: dict[str, Any] = {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
+    extra.update(_dtype_kwargs(dtype))
     if path.is_file():
         kwargs = {"config": config} if config else {}
         try:
-            return cls.from_single_file(str(path), torch_dtype=dtype, **kwargs, **extra)
+            return cls.from_single_file(str(path), **kwargs, **extra)
         except (OSError, ValueError) as error:
             raise ValueError(
                 f"model={model!r}: loading a single checkpoint file needs its diffusers config; offline, pass "
                 f"config=<a local diffusers folder of the same family> ({type(error).__name__}: {error})"
             ) from None
     try:
-        return cls.from_pretrained(str(path) if path.is_dir() else model, torch_dtype=dtype, **extra)
+        return cls.from_pretrained(str(path) if path.is_dir() else model, **extra)
     except OSError as error:
         raise ValueError(f"model={model!r} could not be loaded: {error}") from None
 
