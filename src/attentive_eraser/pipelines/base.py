@@ -67,6 +67,20 @@ class DIPInversionOutput(BaseOutput):
     timesteps: torch.Tensor
 
 
+@dataclass(frozen=True)
+class EraserSettings:
+    """The knobs of one call after the preset filled the ``None`` ones (names as in ``__call__``)."""
+
+    num_inference_steps: int
+    strength: float
+    removal_guidance_scale: float
+    suppression_scale: float
+    suppression_steps: int
+    mask_dilation: int
+    feather_radius: float
+    resolution: int
+
+
 @dataclass
 class EraserInputs:
     """Images and masks prepared at the working size. ``B`` = images × ``num_images_per_prompt``."""
@@ -87,6 +101,12 @@ class EraserInputs:
 def blend(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``mask * inside + (1 - mask) * outside``: keep generated latents on the object, known ones elsewhere."""
     return mask * inside + (1 - mask) * outside
+
+
+def _to_pixels(picture: PIL.Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """An RGB image resized to ``size`` as a ``(3, H, W)`` tensor in [-1, 1], the VAE's input range."""
+    resized = np.asarray(io.resize_image(picture, size), dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(resized).permute(2, 0, 1)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -146,36 +166,49 @@ class EraserPipelineMixin:
         return getattr(self, "_interrupt", False)
 
     # ------------------------------------------------------------------ inputs
-    def check_eraser_inputs(
+    def resolve_settings(
         self,
+        method: Literal["sip", "dip"],
         *,
-        num_inference_steps: int,
-        strength: float,
-        removal_guidance_scale: float,
-        suppression_scale: float,
-        suppression_steps: int,
-        mask_dilation: int,
-        feather_radius: float,
-        resolution: int,
-        num_images_per_prompt: int,
-        output_type: str,
-    ) -> None:
-        """Validate the numeric knobs; every error names the argument and its value."""
-        check_number("num_inference_steps", num_inference_steps, low=1, high=1000, integer=True)
-        check_number("strength", strength, low=0.0, high=1.0, low_open=True)
-        check_number("removal_guidance_scale", removal_guidance_scale, low=0.0, high=100.0)
-        check_number("suppression_scale", suppression_scale, low=0.0, high=1.0)
-        check_number("suppression_steps", suppression_steps, low=0, high=1000, integer=True)
-        check_number("mask_dilation", mask_dilation, low=0, high=1024, integer=True)
-        check_number("feather_radius", feather_radius, low=0.0, high=1024.0)
-        check_number("resolution", resolution, low=64, high=8192, integer=True)
+        num_inference_steps: int | None = None,
+        strength: float | None = None,
+        removal_guidance_scale: float | None = None,
+        suppression_scale: float | None = None,
+        suppression_steps: int | None = None,
+        mask_dilation: int | None = None,
+        feather_radius: float | None = None,
+        resolution: int | None = None,
+        num_images_per_prompt: int = 1,
+        output_type: str = "pil",
+    ) -> EraserSettings:
+        """The knobs of one call, ``None`` taken from :attr:`preset`, validated; errors name argument and value."""
+        defaults = self.preset.call_kwargs(method)
+        given = {
+            "num_inference_steps": num_inference_steps, "strength": strength,
+            "removal_guidance_scale": removal_guidance_scale, "suppression_scale": suppression_scale,
+            "suppression_steps": suppression_steps, "mask_dilation": mask_dilation,
+            "feather_radius": feather_radius,
+        }
+        values = {name: defaults[name] if value is None else value for name, value in given.items()}
+        resolution = self.preset.resolution if resolution is None else resolution
+        settings = EraserSettings(**values, resolution=resolution)
+        check_number("num_inference_steps", settings.num_inference_steps, low=1, high=1000, integer=True)
+        check_number("strength", settings.strength, low=0.0, high=1.0, low_open=True)
+        check_number("removal_guidance_scale", settings.removal_guidance_scale, low=0.0, high=100.0)
+        check_number("suppression_scale", settings.suppression_scale, low=0.0, high=1.0)
+        check_number("suppression_steps", settings.suppression_steps, low=0, high=1000, integer=True)
+        check_number("mask_dilation", settings.mask_dilation, low=0, high=1024, integer=True)
+        check_number("feather_radius", settings.feather_radius, low=0.0, high=1024.0)
+        check_number("resolution", settings.resolution, low=64, high=8192, integer=True)
         check_number("num_images_per_prompt", num_images_per_prompt, low=1, high=1024, integer=True)
-        if int(num_inference_steps * strength) < 1:
+        if int(settings.num_inference_steps * settings.strength) < 1:
             raise ValueError(
-                f"strength={strength!r} with num_inference_steps={num_inference_steps} runs no denoising step"
+                f"strength={settings.strength!r} with num_inference_steps={settings.num_inference_steps} "
+                "runs no denoising step"
             )
         if output_type not in ("pil", "np", "latent"):
             raise ValueError(f"output_type={output_type!r} must be 'pil', 'np' or 'latent'")
+        return settings
 
     def prepare_eraser_inputs(
         self, image: ImageInput, mask_image: MaskInput, *, resolution: int, mask_dilation: int,
@@ -212,8 +245,7 @@ class EraserPipelineMixin:
         working = io.working_size(sources[0].size, resolution, multiple=self.size_multiple)
         pixels, mask_pixels = [], []
         for picture, mask in zip(sources, source_masks):
-            resized = np.asarray(io.resize_image(picture, working), dtype=np.float32) / 127.5 - 1.0
-            pixels.append(torch.from_numpy(resized).permute(2, 0, 1))
+            pixels.append(_to_pixels(picture, working))
             dilated = io.dilate_mask(io.resize_mask(mask, working), mask_dilation)
             mask_pixels.append(torch.from_numpy(dilated.astype(np.float32))[None])
         repeat = num_images_per_prompt
@@ -248,10 +280,22 @@ class EraserPipelineMixin:
             if upcast:
                 self.vae.to(dtype)
 
+    def _latent_scaling(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(shift, scale)`` with ``z0 = (vae_latents - shift) * scale``: per-channel mean/std where the VAE
+        config has them, else its ``shift_factor`` (0 for SD) and ``scaling_factor``."""
+        config = self.vae.config
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        if mean is not None and std is not None:
+            shift = torch.tensor(mean, device=device, dtype=dtype).view(1, -1, 1, 1)
+            scale = config.scaling_factor / torch.tensor(std, device=device, dtype=dtype).view(1, -1, 1, 1)
+        else:
+            shift = torch.tensor(getattr(config, "shift_factor", None) or 0.0, device=device, dtype=dtype)
+            scale = torch.tensor(config.scaling_factor, device=device, dtype=dtype)
+        return shift, scale
+
     def encode_image(self, image: torch.Tensor, generator: Generator, sample_mode: str) -> torch.Tensor:
         """``z0`` of SPEC §3: scaled VAE latents of ``image`` ``(B, 3, H, W)`` (posterior sample or mode)."""
         device = self._execution_device
-        config = self.vae.config
         with self._vae_precision() as dtype:
             pixels = image.to(device=device, dtype=dtype)
             if isinstance(generator, list):
@@ -261,27 +305,16 @@ class EraserPipelineMixin:
                 ])
             else:
                 latents = retrieve_latents(self.vae.encode(pixels), generator, sample_mode)
-        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
-        if mean is not None and std is not None:
-            mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-            std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-            latents = (latents - mean) * config.scaling_factor / std
-        else:
-            latents = (latents - (getattr(config, "shift_factor", None) or 0.0)) * config.scaling_factor
+        shift, scale = self._latent_scaling(latents.device, latents.dtype)
+        latents = (latents - shift) * scale
         return latents.to(self.unet.dtype)
 
     def decode_latents_to_images(self, latents: torch.Tensor) -> list[PIL.Image.Image]:
         """Decode scaled latents to PIL images at the working size."""
-        config = self.vae.config
         with self._vae_precision() as dtype:
             latents = latents.to(dtype)
-            mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
-            if mean is not None and std is not None:
-                mean = torch.tensor(mean, device=latents.device, dtype=dtype).view(1, -1, 1, 1)
-                std = torch.tensor(std, device=latents.device, dtype=dtype).view(1, -1, 1, 1)
-                latents = latents * std / config.scaling_factor + mean
-            else:
-                latents = latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
+            shift, scale = self._latent_scaling(latents.device, dtype)
+            latents = latents / scale + shift
             decoded = self.vae.decode(latents, return_dict=False)[0]
         return self.image_processor.postprocess(decoded.float(), output_type="pil")
 
@@ -342,8 +375,6 @@ class EraserPipelineMixin:
             return (images, out_masks)
         return AttentiveEraserPipelineOutput(images=images, masks=out_masks)
 
-    def _resolve(self, name: str, value: Any, method: Literal["sip", "dip"] = "sip") -> Any:
-        return self.preset.call_kwargs(method)[name] if value is None else value
 
 
 class SIPMixin(EraserPipelineMixin):
@@ -400,19 +431,9 @@ class SIPMixin(EraserPipelineMixin):
                 ``pipe._interrupt = True`` in it to stop early.
             callback_on_step_end_tensor_inputs: tensors passed to the callback (``"latents"``).
         """
-        preset = self.preset
-        num_inference_steps = self._resolve("num_inference_steps", num_inference_steps)
-        strength = self._resolve("strength", strength)
-        removal_guidance_scale = self._resolve("removal_guidance_scale", removal_guidance_scale)
-        suppression_scale = self._resolve("suppression_scale", suppression_scale)
-        suppression_steps = self._resolve("suppression_steps", suppression_steps)
-        mask_dilation = self._resolve("mask_dilation", mask_dilation)
-        feather_radius = self._resolve("feather_radius", feather_radius)
-        resolution = preset.resolution if resolution is None else resolution
-
-        # 1. Check inputs
-        self.check_eraser_inputs(
-            num_inference_steps=num_inference_steps, strength=strength,
+        # 1. Check inputs (None = the preset's value)
+        settings = self.resolve_settings(
+            "sip", num_inference_steps=num_inference_steps, strength=strength,
             removal_guidance_scale=removal_guidance_scale, suppression_scale=suppression_scale,
             suppression_steps=suppression_steps, mask_dilation=mask_dilation, feather_radius=feather_radius,
             resolution=resolution, num_images_per_prompt=num_images_per_prompt, output_type=output_type,
@@ -422,21 +443,21 @@ class SIPMixin(EraserPipelineMixin):
 
         # 2. Preprocess images and masks at the working size
         inputs = self.prepare_eraser_inputs(
-            image, mask_image, resolution=resolution, mask_dilation=mask_dilation,
+            image, mask_image, resolution=settings.resolution, mask_dilation=settings.mask_dilation,
             num_images_per_prompt=num_images_per_prompt, strategy=strategy,
         )
         if isinstance(generator, list) and len(generator) != inputs.batch_size:
             raise ValueError(f"generator has {len(generator)} entries for {inputs.batch_size} results")
 
         # 3. Encode the prompt (empty by default) and lay out [plain x B, erased x B]
-        batch = SARGBatch(inputs.batch_size, removal_guidance_scale)
+        batch = SARGBatch(inputs.batch_size, settings.removal_guidance_scale)
         prompts = self._prompts(prompt, inputs, num_images_per_prompt)
         conditioning = batch.expand_all(self.encode_conditioning(prompts, inputs.batch_size,
                                                                  inputs.working_size, device))
 
         # 4. Timesteps: the DDIM schedule truncated by strength
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps, _ = self.get_timesteps(num_inference_steps, strength, device)
+        self.scheduler.set_timesteps(settings.num_inference_steps, device=device)
+        timesteps, _ = self.get_timesteps(settings.num_inference_steps, settings.strength, device)
         self._num_timesteps = len(timesteps)
 
         # 5. Latents: z0, one noise draw, the noised start
@@ -446,8 +467,8 @@ class SIPMixin(EraserPipelineMixin):
         mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
 
         # 6. Eraser state the processors read (AAS on the erased half; SS for the first T_SS steps)
-        state = EraserState(suppression_scale=suppression_scale, suppression_steps=suppression_steps,
-                            enabled=batch.guided)
+        state = EraserState(suppression_scale=settings.suppression_scale,
+                            suppression_steps=settings.suppression_steps, enabled=batch.guided)
         state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
 
         # 7. Denoising loop
@@ -470,7 +491,8 @@ class SIPMixin(EraserPipelineMixin):
 
         # 8. Decode, back to the original size, paste back
         return self.finish(latents, inputs, output_type=output_type, paste_back=paste_back,
-                           mask_dilation=mask_dilation, feather_radius=feather_radius, return_dict=return_dict)
+                           mask_dilation=settings.mask_dilation, feather_radius=settings.feather_radius,
+                           return_dict=return_dict)
 
 
 class DIPMixin(EraserPipelineMixin):
@@ -502,24 +524,17 @@ class DIPMixin(EraserPipelineMixin):
         resolution: int | None = None,
     ) -> DIPInversionOutput:
         """DDIM-invert ``image`` (at the working size) over the timesteps a DIP run would sample."""
-        num_inference_steps = self._resolve("num_inference_steps", num_inference_steps, "dip")
-        strength = self._resolve("strength", strength, "dip")
-        resolution = self.preset.resolution if resolution is None else resolution
-        check_number("num_inference_steps", num_inference_steps, low=1, high=1000, integer=True)
-        check_number("strength", strength, low=0.0, high=1.0, low_open=True)
-        check_number("resolution", resolution, low=64, high=8192, integer=True)
+        settings = self.resolve_settings("dip", num_inference_steps=num_inference_steps, strength=strength,
+                                         resolution=resolution)
         self._interrupt = False
         device = self._execution_device
         images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
-        working = io.working_size(images[0].size, resolution, multiple=self.size_multiple)
-        pixels = torch.stack([
-            torch.from_numpy(np.asarray(io.resize_image(item, working), dtype=np.float32) / 127.5 - 1.0)
-            .permute(2, 0, 1) for item in images
-        ])
+        working = io.working_size(images[0].size, settings.resolution, multiple=self.size_multiple)
+        pixels = torch.stack([_to_pixels(item, working) for item in images])
         prompts = _as_list(prompt) * (len(images) if isinstance(prompt, str) else 1)
         conditioning = self.encode_conditioning(prompts, len(images), working, device)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps, _ = self.get_timesteps(num_inference_steps, strength, device)
+        self.scheduler.set_timesteps(settings.num_inference_steps, device=device)
+        timesteps, _ = self.get_timesteps(settings.num_inference_steps, settings.strength, device)
         image_latents = self.encode_image(pixels, None, sample_mode="argmax")
         trajectory = self.invert_latents(image_latents, timesteps, conditioning)
         return DIPInversionOutput(latents=image_latents, trajectory=trajectory, timesteps=timesteps)
@@ -552,19 +567,9 @@ class DIPMixin(EraserPipelineMixin):
         Arguments are those of the SIP pipeline, except that there is no randomness (no ``generator``) and
         the defaults are DIP's: 50 inversion + 50 sampling steps, ``strength=1.0``.
         """
-        preset = self.preset
-        num_inference_steps = self._resolve("num_inference_steps", num_inference_steps, "dip")
-        strength = self._resolve("strength", strength, "dip")
-        removal_guidance_scale = self._resolve("removal_guidance_scale", removal_guidance_scale)
-        suppression_scale = self._resolve("suppression_scale", suppression_scale)
-        suppression_steps = self._resolve("suppression_steps", suppression_steps)
-        mask_dilation = self._resolve("mask_dilation", mask_dilation)
-        feather_radius = self._resolve("feather_radius", feather_radius)
-        resolution = preset.resolution if resolution is None else resolution
-
-        # 1. Check inputs
-        self.check_eraser_inputs(
-            num_inference_steps=num_inference_steps, strength=strength,
+        # 1. Check inputs (None = the preset's value)
+        settings = self.resolve_settings(
+            "dip", num_inference_steps=num_inference_steps, strength=strength,
             removal_guidance_scale=removal_guidance_scale, suppression_scale=suppression_scale,
             suppression_steps=suppression_steps, mask_dilation=mask_dilation, feather_radius=feather_radius,
             resolution=resolution, num_images_per_prompt=1, output_type=output_type,
@@ -573,18 +578,18 @@ class DIPMixin(EraserPipelineMixin):
         device = self._execution_device
 
         # 2. Preprocess images and masks at the working size
-        inputs = self.prepare_eraser_inputs(image, mask_image, resolution=resolution,
-                                            mask_dilation=mask_dilation, num_images_per_prompt=1,
+        inputs = self.prepare_eraser_inputs(image, mask_image, resolution=settings.resolution,
+                                            mask_dilation=settings.mask_dilation, num_images_per_prompt=1,
                                             strategy=strategy)
 
         # 3. Encode the prompt once: inversion and sampling share it
-        batch = SARGBatch(inputs.batch_size, removal_guidance_scale)
+        batch = SARGBatch(inputs.batch_size, settings.removal_guidance_scale)
         prompts = self._prompts(prompt, inputs, 1)
         conditioning = self.encode_conditioning(prompts, inputs.batch_size, inputs.working_size, device)
 
         # 4. Timesteps: inversion runs over exactly the schedule that sampling uses
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps, _ = self.get_timesteps(num_inference_steps, strength, device)
+        self.scheduler.set_timesteps(settings.num_inference_steps, device=device)
+        timesteps, _ = self.get_timesteps(settings.num_inference_steps, settings.strength, device)
         self._num_timesteps = len(timesteps)
 
         # 5. z0 (posterior mode: no randomness) and its DDIM inversion trajectory
@@ -594,8 +599,8 @@ class DIPMixin(EraserPipelineMixin):
         mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
 
         # 6. Eraser state the processors read
-        state = EraserState(suppression_scale=suppression_scale, suppression_steps=suppression_steps,
-                            enabled=batch.guided)
+        state = EraserState(suppression_scale=settings.suppression_scale,
+                            suppression_steps=settings.suppression_steps, enabled=batch.guided)
         state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
         conditioning = batch.expand_all(conditioning)
 
@@ -615,4 +620,5 @@ class DIPMixin(EraserPipelineMixin):
 
         # 8. Decode, back to the original size, paste back
         return self.finish(latents, inputs, output_type=output_type, paste_back=paste_back,
-                           mask_dilation=mask_dilation, feather_radius=feather_radius, return_dict=return_dict)
+                           mask_dilation=settings.mask_dilation, feather_radius=settings.feather_radius,
+                           return_dict=return_dict)
