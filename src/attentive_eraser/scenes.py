@@ -1,7 +1,7 @@
 """Procedural scenes with a known background behind every object: training data and ground truth.
 
 Every scene is a muted background (gradients, a wavy horizon, stripes, checkers, low-frequency noise,
-wood grain or grass) with 1–3 flat, saturated objects on top (discs, ellipses, boxes, triangles, rings,
+wood grain, grass, tiles, bricks or plaid) with 1–3 flat, saturated objects on top (discs, ellipses, boxes, triangles, rings,
 stars, crosses), some overlapping. For each object the generator also renders the **ground truth of its
 removal**: the same scene without that object, identical to the image outside the object's mask.
 
@@ -38,6 +38,7 @@ __all__ = [
     "OBJECT_COLOURS",
     "PALETTES",
     "SHAPES",
+    "STRUCTURED_KINDS",
     "TRAIN_SEEDS",
     "Scene",
     "make_scene",
@@ -85,7 +86,14 @@ BACKGROUND_KINDS: tuple[str, ...] = (
     "noise",
     "wood",
     "grass",
+    "tiles",
+    "bricks",
+    "plaid",
 )
+
+#: the background kinds with repeated structure and sharp edges crossing the objects, which interpolating
+#: inpainters smear and a model that copies structure from elsewhere in the image can rebuild
+STRUCTURED_KINDS: tuple[str, ...] = ("stripes", "checkers", "tiles", "bricks", "plaid")
 
 SHAPES: tuple[str, ...] = ("disc", "ellipse", "box", "triangle", "ring", "star", "cross")
 
@@ -300,6 +308,65 @@ def _grass(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray
     return _mix(image, dark, blades**2)
 
 
+def _grout(coordinate: np.ndarray, period: float, phase: float, width: float, pixel: float) -> np.ndarray:
+    """1 on thin lines every ``period`` along ``coordinate`` (``width`` wide, anti-aliased), else 0."""
+    offset = np.abs(((coordinate / period + phase) % 1.0) - 0.5) * period  # distance to the cell centre
+    return _ramp(offset - (period / 2 - width / 2), pixel)
+
+
+def _tiles(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Square tiles of two or three alternating colours with thin grout lines, possibly rotated."""
+    palette = _palette(rng)
+    first, second, grout_colour = _colours(rng, palette, 3)
+    angle = rng.uniform(0, np.pi / 2) if rng.random() < 0.4 else 0.0
+    period = rng.uniform(0.14, 0.3)
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = -x * np.sin(angle) + y * np.cos(angle)
+    phase_u, phase_v = rng.uniform(0, 1, size=2)
+    pixel = 1.0 / min(x.shape)
+    # Alternate the tile colours in a checker pattern of whole tiles.
+    parity = (np.floor(u / period + phase_u) + np.floor(v / period + phase_v)) % 2
+    image = _mix(first, second, parity.astype(np.float32))
+    width = rng.uniform(1.5, 2.5) * pixel
+    lines = np.maximum(_grout(u, period, phase_u, width, pixel), _grout(v, period, phase_v, width, pixel))
+    return _mix(image, grout_colour, lines)
+
+
+def _bricks(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A running-bond brick wall: rows offset by half a brick, mortar lines between, one brick colour."""
+    brick, shade, mortar = _colours(rng, _palette(rng), 3)
+    vertical = rng.random() < 0.3
+    along, across = (y, x) if vertical else (x, y)
+    row_height = rng.uniform(0.1, 0.18)
+    brick_length = row_height * rng.uniform(1.8, 2.6)
+    phase_row, phase_brick = rng.uniform(0, 1, size=2)
+    pixel = 1.0 / min(x.shape)
+    width = rng.uniform(1.5, 2.5) * pixel
+    row = np.floor(across / row_height + phase_row)
+    shifted = along + (row % 2) * brick_length / 2
+    # Each brick a slightly different mix of the two brick colours: structure a smear cannot rebuild.
+    brick_index = np.floor(shifted / brick_length + phase_brick)
+    tone = (np.sin(row * 12.9898 + brick_index * 78.233) * 43758.5453) % 1.0
+    image = _mix(brick, shade, (0.6 * tone).astype(np.float32))
+    lines = np.maximum(_grout(across, row_height, phase_row, width, pixel),
+                       _grout(shifted, brick_length, phase_brick, width, pixel))
+    return _mix(image, mortar, lines)
+
+
+def _plaid(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Two sets of soft stripes crossing at different angles and periods (a plaid)."""
+    base, first, second = _colours(rng, _palette(rng), 3)
+    angle = rng.uniform(0, np.pi)
+    image = base
+    for colour, turn in ((first, 0.0), (second, rng.uniform(np.pi / 4, 3 * np.pi / 4))):
+        period = rng.uniform(0.12, 0.3)
+        along = x * np.cos(angle + turn) + y * np.sin(angle + turn)
+        wave = np.sin(2 * np.pi * along / period + rng.uniform(0, 2 * np.pi)) - rng.uniform(0.2, 0.6)
+        softness = 1.5 / min(x.shape) * (2 * np.pi / period)
+        image = _mix(image, colour, 0.7 * _ramp(wave, softness))
+    return image
+
+
 _BACKGROUNDS: dict[str, Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]] = {
     "vertical_gradient": _vertical_gradient,
     "horizontal_gradient": _horizontal_gradient,
@@ -309,6 +376,9 @@ _BACKGROUNDS: dict[str, Callable[[np.random.Generator, np.ndarray, np.ndarray], 
     "noise": _noise,
     "wood": _wood,
     "grass": _grass,
+    "tiles": _tiles,
+    "bricks": _bricks,
+    "plaid": _plaid,
 }
 
 
