@@ -141,3 +141,66 @@ def test_learning_rate_schedule_and_ema() -> None:
     # Warm-up: the first update moves the average by 1 - 2/11 of the way.
     assert torch.allclose(ema.model.weight, start["weight"] + 9 / 11)
     assert not any(parameter.requires_grad for parameter in ema.model.parameters())
+
+
+class _Killed(Exception):
+    """Stands in for a SIGKILL right after a checkpoint was written."""
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attentive_eraser.training import train_demo
+
+    config = TrainingConfig(**{**SMOKE, "vae_steps": 3, "unet_steps": 4})
+    whole = train_demo.train(config, tmp_path / "whole", progress=False, checkpoint_every=1)
+
+    original_save = train_demo.Checkpoints.save
+
+    def save_then_die(self: object, stage: str, state: dict) -> None:
+        original_save(self, stage, state)  # type: ignore[arg-type]
+        if stage == "unet" and state["progress"]["step"] == 2:
+            raise _Killed
+
+    monkeypatch.setattr(train_demo.Checkpoints, "save", save_then_die)
+    with pytest.raises(_Killed):
+        train_demo.train(config, tmp_path / "killed", progress=False, checkpoint_every=1)
+    monkeypatch.setattr(train_demo.Checkpoints, "save", original_save)
+    assert not (tmp_path / "killed" / "model").exists()
+    assert (tmp_path / "killed" / "checkpoints" / "vae" / "config.json").is_file()
+
+    resumed = train_demo.train(config, tmp_path / "killed", progress=False, checkpoint_every=1, resume=True)
+    for stage in ("vae", "unet"):
+        for name in ("diffusion_pytorch_model.safetensors",):
+            first = (tmp_path / "whole" / "model" / stage / name).read_bytes()
+            second = (tmp_path / "killed" / "model" / stage / name).read_bytes()
+            assert first == second, f"{stage} weights differ after resuming"
+    assert resumed["resumed"][0]["unet_step"] == 2 and resumed["resumed"][0]["vae_done"]
+    assert resumed["results"]["unet"]["metrics"] == whole["results"]["unet"]["metrics"]
+
+    # The loss log reads as one run: every step once, in order.
+    lines = [json.loads(line) for line in (tmp_path / "killed" / "loss_log.jsonl").read_text().splitlines()]
+    assert [(line["stage"], line["step"]) for line in lines if "loss" in line] == [
+        ("vae", 1), ("vae", 2), ("vae", 3), ("unet", 1), ("unet", 2), ("unet", 3), ("unet", 4)]
+
+    # Resuming needs the same config, and a run to resume.
+    with pytest.raises(ValueError, match="config differs"):
+        train_demo.train(TrainingConfig(**{**SMOKE, "unet_steps": 5}), tmp_path / "killed", progress=False,
+                         resume=True)
+    assert main(["--out", str(tmp_path / "nothing"), "--resume", "--no-progress"]) == 2
+
+
+def test_unet_validations_log_the_removal_diagnostics(tmp_path: Path) -> None:
+    config = TrainingConfig(**{**SMOKE, "validation_scenes": 64})
+    log = LossLog(tmp_path / "log.jsonl")
+    try:
+        vae, _ = train_vae(config, torch.device("cpu"), log, progress=False)
+        context = torch.zeros(1, 77, config.text_hidden_size)
+        _, result = train_unet(config, vae, context, torch.device("cpu"), log, progress=False)
+    finally:
+        log.close()
+    metrics = result.metrics
+    assert 0 < metrics["val_sarg_inside"] and 0 < metrics["val_sarg_outside"]
+    assert 0 < metrics["val_sarg_share_inside"] < 1
+    for grid in ("16x16", "8x8"):  # the demo UNet's two decoder self-attention grids
+        assert 0 < metrics[f"val_attn_entropy_{grid}"] <= 1
+        assert 0 < metrics[f"val_attn_share_{grid}"] < 1
+        assert 0 < metrics[f"val_attn_object_{grid}"] < 1

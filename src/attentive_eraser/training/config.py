@@ -49,6 +49,9 @@ class TrainingConfig:
     unet_steps: int = 4000
     unet_learning_rate: float = 6e-4
     unet_weight_decay: float = 1e-2
+    #: the UNet stage's forward passes under autocast: "bf16" (about 1.4x faster on CPUs with AVX-512 BF16
+    #: and on GPUs; the weights, the optimiser and the loss stay float32) or "no"
+    mixed_precision: str = "bf16"
     #: EMA decay of the UNet weights (with the usual warm-up ``min(decay, (1 + n) / (10 + n))``)
     ema_decay: float = 0.999
 
@@ -92,6 +95,8 @@ class TrainingConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if self.mixed_precision not in ("bf16", "no"):
+            raise ValueError(f"mixed_precision must be 'bf16' or 'no', got {self.mixed_precision!r}")
         if self.save_dtype not in ("float32", "float16"):
             raise ValueError(f"save_dtype must be 'float32' or 'float16', got {self.save_dtype!r}")
         # The latent grid is resolution / 2^(levels - 1); the UNet halves it (levels - 1) more times.

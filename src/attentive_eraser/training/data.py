@@ -61,3 +61,30 @@ class SceneBatches:
     def __next__(self) -> torch.Tensor:
         """A ``(batch_size, 3, H, W)`` float32 batch in [-1, 1]."""
         return to_tensor([self.sample() for _ in range(self.batch_size)])
+
+
+def validation_removals(
+    seeds: Sequence[int], resolution: int, dilation: int, count: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Removal cases for the training diagnostics: scenes of ``seeds`` and one object mask each.
+
+    Up to ``count`` scenes with an object no other object overlaps (the first ones); each gives its image
+    ``(B, 3, H, W)`` in [-1, 1] and its largest such object's mask grown by ``dilation`` pixels,
+    ``(B, 1, H, W)`` float (1 = object). Raises when no scene qualifies.
+    """
+    from ..io import dilate_mask
+
+    images, masks = [], []
+    for seed in seeds:
+        if len(images) == count:
+            break
+        scene = make_scene(int(seed), resolution)
+        isolated = [index for index in range(scene.num_objects) if scene.is_isolated(index)]
+        if not isolated:
+            continue
+        index = max(isolated, key=lambda i: (int(np.count_nonzero(scene.masks[i])), -i))
+        images.append(scene.image)
+        masks.append(dilate_mask(np.asarray(scene.masks[index]), dilation))
+    if not images:
+        raise ValueError(f"none of the {len(seeds)} validation scenes has an isolated object")
+    return to_tensor(images), torch.from_numpy(np.stack(masks)).float()[:, None]

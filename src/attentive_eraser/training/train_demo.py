@@ -4,7 +4,8 @@ Command line::
 
     python -m attentive_eraser.training.train_demo --out DIR [--config CONFIG.json] [--seed 0]
         [--device cpu|cuda] [--vae-steps N] [--unet-steps N] [--batch-size N] [--resolution 64]
-        [--vae-from FOLDER] [--num-threads N] [--overwrite] [--no-progress]
+        [--vae-from FOLDER] [--num-threads N] [--checkpoint-every 250] [--resume] [--overwrite]
+        [--no-progress]
 
 Two stages, each with its own seeded random streams (so a stage's result depends on the seed and the
 config only): (a) an ``AutoencoderKL`` (reconstruction L1 + MSE + a small KL term), whose latent scaling
@@ -14,7 +15,11 @@ frozen random CLIP text encoder fed the empty prompt. A quarter of the training 
 removed, so that object-free scenes occur.
 
 ``DIR`` receives ``training_config.json`` (config, seed, versions, timings, results), ``loss_log.jsonl``
-(one JSON record per step and per validation), ``samples.png`` (validation scenes, VAE reconstructions,
+(one JSON record per step and per validation; the UNet's validations include the removal diagnostics of
+:mod:`attentive_eraser.diagnostics` -- SARG signal and decoder self-attention selectivity -- on fixed
+validation scenes), ``checkpoints/`` (the training state every ``--checkpoint-every`` steps, and the
+finished VAE: ``--resume`` continues a killed run from there, with the same result as an uninterrupted
+run on the same machine and thread count), ``samples.png`` (validation scenes, VAE reconstructions,
 25-step DDIM samples) and ``model/``, a diffusers ``StableDiffusionPipeline`` folder (safetensors) that
 the eraser pipelines load with ``from_pretrained``. On CPU the result is the same for the same seed and
 thread count. On a machine shared with other jobs, set ``OMP_WAIT_POLICY=PASSIVE``.
@@ -25,7 +30,7 @@ costs 3.6 CPU-s: its activations outgrow the caches); UNet at batch 64: 1.7–1.
 encoding the batch with the VAE; scenes: ~1400/s on one core. The defaults (2000 VAE + 4000 UNet steps)
 take ≈ 1340 s + ≈ 4200 s (assuming the VAE's 1.7x two-thread speed-up) plus ≈ 4 min of scene
 generation: about 1.6 h on 2 free cores, ≈ 2.7 h on one. Watch the progress bar's s/it in the first
-minute and lower ``--unet-steps`` if the machine is slower.
+minute; a killed run continues with ``--resume``.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import TrainingConfig
-from .data import SceneBatches, scene_images, validation_seeds
+from .data import SceneBatches, scene_images, validation_removals, validation_seeds
 from .models import (
     build_noise_scheduler,
     build_sampling_scheduler,
@@ -112,11 +117,24 @@ class StageResult:
 
 
 class LossLog:
-    """``loss_log.jsonl``: one JSON object per line (``stage``, ``step``, ``loss`` or validation metrics)."""
+    """``loss_log.jsonl``: one JSON object per line (``stage``, ``step``, ``loss`` or validation metrics).
 
-    def __init__(self, path: Path) -> None:
+    ``keep`` (on resume) maps a stage to the last step whose records stay; later records of that stage,
+    written after the checkpoint the run resumes from, are dropped, and stages not in ``keep`` are dropped.
+    """
+
+    def __init__(self, path: Path, keep: dict[str, int] | None = None) -> None:
         self.path = path
+        kept: list[str] = []
+        if keep is not None and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)
+                if record.get("stage") in keep and record.get("step", 0) <= keep[record["stage"]]:
+                    kept.append(line)
         self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        for line in kept:
+            self._file.write(line + "\n")
+        self._file.flush()
 
     def write(self, **record: Any) -> None:
         self._file.write(json.dumps(record) + "\n")
@@ -136,6 +154,54 @@ def _optimizer(
     return optimizer, schedule
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where a run keeps its training state, how often it saves it, and whether to continue from it."""
+
+    folder: Path
+    every: int = 250
+    resume: bool = False
+
+    def path(self, stage: str) -> Path:
+        return self.folder / f"{stage}.pt"
+
+    def load(self, stage: str) -> dict[str, Any] | None:
+        """The saved state of ``stage`` when resuming and one exists (tensors and plain values only)."""
+        path = self.path(stage)
+        if not self.resume or not path.is_file():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def save(self, stage: str, state: dict[str, Any]) -> None:
+        """Write ``state`` atomically: a killed run never leaves a half-written checkpoint."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path(stage)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(state, partial)
+        os.replace(partial, path)
+
+    def saved_step(self, stage: str) -> int:
+        """The step of ``stage``'s checkpoint (0 without one), read without loading the tensors' values."""
+        state = self.load(stage)
+        return 0 if state is None else int(state["progress"]["step"])
+
+
+def _numpy_state(rng: np.random.Generator) -> dict[str, Any]:
+    """A numpy generator's state as plain values (its 128-bit integers as strings: safe to load)."""
+    state = rng.bit_generator.state
+    return {"bit_generator": state["bit_generator"], "state": str(state["state"]["state"]),
+            "inc": str(state["state"]["inc"]), "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
+
+
+def _set_numpy_state(rng: np.random.Generator, saved: dict[str, Any]) -> None:
+    rng.bit_generator.state = {
+        "bit_generator": saved["bit_generator"],
+        "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
+        "has_uint32": saved["has_uint32"],
+        "uinteger": saved["uinteger"],
+    }
+
+
 def _run_steps(
     name: str,
     steps: int,
@@ -143,13 +209,27 @@ def _run_steps(
     log: LossLog,
     progress: bool,
     validate: Callable[[int], dict[str, float]] | None = None,
+    resumed: dict[str, Any] | None = None,
+    save: Callable[[dict[str, Any]], None] | None = None,
+    save_every: int = 0,
 ) -> StageResult:
-    """Call ``step_fn`` ``steps`` times with a progress bar, logging every loss and timing the steps."""
+    """Call ``step_fn`` ``steps`` times with a progress bar, logging every loss and timing the steps.
+
+    ``resumed`` (the ``progress`` part of a checkpoint) continues after its step; ``save(progress)`` is
+    called every ``save_every`` steps with what ``resumed`` needs.
+    """
     result = StageResult(steps=steps)
     smoothed: float | None = None
     durations = []
+    first, done_seconds = 1, 0.0
+    if resumed is not None:
+        first = int(resumed["step"]) + 1
+        smoothed = resumed["smoothed"]
+        done_seconds = float(resumed["seconds"])
+        result.metrics = dict(resumed["metrics"])
     start = time.perf_counter()
-    bar = tqdm(range(1, steps + 1), desc=name, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(first, steps + 1), desc=name, disable=not progress, dynamic_ncols=True,
+               initial=first - 1, total=steps)
     for step in bar:
         tick = time.perf_counter()
         loss = step_fn()
@@ -161,8 +241,11 @@ def _run_steps(
             metrics = validate(step)
             log.write(stage=name, step=step, **metrics)
             result.metrics = metrics
+        if save is not None and save_every and (step % save_every == 0 or step == steps):
+            save({"step": step, "smoothed": smoothed, "metrics": result.metrics,
+                  "seconds": done_seconds + time.perf_counter() - start})
     bar.close()
-    result.seconds = time.perf_counter() - start
+    result.seconds = done_seconds + time.perf_counter() - start
     timed = durations[_TIMING_WARMUP_STEPS:] or durations
     result.seconds_per_step = float(np.mean(timed)) if timed else None
     result.final_loss = smoothed
@@ -185,8 +268,35 @@ def reconstruct(vae: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return vae.decode(vae.encode(images).latent_dist.mode()).sample.clamp(-1, 1)
 
 
+def _restore(
+    saved: dict[str, Any] | None, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LambdaLR, generator: torch.Generator, batches: SceneBatches,
+) -> dict[str, Any] | None:
+    """Load a stage checkpoint into the live objects; returns its ``progress`` part (None: a fresh start)."""
+    if saved is None:
+        return None
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    generator.set_state(saved["generator"])
+    _set_numpy_state(batches.rng, saved["scenes"])
+    return saved["progress"]
+
+
+def _stage_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LambdaLR,
+    generator: torch.Generator, batches: SceneBatches, progress: dict[str, Any],
+) -> dict[str, Any]:
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "generator": generator.get_state(), "scenes": _numpy_state(batches.rng), "progress": progress}
+
+
 def train_vae(
-    config: TrainingConfig, device: torch.device, log: LossLog, progress: bool = True
+    config: TrainingConfig,
+    device: torch.device,
+    log: LossLog,
+    progress: bool = True,
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[torch.nn.Module, StageResult]:
     """Stage (a): train the ``AutoencoderKL`` and set its latent scaling factor."""
     seed = stage_seed(config.seed, _VAE_STAGE)
@@ -224,7 +334,16 @@ def train_vae(
         vae.train()
         return {"val_psnr_db": round(psnr, 3)}
 
-    result = _run_steps("vae", config.vae_steps, step, log, progress, validate)
+    saved = checkpoints.load("vae") if checkpoints is not None else None
+    resumed = _restore(saved, vae, optimizer, schedule, generator, batches)
+
+    def save(done: dict[str, Any]) -> None:
+        assert checkpoints is not None
+        checkpoints.save("vae", _stage_state(vae, optimizer, schedule, generator, batches, done))
+
+    result = _run_steps("vae", config.vae_steps, step, log, progress, validate, resumed=resumed,
+                        save=save if checkpoints is not None else None,
+                        save_every=checkpoints.every if checkpoints is not None else 0)
     vae.eval().requires_grad_(False)
 
     # SD's recipe: scale latents to unit variance for the diffusion model (SD 1.x: 0.18215).
@@ -252,6 +371,46 @@ def load_vae(path: str | os.PathLike[str], device: torch.device) -> torch.nn.Mod
 # --------------------------------------------------------------------------------------------------
 # (b) The UNet
 
+#: the diagnostics' validation set: scenes, mask growth (pixels, as the demo preset) and timesteps (SIP's
+#: range at strength 0.8: t = 781 ... 1)
+DIAGNOSTIC_SCENES = 16
+DIAGNOSTIC_MASK_DILATION = 2
+DIAGNOSTIC_TIMESTEPS = (781, 581, 381, 201)
+
+
+def removal_diagnostics(
+    unet: torch.nn.Module,
+    latents: torch.Tensor,
+    noise: torch.Tensor,
+    masks: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    scheduler: Any,
+    timesteps: Sequence[int] = DIAGNOSTIC_TIMESTEPS,
+) -> dict[str, float]:
+    """Flat ``val_*`` metrics: the SARG signal (median over ``timesteps``) and attention selectivity per grid.
+
+    ``val_sarg_inside`` / ``val_sarg_outside``: relative ``||eps_erased - eps_plain||`` inside / outside the
+    mask; ``val_attn_entropy_16x16``: normalised attention entropy at that grid (1 = uniform);
+    ``val_attn_object_16x16`` vs ``val_attn_share_16x16``: attention mass object queries put on object keys
+    vs the object keys' share.
+    """
+    from ..diagnostics import attention_selectivity, sarg_signal
+
+    context = prompt_embeds.expand(latents.shape[0], -1, -1)
+    signal = sarg_signal(unet, latents, noise, masks, timesteps, context, scheduler)
+    metrics = {
+        "val_sarg_inside": round(signal.median_inside, 5),
+        "val_sarg_outside": round(float(np.median(signal.outside)), 5),
+        "val_sarg_share_inside": round(float(np.median(signal.share_inside)), 4),
+    }
+    selectivity = attention_selectivity(unet, latents, noise, masks, timesteps, context, scheduler)
+    for grid, values in selectivity.by_grid().items():
+        metrics[f"val_attn_entropy_{grid}"] = round(values["entropy"], 4)
+        metrics[f"val_attn_object_{grid}"] = round(values["object_to_object"], 4)
+        metrics[f"val_attn_share_{grid}"] = round(values["object_share"], 4)
+    return metrics
+
+
 
 def train_unet(
     config: TrainingConfig,
@@ -260,8 +419,13 @@ def train_unet(
     device: torch.device,
     log: LossLog,
     progress: bool = True,
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[torch.nn.Module, StageResult]:
-    """Stage (b): train the UNet on the frozen VAE's latents; returns the EMA weights."""
+    """Stage (b): train the UNet on the frozen VAE's latents; returns the EMA weights.
+
+    Each validation logs the EMA model's loss on fixed noise and timesteps and its removal diagnostics
+    (:func:`removal_diagnostics`) on fixed validation scenes.
+    """
     seed = stage_seed(config.seed, _UNET_STAGE)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -290,11 +454,14 @@ def train_unet(
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
         context = prompt_embeds.expand(batch, -1, -1)
         prediction = model(noisy, timesteps, encoder_hidden_states=context).sample
-        return F.mse_loss(prediction, noise)  # epsilon objective
+        return F.mse_loss(prediction.float(), noise)  # epsilon objective, in float32 under autocast too
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16")
 
     def step() -> float:
-        latents = latents_of(next(batches).to(device), generator)
-        loss = loss_of(unet, latents, generator)
+        with autocast:
+            latents = latents_of(next(batches).to(device), generator)
+            loss = loss_of(unet, latents, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), config.max_grad_norm)
@@ -305,14 +472,40 @@ def train_unet(
 
     validation = scene_images(validation_seeds(config.validation_scenes), config.resolution).to(device)
 
+    removal_images, removal_masks = validation_removals(
+        validation_seeds(config.validation_scenes), config.resolution, DIAGNOSTIC_MASK_DILATION,
+        DIAGNOSTIC_SCENES,
+    )
+    removal_images, removal_masks = removal_images.to(device), removal_masks.to(device)
+
     @torch.no_grad()
     def validate(step: int) -> dict[str, float]:
         # The same latents, noise and timesteps every time, so that the numbers are comparable.
         fixed = torch.Generator(device).manual_seed(seed + 1)
         latents = latents_of(validation, fixed)
-        return {"val_loss_ema": round(float(loss_of(ema.model, latents, fixed)), 5)}
+        metrics = {"val_loss_ema": round(float(loss_of(ema.model, latents, fixed)), 5)}
+        fixed = torch.Generator(device).manual_seed(seed + 2)
+        removal_latents = latents_of(removal_images, fixed)
+        noise = torch.randn(removal_latents.shape, generator=fixed, device=device)
+        metrics.update(removal_diagnostics(ema.model, removal_latents, noise, removal_masks, prompt_embeds,
+                                           noise_scheduler))
+        return metrics
 
-    result = _run_steps("unet", config.unet_steps, step, log, progress, validate)
+    saved = checkpoints.load("unet") if checkpoints is not None else None
+    resumed = _restore(saved, unet, optimizer, schedule, generator, batches)
+    if saved is not None:
+        ema.model.load_state_dict(saved["ema"])
+        ema.updates = int(saved["ema_updates"])
+
+    def save(done: dict[str, Any]) -> None:
+        assert checkpoints is not None
+        state = _stage_state(unet, optimizer, schedule, generator, batches, done)
+        state.update(ema=ema.model.state_dict(), ema_updates=ema.updates)
+        checkpoints.save("unet", state)
+
+    result = _run_steps("unet", config.unet_steps, step, log, progress, validate, resumed=resumed,
+                        save=save if checkpoints is not None else None,
+                        save_every=checkpoints.every if checkpoints is not None else 0)
     if not result.metrics:
         result.metrics = validate(0)
     return ema.model, result
@@ -414,13 +607,30 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     command: Sequence[str] | None = None,
+    checkpoint_every: int = 250,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run both stages and write everything into ``out`` (see the module docstring); returns the record."""
+    """Run both stages and write everything into ``out`` (see the module docstring); returns the record.
+
+    ``resume=True`` continues from ``out/checkpoints`` (the finished VAE, then the last UNet checkpoint)
+    with the config of the run being resumed, which ``config`` must equal.
+    """
     out = Path(out)
     model_dir = out / "model"
-    if model_dir.exists() and not overwrite:
+    if model_dir.exists() and not (overwrite or resume):
         raise FileExistsError(f"{model_dir} exists; pass overwrite=True (--overwrite) to replace it")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every!r}")
     device = torch.device(device)
+    record_path = out / "training_config.json"
+    checkpoints = Checkpoints(out / "checkpoints", checkpoint_every, resume)
+    previous: dict[str, Any] | None = None
+    if resume:
+        if not record_path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {record_path} does not exist")
+        previous = json.loads(record_path.read_text(encoding="utf-8"))
+        if TrainingConfig.from_dict(previous["config"]) != config:
+            raise ValueError(f"resume: the config differs from the one in {record_path}")
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "config": config.to_dict(),
@@ -432,16 +642,34 @@ def train(
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-    record_path = out / "training_config.json"
+    if previous is not None:
+        record["started"] = previous["started"]
+        record["command"] = previous["command"]
+        record["resumed"] = [*previous.get("resumed", []), {
+            "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": list(command) if command is not None else None,
+            "vae_done": (checkpoints.folder / "vae" / "config.json").is_file(),
+            "unet_step": checkpoints.saved_step("unet"),
+        }]
     record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
-    log = LossLog(out / "loss_log.jsonl")
+    finished_vae = checkpoints.folder / "vae"
+    keep = None
+    if resume:
+        keep = {"vae": config.vae_steps if (finished_vae / "config.json").is_file() else
+                checkpoints.saved_step("vae"), "unet": checkpoints.saved_step("unet")}
+    log = LossLog(out / "loss_log.jsonl", keep=keep)
     try:
-        # (a) The VAE, or a trained one
-        if vae_from is None:
-            vae, vae_result = train_vae(config, device, log, progress)
-        else:
+        # (a) The VAE, or a trained one (a resumed run reuses its finished VAE)
+        if vae_from is not None:
             vae, vae_result = load_vae(vae_from, device), StageResult()
+        elif resume and (finished_vae / "config.json").is_file():
+            vae = load_vae(finished_vae, device)
+            vae_result = StageResult(**json.loads((finished_vae / "result.json").read_text(encoding="utf-8")))
+        else:
+            vae, vae_result = train_vae(config, device, log, progress, checkpoints)
+            vae.save_pretrained(finished_vae, safe_serialization=True)
+            (finished_vae / "result.json").write_text(json.dumps(asdict(vae_result)) + "\n", encoding="utf-8")
 
         # (b) The UNet, on the empty prompt's embeddings
         tokenizer = build_tokenizer()
@@ -450,7 +678,7 @@ def train(
             text_encoder = build_text_encoder(config, tokenizer)
         text_encoder.to(device)
         prompt_embeds = empty_prompt_embeddings(text_encoder, tokenizer, device)
-        unet, unet_result = train_unet(config, vae, prompt_embeds, device, log, progress)
+        unet, unet_result = train_unet(config, vae, prompt_embeds, device, log, progress, checkpoints)
     finally:
         log.close()
 
@@ -486,8 +714,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--unet-steps", type=int, help="UNet training steps")
     parser.add_argument("--batch-size", type=int, help="images per step, both stages")
     parser.add_argument("--resolution", type=int, help="training image side in pixels (default 64)")
+    parser.add_argument("--mixed-precision", choices=("bf16", "no"),
+                        help="UNet stage under bf16 autocast (default: the config's, bf16)")
     parser.add_argument("--vae-from", type=Path, help="reuse the trained VAE of this model or vae folder")
     parser.add_argument("--num-threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--checkpoint-every", type=int, default=250,
+                        help="save the training state every N steps (default 250)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint (same config and options)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DIR/model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -501,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             vae_batch_size=args.batch_size,
             unet_batch_size=args.batch_size,
             resolution=args.resolution,
+            mixed_precision=args.mixed_precision,
         )
     except (OSError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -516,10 +751,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             command=sys.argv if argv is None else ["train_demo", *argv],
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
         )
     except FileExistsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     results = record["results"]
     print(f"model: {args.out / 'model'} ({results['model_megabytes']} MB)")
     for stage in ("vae", "unet"):
