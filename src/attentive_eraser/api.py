@@ -51,13 +51,44 @@ _SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 _PIPELINES: dict[tuple, Any] = {}
 
 
+#: device types the pipelines run on (``meta`` holds no data; others lack the kernels we need)
+SUPPORTED_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def _check_available(device: torch.device, given: object) -> None:
+    """Refuse a device type we do not run on, or one this machine does not have."""
+    if device.type not in SUPPORTED_DEVICE_TYPES:
+        raise ValueError(
+            f"device={given!r} is not supported; use cpu, cuda, cuda:N, mps or xpu (where present)"
+        )
+    if device.type == "cpu":
+        return
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device={given!r} is not available on this machine (no Apple MPS)")
+        return
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu
+    available = backend is not None and backend.is_available()
+    count = backend.device_count() if available else 0
+    if (device.index or 0) >= count:
+        raise ValueError(f"device={given!r} is not available: this machine has {count} {device.type.upper()} "
+                         "device(s)")
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as given, or the best available: CUDA, then Apple MPS, then CPU."""
+    """``device`` as given (checked: a supported type this machine has), or the best available.
+
+    The best available is CUDA, then Apple MPS, then CPU.
+    """
     if device is not None:
         try:
-            return torch.device(device)
-        except RuntimeError as error:
-            raise ValueError(f"device={device!r} is not a valid torch device ({error})") from None
+            resolved = torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as error:
+            message = " ".join(str(error).split())
+            raise ValueError(f"device={device!r} is not a valid torch device ({message})") from None
+        _check_available(resolved, device)
+        return resolved
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -85,16 +116,32 @@ def _family_of_unet_config(config: dict[str, Any]) -> str:
     return "sd15"
 
 
-def _family_of_single_file(path: Path) -> str:
-    keys: list[str]
+def _checkpoint_keys(path: Path) -> list[str]:
+    """The tensor names of a single-file checkpoint; a damaged file raises one clear ``ValueError``."""
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as handle:
-            keys = list(handle.keys())
-    else:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                return list(handle.keys())
+        except Exception as error:  # SafetensorError, OSError: a truncated or foreign file
+            raise ValueError(f"model={str(path)!r} is not a readable .safetensors file "
+                             f"({type(error).__name__}: {' '.join(str(error).split())[:120]})") from None
+    # Only plain tensors are ever unpickled (weights_only=True); a file that needs more is refused, never
+    # loaded the unsafe way.
+    try:
         checkpoint = torch.load(str(path), map_location="meta", weights_only=True)
-        keys = list(checkpoint.get("state_dict", checkpoint))
+    except Exception as error:  # UnpicklingError, RuntimeError, EOFError, OSError
+        raise ValueError(f"model={str(path)!r} is not a readable checkpoint of plain tensors "
+                         f"({type(error).__name__}); convert it to .safetensors") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"model={str(path)!r} holds a {type(checkpoint).__name__}, not a dictionary of weights")
+    weights = checkpoint.get("state_dict", checkpoint)
+    return [str(key) for key in weights] if isinstance(weights, dict) else []
+
+
+def _family_of_single_file(path: Path) -> str:
+    keys = _checkpoint_keys(path)
     if any(key.startswith("conditioner.embedders.1.") for key in keys):
         return "sdxl"
     if any(key.startswith("cond_stage_model.model.") for key in keys):
@@ -102,6 +149,63 @@ def _family_of_single_file(path: Path) -> str:
     if any(key.startswith(("cond_stage_model.transformer.", "model.diffusion_model.")) for key in keys):
         return "sd15"
     raise ValueError(f"model={str(path)!r} is not a Stable Diffusion 1.x/2.x/XL checkpoint (unknown keys)")
+
+
+def _read_config(config_path: Path, model: str) -> dict[str, Any]:
+    """A component's ``config.json`` as a dict; damaged JSON raises one clear ``ValueError``."""
+    where = f"{config_path.parent.name}/{config_path.name}"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"model={model!r}: {where} is not valid JSON ({' '.join(str(error).split())})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"model={model!r}: {where} holds a JSON {type(config).__name__}, not an object")
+    return config
+
+
+#: the pipeline folders that hold weights, and the files diffusers/transformers load them from
+_WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2")
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def _check_weights(folder: Path, model: str) -> None:
+    """Refuse a diffusers folder whose model index names a component without any weights file."""
+    index_path = folder / "model_index.json"
+    components: list[str] = ["unet"]
+    if index_path.is_file():
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            message = " ".join(str(error).split())
+            raise ValueError(f"model={model!r}: model_index.json is not valid JSON ({message})") from None
+        if not isinstance(index, dict):
+            raise ValueError(f"model={model!r}: model_index.json holds a JSON {type(index).__name__}, not an object")
+        components = [name for name in _WEIGHT_FOLDERS if isinstance(index.get(name), list)
+                      and index[name][0] is not None]
+    for name in components:
+        component = folder / name
+        if not component.is_dir():
+            raise ValueError(f"model={model!r}: the folder {name}/ is missing")
+        if not (component / "config.json").is_file():
+            raise ValueError(f"model={model!r}: {name}/config.json is missing")
+        _read_config(component / "config.json", model)
+        if not any(any(component.glob(pattern)) for pattern in _WEIGHT_PATTERNS):
+            raise ValueError(f"model={model!r}: {name}/ has no weights (no .safetensors or .bin file)")
+
+
+def _check_config_folder(config: str) -> None:
+    """``config`` is a diffusers folder whose JSON files parse (weights not needed), or a hub id."""
+    folder = Path(config).expanduser()
+    if not folder.is_dir():
+        if _HUB_ID.match(config) and not folder.exists():
+            return
+        raise ValueError(f"config={config!r} is not a folder (a local diffusers folder of the same family)")
+    for path in sorted([folder / "model_index.json", *folder.glob("*/config.json")]):
+        if path.is_file():
+            try:
+                _read_config(path, config)
+            except ValueError as error:
+                raise ValueError(str(error).replace("model=", "config=", 1)) from None
 
 
 def detect_family(model: str | os.PathLike) -> str:
@@ -112,7 +216,9 @@ def detect_family(model: str | os.PathLike) -> str:
         config_path = path / "unet" / "config.json"
         if not config_path.is_file():
             raise ValueError(f"model={text!r} is a folder but not a diffusers pipeline (no unet/config.json)")
-        return _family_of_unet_config(json.loads(config_path.read_text()))
+        family = _family_of_unet_config(_read_config(config_path, text))
+        _check_weights(path, text)
+        return family
     if path.is_file():
         if path.suffix not in _SINGLE_FILE_SUFFIXES:
             raise ValueError(f"model={text!r} is a file but not a checkpoint ({', '.join(_SINGLE_FILE_SUFFIXES)})")
@@ -130,7 +236,7 @@ def detect_family(model: str | os.PathLike) -> str:
             f"model={text!r} could not be found locally nor fetched from the hub ({type(error).__name__}); "
             "pass a local diffusers folder or .safetensors file"
         ) from None
-    return _family_of_unet_config(json.loads(Path(config_file).read_text()))
+    return _family_of_unet_config(_read_config(Path(config_file), text))
 
 
 def _pipeline_class(family: str, method: Method) -> type:
@@ -162,12 +268,25 @@ def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | 
         except (OSError, ValueError) as error:
             raise ValueError(
                 f"model={model!r}: loading a single checkpoint file needs its diffusers config; offline, pass "
-                f"config=<a local diffusers folder of the same family> ({type(error).__name__}: {error})"
+                f"config=<a local diffusers folder of the same family> ({_describe(error)})"
             ) from None
+        except Exception as error:  # a damaged file: SafetensorError, UnpicklingError, RuntimeError
+            raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
     try:
         return cls.from_pretrained(str(path) if path.is_dir() else model, **extra)
     except OSError as error:
-        raise ValueError(f"model={model!r} could not be loaded: {error}") from None
+        raise ValueError(f"model={model!r} could not be loaded: {_describe(error, with_type=False)}") from None
+    except Exception as error:  # damaged weights or configs inside the folder
+        raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
+
+
+def _describe(error: BaseException, *, with_type: bool = True) -> str:
+    """One line about a loading error; never repeats advice to unpickle unsafely (``weights_only=False``)."""
+    text = " ".join(str(error).split())
+    if "weights_only" in text or "pickle" in text.lower():
+        text = "the file needs unpickling of more than plain tensors, which is refused"
+    text = text[:300]
+    return f"{type(error).__name__}: {text}" if with_type else text
 
 
 def load_pipeline(
@@ -189,6 +308,8 @@ def load_pipeline(
     """
     model_id = DEFAULT_MODEL if model is None else str(model)
     family = detect_family(model_id)
+    if config is not None:
+        _check_config_folder(str(config))
     cls = _pipeline_class(family, method)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
@@ -222,6 +343,13 @@ def clear_cache() -> None:
     _PIPELINES.clear()
 
 
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is a boolean (numpy's too); anything else (``"no"``, ``"maybe"``, 1) raises ``ValueError``."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name}={value!r} must be True or False")
+
+
 def remove(
     image: str | os.PathLike | PIL.Image.Image,
     mask: str | os.PathLike | PIL.Image.Image | np.ndarray | None = None,
@@ -244,6 +372,7 @@ def remove(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     progress: bool = True,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
 ) -> PIL.Image.Image:
     """Remove the object under ``mask`` from ``image`` and return the result at the original size.
 
@@ -252,27 +381,49 @@ def remove(
     is carried to the output when the mask comes separately. ``None`` knobs take the model's preset
     (see :class:`attentive_eraser.presets.Preset` and the README's table); ``seed`` fixes SIP's noise.
     ``strategy="crop"`` processes only a window around the mask (large photos, small objects).
+    Images over ``max_pixels`` pixels (default 50 million; ``None``: no limit) are refused, files before
+    they are decoded. Every argument is checked before a model is loaded.
     """
-    picture, alpha = io.split_alpha(io.load_image(image))
-    if mask is None:
-        if alpha is None:
-            raise io.InputError("mask", "no mask given and the image has no alpha channel to take one from")
-        object_mask = io.mask_from_alpha(alpha)
-        alpha = None  # the transparent region is what gets filled: the result is opaque
-    else:
-        object_mask = io.load_mask(mask, size=picture.size, resize=resize_mask)
-    io.validate_mask(object_mask)
+    # 1. Check the settings (cheap, before any file is decoded or model loaded)
+    for name, flag in (("paste_back", paste_back), ("resize_mask", resize_mask), ("progress", progress)):
+        check_flag(name, flag)
+    if method not in ("sip", "dip"):
+        raise ValueError(f"method={method!r} must be 'sip' or 'dip'")
+    if strategy not in ("resize", "crop"):
+        raise ValueError(f"strategy={strategy!r} must be 'resize' or 'crop'")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
-
-    pipe = load_pipeline(model, method=method, device=device, dtype=dtype, config=config)
-    pipe.set_progress_bar_config(disable=not progress, leave=False)
     knobs = {
         "num_inference_steps": num_inference_steps, "strength": strength,
         "removal_guidance_scale": removal_guidance_scale, "suppression_scale": suppression_scale,
         "suppression_steps": suppression_steps, "mask_dilation": mask_dilation,
         "feather_radius": feather_radius, "resolution": resolution,
     }
+    from .pipelines.base import check_knobs
+
+    check_knobs(knobs)
+    if device is not None:
+        resolve_device(device)
+    if dtype is not None:
+        resolve_dtype(dtype, torch.device("cpu"))
+
+    # 2. Read the image and the mask (files over max_pixels are refused from their header)
+    picture, alpha = io.split_alpha(io.load_image(image, max_pixels=max_pixels))
+    io.check_pixels(picture.size, max_pixels, "image")
+    if mask is None:
+        if alpha is None:
+            raise io.InputError("mask", "no mask given and the image has no alpha channel to take one from")
+        object_mask = io.mask_from_alpha(alpha)
+        alpha = None  # the transparent region is what gets filled: the result is opaque
+    else:
+        object_mask = io.load_mask(mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
+    io.validate_mask(object_mask)
+    if resolution is not None:
+        io.check_resolution(picture.size, resolution)
+
+    # 3. Load the model and run
+    pipe = load_pipeline(model, method=method, device=device, dtype=dtype, config=config)
+    pipe.set_progress_bar_config(disable=not progress, leave=False)
     kwargs: dict[str, Any] = {name: value for name, value in knobs.items() if value is not None}
     if method == "sip":
         kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)

@@ -58,6 +58,7 @@ __all__ = [
     "plan_dry_run",
     "read_report",
     "batch_command",
+    "check_report_path",
 ]
 
 #: image files a folder source picks up (case-insensitive); outputs use the same extension when it is
@@ -150,8 +151,14 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def _find_mask(pattern: str, folder: Path, image: Path, exclude: Path) -> tuple[Path | None, str | None]:
-    """The mask of ``image`` in ``folder`` named by ``pattern`` (``{stem}``, ``{name}``, ``{suffix}``; may glob)."""
+def _find_mask(
+    pattern: str, folder: Path, image: Path, exclude: Path
+) -> tuple[Path | None, str | None, list[Path]]:
+    """The mask of ``image`` in ``folder`` named by ``pattern`` (``{stem}``, ``{name}``, ``{suffix}``; may glob).
+
+    Returns ``(mask, error, candidates)``: ``candidates`` are every file the pattern matched (several when
+    it is ambiguous); none of them is an image of its own.
+    """
     try:
         name = pattern.format(stem=image.stem, name=image.name, suffix=image.suffix)
     except (KeyError, IndexError, ValueError) as error:
@@ -159,16 +166,19 @@ def _find_mask(pattern: str, folder: Path, image: Path, exclude: Path) -> tuple[
                             "{stem}, {name} or {suffix}") from None
     if not any(character in name for character in "*?["):
         candidate = folder / name
-        return (candidate, None) if candidate.is_file() else (None, f"no mask: {str(candidate)!r} not found")
+        if candidate.is_file():
+            return candidate, None, [candidate]
+        return None, f"no mask: {str(candidate)!r} not found", []
     matches = sorted(
         path for path in folder.glob(name)
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and path.resolve() != exclude.resolve()
     )
     if not matches:
-        return None, f"no mask matches {str(folder / name)!r}"
+        return None, f"no mask matches {str(folder / name)!r}", []
     if len(matches) > 1:
-        return None, f"ambiguous mask: {', '.join(repr(str(path)) for path in matches)} match {name!r}"
-    return matches[0], None
+        listed = ", ".join(repr(str(path)) for path in matches)
+        return None, f"ambiguous mask: {listed} match {name!r}; keep one, or give --mask-pattern", matches
+    return matches[0], None, matches
 
 
 def items_from_folder(
@@ -192,23 +202,22 @@ def items_from_folder(
         if (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(relative)
                 and not _inside(path, out_dir) and not (mask_root is not None and _inside(path, mask_root))):
             candidates.append(relative)
-    found: dict[Path, tuple[Path | None, str | None]] = {}
+    found: dict[Path, tuple[Path | None, str | None, list[Path]]] = {}
     for relative in candidates:
         image = folder / relative
         if one_mask is not None:
-            found[relative] = (one_mask, None)
+            found[relative] = (one_mask, None, [one_mask])
         else:
             base = (mask_root if mask_root is not None else folder) / relative.parent
             found[relative] = _find_mask(pattern, base, image, exclude=image)
-    used = {mask.resolve() for mask, _ in found.values() if mask is not None}
-    if one_mask is not None:
-        used.add(one_mask.resolve())
+    # every file a pattern matched is a mask, not an image: also the candidates of an ambiguous match
+    used = {path.resolve() for _, _, matched in found.values() for path in matched}
     items = []
     for relative in candidates:
         image = folder / relative
         if image.resolve() in used:
             continue  # a mask, not an image
-        mask, error = found[relative]
+        mask, error, _ = found[relative]
         output_relative = _output_relative(relative)
         item_id = output_relative.as_posix()
         seed = base_seed if fixed_seed else item_seed(item_id, base_seed)
@@ -270,12 +279,12 @@ def items_from_manifest(
         error = None if mask is not None else "no mask: the manifest row has none and --masks was not given"
         if "output" in row:
             output_relative = Path(str(row["output"]).strip())
-            if output_relative.is_absolute() or ".." in output_relative.parts:
-                raise io.InputError("source", f"{manifest.name} line {number}: output {str(output_relative)!r} "
-                                    "must be a relative path inside OUT_DIR")
-            if output_relative.suffix.lower() not in io.SAVE_FORMATS:
-                raise io.InputError("source", f"{manifest.name} line {number}: output {str(output_relative)!r} "
-                                    f"needs one of the extensions {', '.join(io.SAVE_FORMATS)}")
+            if error is None and (output_relative.is_absolute() or ".." in output_relative.parts):
+                error = (f"manifest line {number}: output {str(output_relative)!r} must be a relative path "
+                         "inside OUT_DIR")
+            elif error is None and output_relative.suffix.lower() not in io.SAVE_FORMATS:
+                error = (f"manifest line {number}: output {str(output_relative)!r} needs one of the "
+                         f"extensions {', '.join(io.SAVE_FORMATS)}")
         else:
             relative = image.relative_to(root) if _inside(image, root) and not image.is_absolute() else Path(image.name)
             output_relative = _output_relative(relative)
@@ -289,7 +298,8 @@ def items_from_manifest(
                 if name in row:
                     knobs[name] = parse(row[name])
         except ValueError as problem:
-            seed, error = base_seed, f"manifest line {number}: {' '.join(str(problem).split())}"
+            seed = base_seed
+            error = error or f"manifest line {number}: {' '.join(str(problem).split())}"
         items.append(BatchItem(item_id, image, mask, out_dir / output_relative, seed,
                                tuple(sorted(knobs.items())), error))
     return items
@@ -310,6 +320,7 @@ def list_items(
     else:
         raise io.InputError("source", f"{str(source)!r} does not exist")
     items.sort(key=lambda item: item.id)
+    protected = _input_files(items, source if source.is_file() else None, masks)
     first: dict[str, BatchItem] = {}
     unique = []
     for item in items:
@@ -319,8 +330,69 @@ def list_items(
                            "give each row its own output")
         else:
             first[item.id] = item
+            problem = None if item.error is not None else _output_problem(item, out_dir, protected)
+            if problem is not None:
+                item = replace(item, error=problem)
         unique.append(item)
     return unique
+
+
+def _file_key(path: Path) -> tuple[str, tuple[int, int] | None]:
+    """What identifies a file: its resolved path, and its (device, inode) when it exists."""
+    resolved = path.resolve()
+    try:
+        stat = resolved.stat()
+    except OSError:
+        return str(resolved), None
+    return str(resolved), (stat.st_dev, stat.st_ino)
+
+
+def _input_files(items: Sequence[BatchItem], manifest: Path | None, masks: Path | None) -> dict[Any, Path]:
+    """Every file the run reads (each item's image and mask, the manifest, --masks): never to be written."""
+    inputs: dict[Any, Path] = {}
+    paths = [path for item in items for path in (item.image, item.mask) if path is not None]
+    paths += [path for path in (manifest, masks) if path is not None and path.is_file()]
+    for path in paths:
+        name, inode = _file_key(path)
+        inputs[name] = path
+        if inode is not None:
+            inputs[inode] = path
+    return inputs
+
+
+def _is_protected(path: Path, protected: dict[Any, Path]) -> Path | None:
+    """The input file that ``path`` names (by resolved path or inode), if any."""
+    name, inode = _file_key(path)
+    return protected.get(name) or (protected.get(inode) if inode is not None else None)
+
+
+def _name_too_long(path: Path) -> str | None:
+    """A problem when a name of ``path`` is longer than file systems allow (255 bytes, and the temp suffix)."""
+    for part in path.parts:
+        limit = 255 - (len(".") + 1 + 12 + len(".tmp") if part == path.name else 0)
+        if len(os.fsencode(part)) > limit:
+            shown = part if len(part) <= 40 else part[:37] + "..."
+            return f"output: the name {shown!r} is too long ({len(os.fsencode(part))} bytes; at most {limit})"
+    return None
+
+
+def _output_problem(item: BatchItem, out_dir: Path, protected: dict[Any, Path]) -> str | None:
+    """Why ``item``'s output must not be written: too long a name, outside OUT_DIR (through a symbolic
+    link), or an input of the run (any item's image or mask, the manifest)."""
+    too_long = _name_too_long(item.output)
+    if too_long is not None:
+        return too_long
+    try:
+        escapes = not _inside(item.output, out_dir)
+        source = _is_protected(item.output, protected)
+    except OSError as error:
+        return f"output: cannot use {str(item.output)!r}: {' '.join(str(error).split())}"
+    if escapes:
+        return (f"output {item.id!r} resolves to {str(item.output.resolve())!r}, outside OUTPUT_DIR "
+                "(a symbolic link inside it); refusing to write there")
+    if source is not None:
+        return f"output {item.id!r} is the input file {str(source)!r}; an input is never overwritten"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -335,14 +407,12 @@ def _upright_size(path: Path) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _temporaries(output: Path) -> list[Path]:
-    """Leftovers of an interrupted :func:`io.save_image` of ``output``."""
-    return sorted(output.parent.glob(f".{output.name}.*.tmp")) if output.parent.is_dir() else []
-
-
 def output_status(item: BatchItem, size: tuple[int, int] | None = None) -> Literal["valid", "missing", "partial"]:
     """``valid`` if ``item``'s output decodes fully at the input's size, ``missing``, or ``partial``."""
-    if not item.output.is_file():
+    try:
+        if not item.output.is_file():
+            return "missing"
+    except OSError:  # a name the file system refuses: there is no such output
         return "missing"
     try:
         with Image.open(item.output) as opened:
@@ -427,6 +497,13 @@ def make_plan(
             continue
         try:
             sizes[item.id] = _upright_size(item.image)
+            io.check_pixels(sizes[item.id], item.settings(options).max_pixels, "image")
+            resolution = item.settings(options).resolution
+            if resolution is not None:
+                io.check_resolution(sizes[item.id], resolution)
+        except io.InputError as error:
+            plan.settled.append(ItemResult.of(item, "failed", reason=str(error)))
+            continue
         except FileNotFoundError:
             plan.settled.append(ItemResult.of(item, "failed", reason=f"image: file not found: {str(item.image)!r}"))
             continue
@@ -436,7 +513,7 @@ def make_plan(
             continue
         status = "missing" if overwrite else output_status(item, sizes[item.id])
         if clean:  # nobody writes yet: leftovers of an interrupted run are safe to delete
-            for leftover in _temporaries(item.output) + ([item.output] if status == "partial" else []):
+            for leftover in io.stale_temporaries(item.output) + ([item.output] if status == "partial" else []):
                 leftover.unlink(missing_ok=True)
         if status == "valid":
             plan.settled.append(ItemResult.of(item, "skipped", reason="a valid output exists"))
@@ -482,11 +559,11 @@ class _Loaded:
     mask: np.ndarray
 
 
-def _load(item: BatchItem, resize_mask: bool) -> _Loaded:
-    picture, alpha = io.split_alpha(io.load_image(item.image))
+def _load(item: BatchItem, resize_mask: bool, max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> _Loaded:
+    picture, alpha = io.split_alpha(io.load_image(item.image, max_pixels=max_pixels))
     if item.mask is None:
         raise io.InputError("mask", "no mask for this image")
-    mask = io.load_mask(item.mask, size=picture.size, resize=resize_mask)
+    mask = io.load_mask(item.mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
     io.validate_mask(mask)
     return _Loaded(item, picture, alpha, mask)
 
@@ -560,7 +637,7 @@ def _process(
         loaded = []
         for item in batch:
             try:
-                loaded.append(_load(item, remover.resize_mask))
+                loaded.append(_load(item, remover.resize_mask, remover.options.max_pixels))
             except Exception as error:  # noqa: BLE001 -- recorded, and the run goes on
                 report.write(ItemResult.of(item, "failed", reason=_reason(error), rank=rank))
                 progress.update()
@@ -620,6 +697,38 @@ def _merge_reports(report: Path, count: int) -> None:
         stale.unlink(missing_ok=True)
 
 
+def check_report_path(
+    report: Path, items: Sequence[BatchItem], *, inputs: Sequence[Path] = (),
+) -> None:
+    """Refuse, before any work, a report path that is an input or an output of the run, or a folder.
+
+    ``inputs`` are files read besides the items' images and masks (the manifest, a ``--masks`` file).
+    Nothing is created: the folder must accept new files (:func:`io.check_output_path`).
+    """
+    try:
+        is_dir = report.is_dir()
+    except OSError as error:
+        raise io.InputError("report", f"cannot use {str(report)!r}: {' '.join(str(error).split())}") from None
+    if is_dir:
+        raise io.InputError("report", f"{str(report)!r} is a directory, not a file path")
+    protected = _input_files(items, None, None)
+    for path in inputs:
+        if path is not None and path.is_file():
+            name, inode = _file_key(path)
+            protected[name] = path
+            if inode is not None:
+                protected[inode] = path
+    source = _is_protected(report, protected)
+    if source is not None:
+        raise io.InputError("report", f"{str(report)!r} is the input file {str(source)!r}; an input is never "
+                            "overwritten")
+    outputs = {_file_key(item.output)[0]: item for item in items if item.error is None}
+    clash = outputs.get(_file_key(report)[0])
+    if clash is not None:
+        raise io.InputError("report", f"{str(report)!r} is the output of {str(clash.image)!r}; choose another path")
+    io.check_output_path(report, argument="report")
+
+
 def _distributed_state(device: str | None) -> Any:
     """accelerate's process state; ``cpu=True`` only where no accelerator is present (or the CPU is asked for).
 
@@ -662,6 +771,7 @@ def run_batch(
     rank, count = state.process_index, state.num_processes
     payload: list[Any] = [None]
     if state.is_main_process:
+        check_report_path(report_path, items)
         payload = [make_plan(items, options, batch_size=batch_size, limit=limit, overwrite=overwrite)]
     if count > 1:
         payload = broadcast_object_list(payload)
@@ -713,7 +823,7 @@ def plan_dry_run(
     for batch in plan.batches:
         for item in batch:
             try:
-                _load(item, resize_mask)
+                _load(item, resize_mask, options.max_pixels)
             except Exception as error:  # noqa: BLE001
                 failing.append(ItemResult.of(item, "failed", reason=_reason(error)))
     return plan, failing
@@ -771,12 +881,15 @@ def batch_command(
             raise io.InputError("output-dir", f"{str(output_dir)!r} contains SOURCE; write the results elsewhere")
         items = list_items(source, output_dir, masks=masks, mask_pattern=mask_pattern, base_seed=options.seed,
                            fixed_seed=fixed_seed)
+        read_too = [path for path in (source if source.is_file() else None, masks) if path is not None]
+        check_report_path(report_path, items, inputs=read_too)
+        io.check_output_path(output_dir / "batch-report.jsonl", argument="output-dir")
         if dry_run:
             plan, failing = plan_dry_run(items, options, batch_size=batch_size, limit=limit, overwrite=overwrite,
                                     resize_mask=resize_mask)
             _print_dry_run(plan, failing)
             click.get_current_context().exit(1 if failing or any(r.status == "failed" for r in plan.settled) else 0)
-        with _quiet_third_party():
+        with _quiet_third_party(quiet):
             _check_device(options.device)
             summary = run_batch(items, options, report_path=report_path, batch_size=batch_size, limit=limit,
                                 overwrite=overwrite, resize_mask=resize_mask, progress=not quiet, freeu=freeu)

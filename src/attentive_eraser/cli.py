@@ -8,6 +8,7 @@ the commands, after the inputs have been checked, so ``--help`` is instant and b
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -82,9 +83,20 @@ class RemovalOptions:
     device: str | None = None
     dtype: str | None = None
     progress: bool = True
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS
 
     def remove_kwargs(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """A float range that also refuses ``nan`` and ``inf`` (click's own range lets ``nan`` through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 # Upper bounds match the pipelines' own checks, so out-of-range values fail before a model loads.
@@ -114,15 +126,15 @@ _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
         help="T_I: DDIM steps of the full schedule (num_inference_steps). Default: the preset's, 50.",
     ),
     click.option(
-        "--strength", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+        "--strength", type=_FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
         help="Share of the schedule that is run (0.8: the last 40 of 50 steps). Default: 0.8 SIP, 1.0 DIP.",
     ),
     click.option(
-        "--removal-guidance-scale", type=click.FloatRange(0.0, 100.0), default=None,
+        "--removal-guidance-scale", type=_FiniteFloatRange(0.0, 100.0), default=None,
         help="s (Eq. 18): strength of Self-Attention Redirection Guidance; 0 turns SARG off. Default: 9.",
     ),
     click.option(
-        "--suppression-scale", type=click.FloatRange(0.0, 1.0), default=None,
+        "--suppression-scale", type=_FiniteFloatRange(0.0, 1.0), default=None,
         help="λ (Eq. 13): Similarity Suppression factor on the object queries' logits. Default: 0.3.",
     ),
     click.option(
@@ -135,7 +147,7 @@ _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
         "Default: the preset's, 2 on SD, 15 on SDXL.",
     ),
     click.option(
-        "--feather", "feather_radius", type=click.FloatRange(0.0, 1024.0), default=None,
+        "--feather", "feather_radius", type=_FiniteFloatRange(0.0, 1024.0), default=None,
         help="Width of the feathered paste-back band, in pixels at the working resolution "
         "(feather_radius). Default: the preset's, 15.",
     ),
@@ -162,6 +174,11 @@ _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
     click.option(
         "--dtype", type=click.Choice(["fp32", "fp16", "bf16"], case_sensitive=False), default=None,
         help="Precision of the model. Default: fp16 on a GPU, fp32 on the CPU.",
+    ),
+    click.option(
+        "--max-pixels", type=click.IntRange(min=1), default=io.DEFAULT_MAX_PIXELS, metavar="N",
+        help="Refuse images (and masks) of more than N pixels, checked from the file header before "
+        f"decoding. Default: {io.DEFAULT_MAX_PIXELS:,} (50 megapixels).".replace(",", " "),
     ),
 )
 
@@ -203,16 +220,32 @@ def _input_errors() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _quiet_third_party() -> Iterator[None]:
-    """Hide transformers' notices while the command runs (e.g. the missing-torchvision one on import)."""
+def _quiet_third_party(quiet: bool = False) -> Iterator[None]:
+    """Hide transformers' and diffusers' notices while the command runs (e.g. the missing-torchvision one).
+
+    With ``quiet``, their progress bars ("Loading pipeline components", weight loading) are hidden too.
+    """
+    import diffusers.utils.logging as diffusers_logging
     import transformers
 
     previous = transformers.logging.get_verbosity()
+    previous_diffusers = diffusers_logging.get_verbosity()
+    bars = (transformers.utils.logging.is_progress_bar_enabled(), diffusers_logging.is_progress_bar_enabled())
     transformers.logging.set_verbosity_error()
+    diffusers_logging.set_verbosity_error()
+    if quiet:
+        transformers.utils.logging.disable_progress_bar()
+        diffusers_logging.disable_progress_bar()
     try:
         yield
     finally:
         transformers.logging.set_verbosity(previous)
+        diffusers_logging.set_verbosity(previous_diffusers)
+        if quiet:
+            if bars[0]:
+                transformers.utils.logging.enable_progress_bar()
+            if bars[1]:
+                diffusers_logging.enable_progress_bar()
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -224,12 +257,25 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _check_output(output: Path, *, inputs: Sequence[Path] = (), overwrite: bool = False) -> None:
-    """Refuse, before any work, an output that ``io.save_image`` could not or should not write."""
+def _output_bytes(size: tuple[int, int]) -> int:
+    """Generous upper bound of an encoded result of ``size``: uncompressed RGBA plus headers."""
+    width, height = size
+    return 4 * width * height + 2**20
+
+
+def _check_output(
+    output: Path, *, inputs: Sequence[Path] = (), overwrite: bool = False, size: tuple[int, int] | None = None
+) -> None:
+    """Refuse, before any work, an output that ``io.save_image`` could not or should not write.
+
+    Nothing is created: the name lengths, the folder (no parent may be a file; it must accept a new file)
+    and, given the image ``size``, the free space are checked by :func:`io.check_output_path`.
+    """
     if output.suffix.lower() not in io.SAVE_FORMATS:
         extension, choices = output.suffix or "(none)", ", ".join(io.SAVE_FORMATS)
         message = f"unsupported extension {extension!r} in {str(output)!r}; use one of {choices}"
         raise io.InputError("output", message)
+    io.check_output_path(output, needed_bytes=0 if size is None else _output_bytes(size))
     for source in inputs:
         if _same_file(output, source):
             raise io.InputError("output", f"{str(output)!r} is an input file; the input is never overwritten")
@@ -240,26 +286,17 @@ def _check_output(output: Path, *, inputs: Sequence[Path] = (), overwrite: bool 
 
 
 def _check_device(device: str | None) -> None:
-    """Refuse a device this machine does not have, rather than fail deep inside torch."""
+    """Refuse a device we do not run on (``meta``, ``vulkan``, …) or that this machine does not have."""
     if device is None:
         return
-    import torch
-
     from .api import resolve_device
 
-    resolved = resolve_device(device)
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (resolved.index or 0) >= count:
-            message = f"{device!r} is not available: this machine has {count} CUDA device(s)"
-            raise io.InputError("device", message)
-    elif resolved.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise io.InputError("device", f"{device!r} is not available on this machine")
+    resolve_device(device)  # raises ValueError naming the device
 
 
-def _object_mask(picture: Image.Image, mask: Path | None, *, resize_mask: bool) -> np.ndarray:
+def _object_mask(
+    picture: Image.Image, mask: Path | None, *, resize_mask: bool, max_pixels: int | None = io.DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """The object mask, read from MASK, or from the image's transparency when there is no MASK."""
     width, height = picture.size
     if mask is None:
@@ -269,7 +306,7 @@ def _object_mask(picture: Image.Image, mask: Path | None, *, resize_mask: bool) 
                 "mask", "no MASK given and the image has no alpha channel (transparent pixels = the object)"
             )
         return io.mask_from_alpha(alpha)
-    object_mask = io.load_mask(mask)
+    object_mask = io.load_mask(mask, max_pixels=max_pixels)
     if object_mask.shape != (height, width):
         if not resize_mask:
             mask_height, mask_width = object_mask.shape
@@ -308,15 +345,20 @@ def remove_command(
     """
     options = RemovalOptions(**settings, progress=not quiet)
     with _input_errors():
-        picture = io.load_image(image)
-        object_mask = _object_mask(picture, mask, resize_mask=resize_mask)
+        # Everything is checked before any model work: files, sizes, output, settings, device.
+        picture = io.load_image(image, max_pixels=options.max_pixels)
+        object_mask = _object_mask(picture, mask, resize_mask=resize_mask, max_pixels=options.max_pixels)
         io.validate_mask(object_mask)
+        if options.resolution is not None:
+            io.check_resolution(picture.size, options.resolution)
         inputs = [image] if mask is None else [image, mask]
-        _check_output(output, inputs=inputs, overwrite=overwrite)
-        with _quiet_third_party():
+        _check_output(output, inputs=inputs, overwrite=overwrite, size=picture.size)
+        with _quiet_third_party(quiet):
             _check_device(options.device)
             from .api import remove
 
+            # A killed earlier run may have left its temporary file beside OUTPUT: ours to remove.
+            io.remove_stale_temporaries(output)
             # Without MASK, remove() takes the mask from the alpha channel and returns an opaque image.
             result = remove(picture, None if mask is None else object_mask, **options.remove_kwargs())
         saved = io.save_image(result, output, protect=inputs)
@@ -346,9 +388,11 @@ def demo_command(output: Path, model: str | None, device: str | None, quiet: boo
     start = time.perf_counter()
     with _input_errors():
         _check_output(output, overwrite=True)
-        with _quiet_third_party():
+        with _quiet_third_party(quiet):
             _check_device(device)
             from .demo import run_demo
+
+            io.remove_stale_temporaries(output)
 
             figure = run_demo(model=model, device=device, progress=not quiet)
         saved = io.save_image(figure, output)

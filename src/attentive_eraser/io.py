@@ -13,11 +13,14 @@ Conventions used throughout:
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import os
 import pathlib
+import re
 import secrets
+import shutil
 from collections.abc import Iterable, Sequence
 from typing import TypeAlias, Union
 
@@ -42,6 +45,12 @@ __all__ = [
     "side_by_side",
     "outline_mask",
     "SAVE_FORMATS",
+    "DEFAULT_MAX_PIXELS",
+    "check_pixels",
+    "check_resolution",
+    "check_output_path",
+    "stale_temporaries",
+    "remove_stale_temporaries",
 ]
 
 PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
@@ -59,6 +68,19 @@ SAVE_FORMATS: dict[str, str] = {
 
 # Alpha below this (on a 0..255 scale) counts as transparent, i.e. as the object to remove.
 _ALPHA_THRESHOLD = 128
+
+#: largest image (width x height) read by default. Checked from the file's header before decoding: a few
+#: hundred kilobytes of PNG can declare 90 megapixels, and decoding plus the float copies of the
+#: pipeline and paste-back then need gigabytes. Raise it with ``max_pixels`` (``--max-pixels``).
+DEFAULT_MAX_PIXELS = 50_000_000
+
+#: working resolutions above this may not exceed the image's own size, sqrt(width x height): upscaling a
+#: small image far beyond the largest native size (SDXL's 1024) only costs memory (8192 on a 64 px
+#: image asks the VAE for gigabytes)
+MAX_UPSCALED_RESOLUTION = 1024
+
+# What save_image names its temporary files: ".<name>.<12 hex digits>.tmp" beside the target.
+_TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")
 
 
 class InputError(ValueError):
@@ -83,15 +105,42 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _open_file(path: PathLike, argument: str) -> Image.Image:
-    """Open an image file, decode every pixel, close the file and apply its EXIF orientation."""
+def check_pixels(size: tuple[int, int], max_pixels: int | None, argument: str) -> None:
+    """Raise :class:`InputError` when an image of ``size`` (width, height) exceeds ``max_pixels``."""
+    if max_pixels is None:
+        return
+    width, height = size
+    if width * height > max_pixels:
+        raise InputError(
+            argument,
+            f"{width}x{height} is {width * height / 1e6:.1f} megapixels, more than the limit of "
+            f"{max_pixels / 1e6:g} (raise it with --max-pixels / max_pixels)",
+        )
+
+
+def _check_max_pixels(max_pixels: object) -> int | None:
+    if max_pixels is None:
+        return None
+    if not isinstance(max_pixels, numbers.Integral) or isinstance(max_pixels, bool) or max_pixels < 1:
+        raise InputError("max_pixels", f"expected a positive whole number of pixels or None, got {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _open_file(path: PathLike, argument: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file, check its declared size, decode every pixel, close it, apply its EXIF orientation."""
+    max_pixels = _check_max_pixels(max_pixels)
     file = pathlib.Path(path)
-    if not file.exists():
+    try:
+        exists, is_file = file.exists(), file.is_file()
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise InputError(argument, f"cannot read {str(file)!r}: {_one_line(error)}") from error
+    if not exists:
         raise InputError(argument, f"file not found: {str(file)!r}")
-    if not file.is_file():
+    if not is_file:
         raise InputError(argument, f"not a file: {str(file)!r}")
     try:
         with Image.open(file) as opened:
+            check_pixels(opened.size, max_pixels, argument)  # the header only: nothing decoded yet
             opened.load()
             # exif_transpose returns a new in-memory image, so nothing refers to the file afterwards.
             return ImageOps.exif_transpose(opened)
@@ -99,13 +148,15 @@ def _open_file(path: PathLike, argument: str) -> Image.Image:
         raise InputError(argument, f"cannot read an image from {str(file)!r}: {_one_line(error)}") from error
 
 
-def _as_pil(source: object, argument: str, accepted: str) -> Image.Image:
+def _as_pil(
+    source: object, argument: str, accepted: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
     """Return ``source`` as a loaded PIL image: open paths, pass images through, refuse anything else."""
     if isinstance(source, Image.Image):
         source.load()
         return source
     if isinstance(source, (str, os.PathLike)):
-        return _open_file(source, argument)
+        return _open_file(source, argument, max_pixels)
     raise InputError(argument, f"expected {accepted}, got {type(source).__name__}")
 
 
@@ -139,10 +190,16 @@ def _rgb_or_rgba(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(source: PathLike | Image.Image, *, argument: str = "image") -> Image.Image:
-    """Load an image as "RGB" or "RGBA" (files: EXIF-oriented, fully read, handle closed)."""
-    # PIL images are taken as given (no EXIF transpose): the caller already decided their orientation.
-    image = _as_pil(source, argument, "a file path or a PIL image")
+def load_image(
+    source: PathLike | Image.Image, *, argument: str = "image", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Load an image as "RGB" or "RGBA" (files: EXIF-oriented, fully read, handle closed).
+
+    A file declaring more than ``max_pixels`` pixels (``None``: no limit) is refused before decoding.
+    """
+    # PIL images are taken as given (no EXIF transpose): the caller already decided their orientation,
+    # and their pixels are in memory already (callers check their size with check_pixels).
+    image = _as_pil(source, argument, "a file path or a PIL image", max_pixels)
     return _rgb_or_rgba(image)
 
 
@@ -216,6 +273,7 @@ def load_mask(
     size: tuple[int, int] | None = None,
     resize: bool = False,
     argument: str = "mask",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Load an object mask as bool (H, W): any non-zero pixel is the object to remove.
 
@@ -231,12 +289,13 @@ def load_mask(
     Files get their EXIF orientation applied, as :func:`load_image` does. ``size`` is the image's
     ``(width, height)``: a mask of another size raises :class:`InputError` naming both sizes unless
     ``resize`` is true, in which case it is resized with nearest-neighbour sampling (stretching it if
-    the aspect ratios differ).
+    the aspect ratios differ). Files larger than ``max_pixels`` are refused before decoding.
     """
     if isinstance(source, np.ndarray):
         mask = _mask_from_array(source, argument)
     else:
-        mask = _mask_from_pil(_as_pil(source, argument, "a file path, a PIL image or a numpy array"))
+        accepted = "a file path, a PIL image or a numpy array"
+        mask = _mask_from_pil(_as_pil(source, argument, accepted, max_pixels))
     if size is None:
         return mask
     width, height = _check_size(size, "size")
@@ -297,6 +356,23 @@ def working_size(
         return max(multiple, int(round(side / multiple)) * multiple)
 
     return snap(resolution * scale), snap(resolution / scale)
+
+
+def check_resolution(size: tuple[int, int], resolution: int, *, argument: str = "resolution") -> None:
+    """Refuse a working resolution that would upscale ``size`` beyond :data:`MAX_UPSCALED_RESOLUTION`.
+
+    Any resolution up to 1024 is accepted (small inputs are upsampled to the model's native size, as
+    diffusion models want); above it, at most the image's own size, sqrt(width x height).
+    """
+    width, height = _check_size(size, "size")
+    own = math.isqrt(width * height)
+    limit = max(MAX_UPSCALED_RESOLUTION, own)
+    if isinstance(resolution, numbers.Integral) and not isinstance(resolution, bool) and resolution > limit:
+        raise InputError(
+            argument,
+            f"{resolution} would upscale the {width}x{height} image {resolution / max(own, 1):.0f}x; above "
+            f"{MAX_UPSCALED_RESOLUTION} the working resolution may not exceed the image's own size ({own})",
+        )
 
 
 def context_window(
@@ -522,7 +598,11 @@ def save_image(
     for protected in protect:
         if _is_same_file(target, pathlib.Path(protected)):
             raise InputError("output", f"refusing to overwrite the input file {str(target)!r}")
-    if target.is_dir():
+    try:
+        is_dir = target.is_dir()
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise InputError("output", f"cannot write {str(target)!r}: {_one_line(error)}") from error
+    if is_dir:
         raise InputError("output", f"is a directory, not a file path: {str(target)!r}")
 
     image = _mode_for(image, file_format)
@@ -556,6 +636,105 @@ def save_image(
         if isinstance(error, OSError):
             raise InputError("output", f"cannot write {str(target)!r}: {_one_line(error)}") from error
         raise
+    return target
+
+
+def stale_temporaries(target: PathLike) -> list[pathlib.Path]:
+    """Temporary files :func:`save_image` left beside ``target`` when it was killed mid-write."""
+    target = pathlib.Path(target)
+    try:
+        entries = list(target.parent.iterdir()) if target.parent.is_dir() else []
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        match = _TEMPORARY_NAME.match(entry.name)
+        if match is not None and match.group("name") == target.name and entry.is_file():
+            found.append(entry)
+    return sorted(found)
+
+
+def remove_stale_temporaries(target: PathLike) -> list[pathlib.Path]:
+    """Delete :func:`stale_temporaries` of ``target``; returns what was deleted."""
+    removed = []
+    for leftover in stale_temporaries(target):
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue  # not ours to delete after all (permissions): leave it
+        removed.append(leftover)
+    return removed
+
+
+def _name_max(folder: pathlib.Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def check_output_path(path: PathLike, *, argument: str = "output", needed_bytes: int = 0) -> pathlib.Path:
+    """Refuse, before any work, an output path that :func:`save_image` could not write; writes nothing.
+
+    Checks: every name fits the file system (with room for the temporary file's suffix), no parent is
+    a file, the nearest existing folder accepts a new file, and it has ``needed_bytes`` free. Folders
+    that do not exist yet are not created here (save_image creates them).
+    """
+    target = pathlib.Path(path)
+    ancestor = target.parent
+    while True:
+        try:
+            if ancestor.exists():
+                break
+        except OSError as error:
+            raise InputError(argument, f"cannot use {str(target)!r}: {_one_line(error)}") from error
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(argument, f"{str(ancestor)!r} is a file, so {str(target)!r} cannot be created in it")
+    limit = _name_max(ancestor)
+    temporary_extra = len(".") + 1 + 12 + len(".tmp")  # save_image writes ".<name>.<hex>.tmp" first
+    for part in target.parts:
+        size = len(os.fsencode(part)) + (temporary_extra if part == target.name else 0)
+        if size > limit:
+            shown = part if len(part) <= 40 else part[:37] + "..."
+            raise InputError(
+                argument, f"the name {shown!r} is too long ({len(os.fsencode(part))} bytes; at most "
+                f"{limit - (temporary_extra if part == target.name else 0)} here)"
+            )
+    probe: pathlib.Path | None = None
+    try:
+        descriptor = -1
+        for _ in range(100):
+            probe = ancestor / f".attentive-eraser-probe.{secrets.token_hex(6)}.tmp"
+            try:
+                descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
+        os.close(descriptor)
+    except OSError as error:
+        reason = "read-only" if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else _one_line(error)
+        raise InputError(argument, f"cannot write in {str(ancestor)!r} ({reason})") from error
+    finally:
+        if probe is not None:
+            try:
+                probe.unlink()
+            except OSError:
+                pass
+    if needed_bytes > 0:
+        try:
+            free = shutil.disk_usage(ancestor).free
+        except OSError:
+            free = None
+        if free is not None and free < needed_bytes:
+            raise InputError(
+                argument, f"only {free / 2**20:.1f} MiB free in {str(ancestor)!r}; the result needs up to "
+                f"{needed_bytes / 2**20:.1f} MiB"
+            )
     return target
 
 

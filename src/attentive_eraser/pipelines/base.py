@@ -124,6 +124,57 @@ def check_number(name: str, value: Any, *, low: float, high: float, integer: boo
         raise ValueError(f"{name}={value!r} is out of range {bracket}{low}, {high}]")
 
 
+#: valid values of the knobs, shared by the pipelines and the one-call API (which checks them before it
+#: loads a model): name -> (low, high, integer, low_open)
+KNOB_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "num_inference_steps": (1, 1000, True, False),
+    "strength": (0.0, 1.0, False, True),
+    "removal_guidance_scale": (0.0, 100.0, False, False),
+    "suppression_scale": (0.0, 1.0, False, False),
+    "suppression_steps": (0, 1000, True, False),
+    "mask_dilation": (0, 1024, True, False),
+    "feather_radius": (0.0, 1024.0, False, False),
+    "resolution": (64, 8192, True, False),
+}
+
+
+def check_knobs(values: dict[str, Any]) -> None:
+    """:func:`check_number` on each knob of ``values`` that is set (``None`` = the preset's)."""
+    for name, value in values.items():
+        if value is not None and name in KNOB_RANGES:
+            low, high, integer, low_open = KNOB_RANGES[name]
+            check_number(name, value, low=low, high=high, integer=integer, low_open=low_open)
+
+
+def _available_memory(device: torch.device) -> int | None:
+    """Bytes free for tensors on ``device`` (CUDA: the driver's count; CPU: MemAvailable), else None."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError):  # pragma: no cover - driver trouble
+            return None
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo", encoding="ascii") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+def estimate_vae_memory(vae: Any, working_size: tuple[int, int], batch_size: int, dtype: torch.dtype) -> int:
+    """Rough peak bytes of the VAE at full resolution: a few (batch, C0, H, W) activations at once.
+
+    C0 is the VAE's first block width (128 on SD); the encoder and decoder each hold about six such
+    tensors at the working resolution (input, norms, convolutions, residual), the largest part of a run.
+    """
+    width, height = working_size
+    channels = int(vae.config.block_out_channels[0])
+    return 6 * batch_size * channels * width * height * torch.finfo(dtype).bits // 8
+
+
 class EraserPipelineMixin:
     """Shared steps of every eraser pipeline. Mixed into a diffusers Stable Diffusion pipeline class.
 
@@ -166,6 +217,20 @@ class EraserPipelineMixin:
         return getattr(self, "_interrupt", False)
 
     # ------------------------------------------------------------------ inputs
+    def _check_memory(self, working_size: tuple[int, int], batch_size: int) -> None:
+        """Refuse a working size whose VAE pass clearly cannot fit in the device's free memory."""
+        if getattr(self.vae, "use_tiling", False):
+            return  # tiled decoding bounds the activations by the tile size
+        available = _available_memory(self._execution_device)
+        needed = estimate_vae_memory(self.vae, working_size, batch_size, self.vae.dtype)
+        if available is not None and needed > available:
+            width, height = working_size
+            raise ValueError(
+                f"resolution: the working size {width}x{height} for {batch_size} image(s) needs about "
+                f"{needed / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB free on "
+                f"{self._execution_device}; lower the resolution or the batch size"
+            )
+
     def resolve_settings(
         self,
         method: Literal["sip", "dip"],
@@ -192,14 +257,7 @@ class EraserPipelineMixin:
         values = {name: defaults[name] if value is None else value for name, value in given.items()}
         resolution = self.preset.resolution if resolution is None else resolution
         settings = EraserSettings(**values, resolution=resolution)
-        check_number("num_inference_steps", settings.num_inference_steps, low=1, high=1000, integer=True)
-        check_number("strength", settings.strength, low=0.0, high=1.0, low_open=True)
-        check_number("removal_guidance_scale", settings.removal_guidance_scale, low=0.0, high=100.0)
-        check_number("suppression_scale", settings.suppression_scale, low=0.0, high=1.0)
-        check_number("suppression_steps", settings.suppression_steps, low=0, high=1000, integer=True)
-        check_number("mask_dilation", settings.mask_dilation, low=0, high=1024, integer=True)
-        check_number("feather_radius", settings.feather_radius, low=0.0, high=1024.0)
-        check_number("resolution", settings.resolution, low=64, high=8192, integer=True)
+        check_knobs({**values, "resolution": settings.resolution})
         check_number("num_images_per_prompt", num_images_per_prompt, low=1, high=1024, integer=True)
         if int(settings.num_inference_steps * settings.strength) < 1:
             raise ValueError(
@@ -242,7 +300,9 @@ class EraserPipelineMixin:
             sources = [picture.crop(box) for picture, box in zip(images, windows)]
             source_masks = [mask[top:bottom, left:right] for mask, (left, top, right, bottom)
                             in zip(bool_masks, windows)]
+        io.check_resolution(size, resolution)
         working = io.working_size(sources[0].size, resolution, multiple=self.size_multiple)
+        self._check_memory(working, len(images) * num_images_per_prompt)
         pixels, mask_pixels = [], []
         for picture, mask in zip(sources, source_masks):
             pixels.append(_to_pixels(picture, working))
