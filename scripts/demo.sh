@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up (first run only) and remove the object from the bundled example scene, offline, on the CPU.
+# Set up (first run only; the package alone: no test tools, no browser) and remove the object from the
+# bundled example scene, offline, on the CPU.
 # Writes attentive_eraser_demo.png: input with the mask outlined | raw output | pasted-back output.
 set -euo pipefail
 cd "$(dirname "$0")/.."

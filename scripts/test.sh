@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up (first run only) and run the offline test suite. Extra arguments go to pytest.
+# Set up (first run only) the package with its test tools, the web app and Chromium, then run the offline
+# test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
 exec .venv/bin/python -m pytest -q "$@"
