@@ -153,7 +153,7 @@ def test_without_a_mask_the_transparent_pixels_are_the_object(client: Client, fi
         ({"seeds": "abc"}, "seeds"),
         ({"seeds": ", ".join(str(seed) for seed in range(9))}, "at most 8"),
         ({"strength": 0.05, "num_inference_steps": 8}, "strength"),
-        ({"model": "someone/else"}, "not in the list of choices"),
+        ({"model": "someone/else"}, "model: 'someone/else' is not offered by this server"),
     ],
 )
 def test_bad_settings_are_reported(

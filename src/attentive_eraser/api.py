@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,7 +131,9 @@ def _checkpoint_keys(path: Path) -> list[str]:
     # Only plain tensors are ever unpickled (weights_only=True); a file that needs more is refused, never
     # loaded the unsafe way.
     try:
-        checkpoint = torch.load(str(path), map_location="meta", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says enough
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(str(path), map_location="meta", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError, OSError
         raise ValueError(f"model={str(path)!r} is not a readable checkpoint of plain tensors "
                          f"({type(error).__name__}); convert it to .safetensors") from None
@@ -190,7 +193,8 @@ def _check_weights(folder: Path, model: str) -> None:
             raise ValueError(f"model={model!r}: {name}/config.json is missing")
         _read_config(component / "config.json", model)
         if not any(any(component.glob(pattern)) for pattern in _WEIGHT_PATTERNS):
-            raise ValueError(f"model={model!r}: {name}/ has no weights (no .safetensors or .bin file)")
+            expected = "model.safetensors" if name.startswith("text_encoder") else "diffusion_pytorch_model.safetensors"
+            raise ValueError(f"model={model!r}: {name}/ has no weights (expected {name}/{expected})")
 
 
 def _check_config_folder(config: str) -> None:
@@ -216,9 +220,7 @@ def detect_family(model: str | os.PathLike) -> str:
         config_path = path / "unet" / "config.json"
         if not config_path.is_file():
             raise ValueError(f"model={text!r} is a folder but not a diffusers pipeline (no unet/config.json)")
-        family = _family_of_unet_config(_read_config(config_path, text))
-        _check_weights(path, text)
-        return family
+        return _family_of_unet_config(_read_config(config_path, text))
     if path.is_file():
         if path.suffix not in _SINGLE_FILE_SUFFIXES:
             raise ValueError(f"model={text!r} is a file but not a checkpoint ({', '.join(_SINGLE_FILE_SUFFIXES)})")
@@ -272,6 +274,8 @@ def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | 
             ) from None
         except Exception as error:  # a damaged file: SafetensorError, UnpicklingError, RuntimeError
             raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
+    if path.is_dir():
+        _check_weights(path, model)  # diffusers would warn three times and name a file never expected
     try:
         return cls.from_pretrained(str(path) if path.is_dir() else model, **extra)
     except OSError as error:

@@ -19,9 +19,13 @@ line instead of competing for the model.
 
 # No ``from __future__ import annotations`` here: Gradio reads the event handlers' annotations
 # (gr.Request, gr.SelectData) at run time, and the closures' local ``gr`` must be evaluated then.
+import errno
+import ipaddress
 import logging
+import math
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -44,7 +48,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EraserService", "RemovalRun", "RemovalSettings", "build_app", "launch", "parse_seeds", "serve"]
+__all__ = [
+    "EraserService", "RemovalRun", "RemovalSettings", "build_app", "check_remove_request", "check_server_options",
+    "launch", "parse_file_size", "parse_seeds", "serve",
+]
 
 Method = Literal["sip", "dip"]
 Strategy = Literal["resize", "crop"]
@@ -59,6 +66,8 @@ DEFAULT_MAX_FILE_SIZE = "20mb"
 MAX_SEEDS = 8
 #: longest side of the mask preview sent to the browser
 PREVIEW_SIDE = 1024
+#: photo loads and mask previews that may decode uploads at the same time (each holds a full photo)
+PREVIEW_CONCURRENCY = 1
 
 # Pillow format -> the extension results are written with (the upload's own spelling wins if it agrees).
 _SUFFIX_OF_FORMAT = {
@@ -74,6 +83,20 @@ _KNOBS = (
     "num_inference_steps", "strength", "removal_guidance_scale", "suppression_scale", "suppression_steps",
     "mask_dilation", "feather_radius", "resolution",
 )
+#: the page's sliders, (minimum, maximum, step); the HTTP API accepts the same ranges
+_SLIDERS: dict[str, tuple[float, float, float]] = {
+    "num_inference_steps": (1, 200, 1), "strength": (0.05, 1.0, 0.05),
+    "removal_guidance_scale": (0.0, 30.0, 0.5), "suppression_scale": (0.0, 1.0, 0.05),
+    "suppression_steps": (0, 200, 1), "mask_dilation": (0, 64, 1), "feather_radius": (0, 64, 1),
+    "resolution": (64, 2048, 64),
+}
+_WHOLE_KNOBS = frozenset({"num_inference_steps", "suppression_steps", "mask_dilation", "resolution"})
+#: the parameters of the ``/remove`` endpoint, in order
+REMOVE_PARAMETERS = (
+    "image", "mask", "model", "method", "seeds", *_KNOBS, "paste_back", "strategy",
+)
+_FILE_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb|tb)?\s*$", re.IGNORECASE)
+_FILE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,6 +128,116 @@ def parse_seeds(text: str | int | Sequence[int], *, limit: int = MAX_SEEDS) -> t
     if len(seeds) > limit:
         raise io.InputError("seeds", f"{len(seeds)} seeds given; at most {limit} run at once")
     return tuple(seeds)
+
+
+def parse_file_size(size: str | int | None) -> int | None:
+    """Bytes of an upload limit like ``"20mb"``, ``"500 kb"`` or ``1048576`` (``None``: no limit)."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, (int, str)):
+        raise io.InputError("max_file_size", f"expected a size such as 20mb or 500kb, got {size!r}")
+    if isinstance(size, int):
+        if size < 1:
+            raise io.InputError("max_file_size", f"{size!r} must be a positive number of bytes")
+        return size
+    match = _FILE_SIZE.match(size)
+    if match is None:
+        raise io.InputError("max_file_size", f"{size!r} is not a size such as 20mb, 500kb or 1gb")
+    number = int(match.group(1)) * _FILE_UNITS[(match.group(2) or "b").lower()]
+    if number < 1:
+        raise io.InputError("max_file_size", f"{size!r} must be more than 0 bytes")
+    return number
+
+
+def check_server_options(host: str, port: int | None, max_file_size: str | int | None) -> None:
+    """Refuse, before any model is loaded, options the server could not start with.
+
+    The host must be an address (or a name that resolves to one) of this machine, the port free to bind
+    there, the upload limit a size.
+    """
+    parse_file_size(max_file_size)
+    if not isinstance(host, str) or not host.strip():
+        raise io.InputError("host", f"{host!r} is not an address")
+    try:
+        addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        if re.fullmatch(r"[\d.]+", host):  # dotted numbers that are no IPv4 address: no DNS lookup
+            raise io.InputError("host", f"{host!r} is not a valid IP address") from None
+        try:
+            found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise io.InputError("host", f"{host!r} is neither an IP address nor a name this machine resolves") \
+                from None
+        addresses = sorted({str(entry[4][0]) for entry in found})
+    if port is None:
+        return
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise io.InputError("port", f"{port!r} is not a port number from 1 to 65535")
+    address = addresses[0]
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise io.InputError("port", f"{port} is already in use on {host}") from None
+            if error.errno == errno.EADDRNOTAVAIL:
+                raise io.InputError("host", f"{host!r} is not an address of this machine") from None
+            if error.errno in (errno.EACCES, errno.EPERM):
+                raise io.InputError("port", f"{port} on {host} needs privileges this user lacks") from None
+            raise io.InputError("host", f"cannot listen on {host}:{port} ({' '.join(str(error).split())})") \
+                from None
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a request value, cut to one short line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_remove_request(service: "EraserService", values: Sequence[Any]) -> None:
+    """Check the raw values of a ``/remove`` request before the web framework touches them.
+
+    Raises :class:`io.InputError` naming the parameter and its value: a missing value, a file that is not
+    an upload (or not a file reference at all), a model the server does not offer, text where a number
+    belongs, a number outside its slider, a fraction for a whole number, a flag that is not true/false.
+    """
+    if len(values) < len(REMOVE_PARAMETERS):
+        missing = ", ".join(REMOVE_PARAMETERS[len(values):])
+        raise io.InputError("data", f"expected {len(REMOVE_PARAMETERS)} values, got {len(values)} (missing: {missing})")
+    given = dict(zip(REMOVE_PARAMETERS, values))
+    for name in ("image", "mask"):
+        value = given[name]
+        if value is None:
+            if name == "image":
+                raise io.InputError("image", "upload a photo first")
+            continue
+        path = value.get("path") if isinstance(value, dict) else None
+        if not isinstance(path, str) or not path:
+            raise io.InputError(name, f"{_shown(value)} is not an uploaded file (expected {{'path': <the name "
+                                "/gradio_api/upload returned>, 'meta': {'_type': 'gradio.FileData'}})")
+        service.check_upload(path, name)
+    if not isinstance(given["model"], str) or given["model"] not in service.models:
+        service._model(given["model"] if isinstance(given["model"], str) else _shown(given["model"]))
+    if given["method"] not in ("sip", "dip"):
+        raise io.InputError("method", f"{_shown(given['method'])} must be 'sip' or 'dip'")
+    if not isinstance(given["seeds"], (str, int, list)):
+        raise io.InputError("seeds", f"{_shown(given['seeds'])} is not a list of seeds such as '123, 321'")
+    parse_seeds(given["seeds"], limit=service.max_seeds)
+    for name in _KNOBS:
+        value = given[name]
+        low, high, _ = _SLIDERS[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise io.InputError(name, f"{_shown(value)} is not a number")
+        if name in _WHOLE_KNOBS and value != int(value):
+            raise io.InputError(name, f"{_shown(value)} is not a whole number")
+        if not low <= value <= high:
+            raise io.InputError(name, f"{_shown(value)} is out of range [{low:g}, {high:g}]")
+    if not isinstance(given["paste_back"], bool):
+        raise io.InputError("paste_back", f"{_shown(given['paste_back'])} must be true or false")
+    if given["strategy"] not in ("resize", "crop"):
+        raise io.InputError("strategy", f"{_shown(given['strategy'])} must be 'resize' or 'crop'")
 
 
 @dataclass(frozen=True)
@@ -195,6 +328,7 @@ class EraserService:
         dtype: str | None = None,
         max_seeds: int = MAX_SEEDS,
         keep_seconds: float = 3600.0,
+        max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
     ) -> None:
         if not models:
             models = (None,)
@@ -205,6 +339,7 @@ class EraserService:
         self.device = device
         self.dtype = dtype
         self.max_seeds = int(max_seeds)
+        self.max_pixels = max_pixels
         self.keep_seconds = float(keep_seconds)
         self.workdir = Path(tempfile.mkdtemp(prefix="attentive-eraser-app-")).resolve()
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.workdir), True)
@@ -277,7 +412,7 @@ class EraserService:
         """``path`` resolved, if it is a file under an allowed root; else :class:`io.InputError`."""
         resolved = Path(path).resolve()
         if not any(resolved.is_relative_to(root) for root in self._roots):
-            raise io.InputError(argument, "is not a file uploaded to this server")
+            raise io.InputError(argument, f"{_shown(str(path))} is not a file uploaded to this server")
         if not resolved.is_file():
             raise io.InputError(argument, "the uploaded file is gone (uploads expire); upload it again")
         return resolved
@@ -285,7 +420,7 @@ class EraserService:
     def load_photo(self, path: str | Path) -> Photo:
         """Read an uploaded photo: EXIF-oriented colour, alpha, output format and name."""
         file = self.check_upload(path, "image")
-        image = io.load_image(file)
+        image = io.load_image(file, max_pixels=self.max_pixels)  # refused from the header when too large
         picture, alpha = io.split_alpha(image)
         try:
             with Image.open(file) as opened:
@@ -324,7 +459,7 @@ class EraserService:
                 painted = io.resize_mask(painted, size)
             mask |= painted
         if upload is not None:
-            uploaded = io.load_mask(self.check_upload(upload, "mask"))
+            uploaded = io.load_mask(self.check_upload(upload, "mask"), max_pixels=self.max_pixels)
             if uploaded.shape != mask.shape:
                 notes.append(f"uploaded mask resized from {uploaded.shape[1]}×{uploaded.shape[0]}")
                 uploaded = io.load_mask(uploaded, size=size, resize=True)
@@ -438,11 +573,16 @@ class EraserService:
                 raise io.InputError("mask", "no mask given and the photo has no transparent pixels")
             object_mask, alpha = io.mask_from_alpha(alpha), None
         else:
-            object_mask = io.load_mask(self.check_upload(mask, "mask"), size=photo.picture.size)
+            object_mask = io.load_mask(self.check_upload(mask, "mask"), size=photo.picture.size,
+                                       max_pixels=self.max_pixels)
         io.validate_mask(object_mask)
         seeds = parse_seeds(settings.seeds, limit=self.max_seeds)
         if settings.strategy not in ("resize", "crop"):
             raise io.InputError("strategy", f"{settings.strategy!r} must be 'resize' or 'crop'")
+        if not isinstance(settings.paste_back, (bool, np.bool_)):
+            raise io.InputError("paste_back", f"{settings.paste_back!r} must be True or False")
+        if settings.resolution is not None:
+            io.check_resolution(photo.picture.size, settings.resolution)
 
         with self._run_lock:
             if self._take_cancel(session):
@@ -604,6 +744,33 @@ def build_app(
         raise ValueError(f"defaults={sorted(unknown)!r} are not knobs of the app")
     examples = _example_pairs(service.workdir / "examples")
 
+    def _range(name: str) -> tuple[float, float]:
+        return _SLIDERS[name][0], _SLIDERS[name][1]
+
+    class CheckedBlocks(gr.Blocks):
+        """Blocks whose ``/remove`` requests are checked, raw, before Gradio processes them.
+
+        Gradio's own failures (a refused path, text for a number, a missing value) reach the client as an
+        error without a message; checked first, each names the parameter and the value instead.
+        """
+
+        async def preprocess_data(self, block_fn: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(block_fn, "api_name", None) != "remove":
+                return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
+            with user_errors():
+                check_remove_request(service, list(inputs or []))
+            try:
+                return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as error:  # noqa: BLE001 -- anything the check above did not foresee
+                found = re.search(r"at index (\d+)", str(error))
+                index = int(found.group(1)) if found else -1
+                name = REMOVE_PARAMETERS[index] if 0 <= index < len(REMOVE_PARAMETERS) else "data"
+                value = _shown(inputs[index]) if 0 <= index < len(inputs) else "the request"
+                message = f"{name}: {value} could not be read ({type(error).__name__})"
+                raise gr.Error(message, print_exception=False) from error
+
     @contextmanager
     def user_errors() -> Iterator[None]:
         """Show the package's input errors (a ValueError naming the argument) as a message in the page."""
@@ -618,7 +785,7 @@ def build_app(
     def layers_of(editor: dict[str, Any] | None) -> list[Image.Image]:
         return [layer for layer in (editor or {}).get("layers") or [] if layer is not None]
 
-    with gr.Blocks(title="Attentive Eraser", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
+    with CheckedBlocks(title="Attentive Eraser", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
         gr.Markdown(
             "# Attentive Eraser\n"
             "Remove an object from a photo with Stable Diffusion, no training "
@@ -667,29 +834,29 @@ def build_app(
                         info=_HELP["seeds"].format(max_seeds=service.max_seeds), elem_id="seeds",
                     )
                     with gr.Row():
-                        steps = gr.Slider(1, 200, value=initial["num_inference_steps"], step=1,
+                        steps = gr.Slider(*_range("num_inference_steps"), value=initial["num_inference_steps"],
                                           label="Steps (T_I)", info=_HELP["num_inference_steps"],
                                           elem_id="steps")
-                        strength = gr.Slider(0.05, 1.0, value=initial["strength"], step=0.05,
+                        strength = gr.Slider(*_range("strength"), value=initial["strength"],
                                              label="Strength", info=_HELP["strength"], elem_id="strength")
                     with gr.Row():
-                        guidance = gr.Slider(0.0, 30.0, value=initial["removal_guidance_scale"], step=0.5,
+                        guidance = gr.Slider(*_range("removal_guidance_scale"), value=initial["removal_guidance_scale"],
                                              label="Guidance s", info=_HELP["removal_guidance_scale"],
                                              elem_id="guidance")
-                        suppression = gr.Slider(0.0, 1.0, value=initial["suppression_scale"], step=0.05,
+                        suppression = gr.Slider(*_range("suppression_scale"), value=initial["suppression_scale"],
                                                 label="Suppression λ", info=_HELP["suppression_scale"],
                                                 elem_id="suppression")
-                        suppression_steps = gr.Slider(0, 200, value=initial["suppression_steps"], step=1,
+                        suppression_steps = gr.Slider(*_range("suppression_steps"), value=initial["suppression_steps"],
                                                       label="T_SS", info=_HELP["suppression_steps"],
                                                       elem_id="suppression-steps")
                     with gr.Row():
-                        dilation = gr.Slider(0, 64, value=initial["mask_dilation"], step=1,
+                        dilation = gr.Slider(*_range("mask_dilation"), value=initial["mask_dilation"],
                                              label="Mask dilation (px)", info=_HELP["mask_dilation"],
                                              elem_id="dilation")
-                        feather = gr.Slider(0, 64, value=initial["feather_radius"], step=1,
+                        feather = gr.Slider(*_range("feather_radius"), value=initial["feather_radius"],
                                             label="Feather (px)", info=_HELP["feather_radius"],
                                             elem_id="feather")
-                        resolution = gr.Slider(64, 2048, value=initial["resolution"], step=64,
+                        resolution = gr.Slider(*_range("resolution"), value=initial["resolution"],
                                                label="Resolution", info=_HELP["resolution"],
                                                elem_id="resolution")
                     with gr.Row():
@@ -745,14 +912,17 @@ def build_app(
             return [values["num_inference_steps"], values["strength"]]
 
         light = {"concurrency_limit": None, "api_visibility": "private", "show_progress": "hidden"}
-        photo.change(show_photo, photo, editor, **light)
+        # Reading a photo and drawing the preview decode the whole upload: a few at once, not one per
+        # click, and in their own group, so they never wait behind a removal.
+        decoding = {**light, "concurrency_limit": PREVIEW_CONCURRENCY, "concurrency_id": "decode"}
+        photo.change(show_photo, photo, editor, **decoding)
         example_gallery.select(pick_example, None, [photo, mask_upload], **light)
         gr.on(
             [photo.change, editor.change, mask_upload.change, model.change, dilation.change, feather.change,
              resolution.change, strategy.change, paste_back.change],
             update_preview,
             [photo, editor, mask_upload, model, dilation, feather, resolution, strategy, paste_back],
-            [preview, preview_info], trigger_mode="always_last", **light,
+            [preview, preview_info], trigger_mode="always_last", **decoding,
         )
         knob_sliders = [
             steps, strength, guidance, suppression, suppression_steps, dilation, feather, resolution,
@@ -793,7 +963,7 @@ def build_app(
                     removal_guidance_scale=float(removal_guidance_scale),
                     suppression_scale=float(suppression_scale), suppression_steps=int(suppression_steps),
                     mask_dilation=int(mask_dilation), feather_radius=float(feather_radius),
-                    resolution=int(resolution), paste_back=bool(paste_back), strategy=strategy,
+                    resolution=int(resolution), paste_back=paste_back, strategy=strategy,
                 )
                 run = service.remove(image, mask, settings, session=session_of(request), progress=report)
             if run.cancelled:
@@ -862,11 +1032,16 @@ def serve(
     dtype: str | None = None,
     max_file_size: str | int | None = DEFAULT_MAX_FILE_SIZE,
     block: bool = True,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
 ) -> "gr.Blocks":
-    """Load the first model (so that a bad one fails now, not at the first click) and serve the app."""
+    """Check the options, load the first model (a bad one fails now, not at the first click), serve the app.
+
+    Host, port and upload limit are checked before anything is loaded.
+    """
     from .api import detect_family
 
-    service = EraserService(models or (None,), device=device, dtype=dtype)
+    check_server_options(host, port, max_file_size)
+    service = EraserService(models or (None,), device=device, dtype=dtype, max_pixels=max_pixels)
     service.pipeline(service.default_model, "sip")
     for model in list(service.models.values())[1:]:  # loaded on first use; a typo should fail now
         if model is not None:

@@ -883,7 +883,7 @@ def batch_command(
                            fixed_seed=fixed_seed)
         read_too = [path for path in (source if source.is_file() else None, masks) if path is not None]
         check_report_path(report_path, items, inputs=read_too)
-        io.check_output_path(output_dir / "batch-report.jsonl", argument="output-dir")
+        io.check_output_path(output_dir / "batch-report.jsonl", argument="output-dir", needed_bytes=2**20)
         if dry_run:
             plan, failing = plan_dry_run(items, options, batch_size=batch_size, limit=limit, overwrite=overwrite,
                                     resize_mask=resize_mask)

@@ -412,7 +412,11 @@ def demo_command(output: Path, model: str | None, device: str | None, quiet: boo
               help="cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.")
 @click.option("--max-file-size", default="20mb", show_default=True, metavar="SIZE",
               help="Largest upload accepted (e.g. 20mb, 500kb).")
-def serve_command(host: str, port: int, models: tuple[str, ...], device: str | None, max_file_size: str) -> None:
+@click.option("--max-pixels", type=click.IntRange(min=1), default=io.DEFAULT_MAX_PIXELS, show_default=True,
+              metavar="N", help="Refuse photos and masks of more than N pixels (checked before decoding).")
+def serve_command(
+    host: str, port: int, models: tuple[str, ...], device: str | None, max_file_size: str, max_pixels: int,
+) -> None:
     """Start the web app (paint, remove, compare, download) and its HTTP API on HOST:PORT.
 
     Needs the app extra: pip install "attentive-eraser[app]". Removals run one at a time in a queue.
@@ -422,11 +426,13 @@ def serve_command(host: str, port: int, models: tuple[str, ...], device: str | N
     except ImportError:
         raise click.UsageError('the web app needs Gradio: pip install "attentive-eraser[app]"') from None
     with _input_errors():
+        from .app import check_server_options, serve
+
+        check_server_options(host, port, max_file_size)  # before anything is loaded
         with _quiet_third_party():
             _check_device(device)
-        from .app import serve
-
-        serve(host=host, port=port, models=list(models) or [None], device=device, max_file_size=max_file_size)
+        serve(host=host, port=port, models=list(models) or [None], device=device, max_file_size=max_file_size,
+              max_pixels=max_pixels)
 
 
 # Commands kept in their own modules register themselves on ``main`` when imported.
