@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -250,3 +251,68 @@ def test_a_server_path_in_a_request_is_refused(server: tuple[Any, str]) -> None:
 def test_binds_the_loopback_address_by_default(server: tuple[Any, str]) -> None:
     app, url = server
     assert app.server_name == "127.0.0.1" and url.startswith("http://127.0.0.1:")
+
+
+def _call_remove_raw(url: str, data: list[Any]) -> str:
+    """The message of the error event a raw ``/remove`` call gets ("" when the call succeeds)."""
+    started = httpx.post(f"{url}/gradio_api/call/remove", json={"data": data}, timeout=30)
+    assert started.status_code == 200, started.text
+    events = httpx.get(f"{url}/gradio_api/call/remove/{started.json()['event_id']}", timeout=120).text
+    if "event: error" not in events:
+        return ""
+    payload = events.split("event: error", 1)[1].split("data:", 1)[1].strip().splitlines()[0]
+    message = json.loads(payload)  # Gradio sends null for errors it does not let through
+    if isinstance(message, dict):
+        message = message.get("error")
+    return "(no message)" if message is None else str(message)
+
+
+RAW_KNOBS = ["built-in default model", "sip", "1", 8, 0.8, 9, 0.3, 10, 1, 2, 64, True, "resize"]
+
+
+PARAMETERS = ("image", "mask", "model", "method", "seeds", "num_inference_steps", "strength",
+              "removal_guidance_scale", "suppression_scale", "suppression_steps", "mask_dilation",
+              "feather_radius", "resolution", "paste_back", "strategy")
+
+
+def _raw_request(upload: dict[str, Any], **changes: Any) -> list[Any]:
+    values = dict(zip(PARAMETERS, [upload, upload, *RAW_KNOBS]))
+    values.update(changes)
+    return list(values.values())
+
+
+# (changes to a valid request, text the error message must contain): issue 10, item 12
+BAD_REQUESTS = [
+    ({"num_inference_steps": "abc"}, "num_inference_steps: 'abc' is not a number"),
+    ({"num_inference_steps": 4.5}, "num_inference_steps: 4.5 is not a whole number"),
+    ({"num_inference_steps": 500}, "num_inference_steps: 500 is out of range [1, 200]"),
+    ({"strength": "strong"}, "strength: 'strong' is not a number"),
+    ({"feather_radius": -1}, "feather_radius: -1 is out of range [0, 64]"),
+    ({"resolution": None}, "resolution: None is not a number"),
+    ({"paste_back": "maybe"}, "paste_back: 'maybe' must be true or false"),
+    ({"strategy": "zoom"}, "strategy: 'zoom' must be 'resize' or 'crop'"),
+    ({"method": "ddim"}, "method: 'ddim' must be 'sip' or 'dip'"),
+    ({"model": "someone/else"}, "model: 'someone/else' is not offered by this server"),
+    ({"seeds": "abc"}, "seeds: 'abc' is not a whole number"),
+    ({"seeds": {"a": 1}}, "seeds: {'a': 1} is not a list of seeds"),
+    ({"image": "just a string"}, "image: 'just a string' is not an uploaded file"),
+    ({"image": {"meta": {"_type": "gradio.FileData"}}}, "image: {'meta'"),
+    ({"image": None}, "image: upload a photo first"),
+    ({"mask": {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}},
+     "mask: '/etc/hostname' is not a file uploaded to this server"),
+]
+
+
+def test_every_api_error_names_the_argument_and_value(server: tuple[Any, str], files: dict[str, Path]) -> None:
+    _, url = server
+    with files["photo"].open("rb") as photo:
+        uploaded = httpx.post(f"{url}/gradio_api/upload", files={"files": ("photo.png", photo, "image/png")},
+                              timeout=30).json()[0]
+    upload = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+    messages = {}
+    for changes, expected in BAD_REQUESTS:
+        messages[expected] = _call_remove_raw(url, _raw_request(upload, **changes))
+    too_short = _call_remove_raw(url, [upload, upload, "built-in default model"])
+    assert {expected: message for expected, message in messages.items() if expected not in message} == {}
+    assert too_short.startswith("data: expected 15 values, got 3 (missing: method, seeds")
+    assert all("\n" not in message for message in messages.values())
