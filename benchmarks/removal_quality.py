@@ -4,10 +4,12 @@
 Usage::
 
     python benchmarks/removal_quality.py [--model DIR] [--scenes 200] [--quick] [--seeds 123 321 777]
-        [--steps 50] [--batch-size 32] [--threads N] [--sweep] [--out benchmarks/results/removal_quality]
+        [--steps 50] [--batch-size 32] [--threads N] [--sweep] [--preset NAME] [--diagnostics-scenes 32]
+        [--diagnostics-only] [--out benchmarks/results/removal_quality]
 
-Prints a markdown table and writes ``results.json`` (settings, summary and per-scene values), ``table.md``
-and ``grid.png`` (rows: scenes; columns: the input with the mask outlined, the ground truth, every method's
+Prints markdown tables (all scenes; per background kind; the model's removal diagnostics) and writes
+``results.json`` (settings, summary, per-kind and per-scene values, diagnostics), ``table.md`` and
+``grid.png`` (rows: scenes; columns: the input with the mask outlined, the ground truth, every method's
 result for the first seed) into ``--out``.
 
 Scenes: the first ``--scenes`` usable scenes of :data:`attentive_eraser.scenes.HELD_OUT_SEEDS` (never
@@ -39,6 +41,16 @@ outside the mask every method returns the input exactly; inside it is the raw de
   consensus); deterministic methods have none ("—");
 * seconds per image: the wall time of a method's calls divided by the results it produced (scenes ×
   seeds), batched as run (``--batch-size`` scenes per pipeline call, all seeds in that call).
+
+Per background kind: the same PSNR and reappearance over the scenes of each kind, and over the two groups
+"structured" (:data:`attentive_eraser.scenes.STRUCTURED_KINDS`: stripes, checkers, tiles, bricks, plaid --
+repeated structure with edges crossing the object, which interpolation smears) and "smooth" (the rest).
+
+Diagnostics (:mod:`attentive_eraser.diagnostics`, on the first ``--diagnostics-scenes`` cases: the scene
+with its object, VAE posterior mode, fixed noise): the relative SARG signal ``||eps_erased - eps_plain|| /
+||eps_plain||`` inside and outside the dilated mask at SIP's timesteps, and per decoder self-attention grid
+the normalised attention entropy (1 = uniform) and the mass object queries put on object keys beside the
+object's share of the keys. ``--diagnostics-only`` reports them alone (e.g. for an older model).
 
 PSNR, SSIM and the reappearance rate are averaged per scene over the seeds first, and given as the mean
 over scenes ± the 95 % confidence half-width (1.96 standard errors across scenes).
@@ -90,6 +102,11 @@ Z95 = 1.96
 #: per-result PSNR ceiling (dB): an exact fill (possible on flat backgrounds) would otherwise count as
 #: 120 dB (the metric's 1e-12 MSE floor) and dominate the mean; 60 dB is an RMS error of 1/4 grey level
 PSNR_CAP = 60.0
+
+#: timesteps at which the diagnostics table shows the SARG signal (SIP at 50 steps x 0.8 runs 781 ... 1)
+DIAGNOSTIC_TIMESTEPS = (781, 581, 381, 201, 21)
+#: timesteps of the attention-selectivity diagnostic (the range where SIP decides what fills the mask)
+SELECTIVITY_TIMESTEPS = (781, 581, 381, 201)
 
 Kind = Literal["sip", "dip", "classical"]
 
@@ -370,6 +387,60 @@ def summarise(values: dict[str, np.ndarray], seconds: float, images: int) -> dic
     return summary
 
 
+def kind_summaries(values: dict[str, np.ndarray], cases: Sequence[Case]) -> dict[str, dict[str, Any]]:
+    """PSNR and reappearance (mean ± 95 % CI, scene count) per background kind and per kind group."""
+    from attentive_eraser.scenes import STRUCTURED_KINDS
+
+    kinds = np.array([case.background_kind for case in cases])
+    groups: dict[str, np.ndarray] = {
+        "structured": np.isin(kinds, STRUCTURED_KINDS),
+        "smooth": ~np.isin(kinds, STRUCTURED_KINDS),
+    }
+    for kind in sorted(set(kinds.tolist())):
+        groups[kind] = kinds == kind
+    summaries = {}
+    for name, chosen in groups.items():
+        if not chosen.any():
+            continue
+        entry: dict[str, Any] = {"scenes": int(chosen.sum())}
+        for metric in ("psnr", "reappearance"):
+            mean, ci = _mean_ci(values[metric][chosen])
+            entry[metric] = {"mean": mean, "ci95": ci}
+        summaries[name] = entry
+    return summaries
+
+
+def diagnose(pipe: Any, cases: Sequence[Case], steps: int, strength: float) -> dict[str, Any]:
+    """The SARG signal at every SIP timestep and attention selectivity per grid, on ``cases``."""
+    import torch
+
+    from attentive_eraser.diagnostics import attention_selectivity, sarg_signal
+
+    pixels = torch.from_numpy(np.stack([case.image for case in cases])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    masks = torch.from_numpy(np.stack([case.region for case in cases])).float()[:, None]  # (N, 1, H, W)
+    with torch.no_grad():
+        latents = pipe.encode_image(pixels, None, sample_mode="argmax")
+        context = pipe.encode_prompt([""] * len(cases), torch.device("cpu"), 1, False)[0]
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    pipe.scheduler.set_timesteps(steps)
+    timesteps, _ = pipe.get_timesteps(steps, strength, torch.device("cpu"))
+    timesteps = [int(t) for t in timesteps]
+    signal = sarg_signal(pipe.unet, latents, noise, masks, timesteps, context, pipe.scheduler)
+    selectivity = attention_selectivity(pipe.unet, latents, noise, masks, SELECTIVITY_TIMESTEPS, context,
+                                        pipe.scheduler)
+    return {
+        "scenes": len(cases),
+        "sarg_signal": signal.as_dict(),
+        "attention": selectivity.by_grid(),
+        "attention_layers": [
+            {"layer": layer.layer, "grid": list(layer.grid), "entropy": layer.entropy,
+             "object_to_object": layer.object_to_object, "object_share": layer.object_share}
+            for layer in selectivity.layers
+        ],
+        "selectivity_timesteps": list(SELECTIVITY_TIMESTEPS),
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # Reporting
 
@@ -419,6 +490,53 @@ def markdown_table(report: dict[str, Any]) -> str:
         f"{report['wall_seconds'] / 60:.1f} min."),
     ]
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+def kind_table(report: dict[str, Any]) -> str:
+    """Per background kind: in-mask PSNR (dB) / reappearance (%) of each method, groups first."""
+    methods = report["methods"]
+    first = next(iter(methods.values()))["kinds"]
+    columns = ["structured", "smooth", *(kind for kind in first if kind not in ("structured", "smooth"))]
+    header = "| method | " + " | ".join(f"{name} ({first[name]['scenes']})" for name in columns) + " |"
+    lines = [header, "|---|" + "---:|" * len(columns)]
+    for method in methods.values():
+        kinds = method["kinds"]
+        cells = [f"{kinds[name]['psnr']['mean']:.1f} / {kinds[name]['reappearance']['mean'] * 100:.0f} %"
+                 for name in columns]
+        lines.append(f"| {method['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + ("\n\nEach cell: PSNR in mask (dB) / reappearance; (n) = scenes of that kind; "
+                               "structured = stripes, checkers, tiles, bricks, plaid.\n")
+
+
+def diagnostics_table(diagnostics: dict[str, Any]) -> str:
+    """The SARG signal at a few timesteps and the attention selectivity per grid, as markdown."""
+    signal = diagnostics["sarg_signal"]
+    shown = [t for t in DIAGNOSTIC_TIMESTEPS if t in signal["timesteps"]]
+    index = [signal["timesteps"].index(t) for t in shown]
+    lines = [
+        "| SARG signal ‖ε_erased − ε_plain‖ / ‖ε_plain‖ | " + " | ".join(f"t={t}" for t in shown)
+        + " | median (all SIP steps) |",
+        "|---|" + "---:|" * (len(shown) + 1),
+        "| inside the mask | " + " | ".join(f"{signal['inside'][i] * 100:.1f} %" for i in index)
+        + f" | {signal['median_inside'] * 100:.1f} % |",
+        "| outside the mask | " + " | ".join(f"{signal['outside'][i] * 100:.1f} %" for i in index)
+        + f" | {float(np.median(signal['outside'])) * 100:.1f} % |",
+        "| share of the difference inside | " + " | ".join(f"{signal['share_inside'][i] * 100:.0f} %" for i in index)
+        + f" | {float(np.median(signal['share_inside'])) * 100:.0f} % |",
+        "",
+        "| decoder self-attention grid | layers | normalised entropy (1 = uniform) | object → object mass | "
+        "object share of keys | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for grid, values in diagnostics["attention"].items():
+        ratio = values["object_to_object"] / values["object_share"]
+        lines.append(f"| {grid} | {values['layers']:.0f} | {values['entropy']:.3f} | "
+                     f"{values['object_to_object'] * 100:.1f} % | {values['object_share'] * 100:.1f} % | "
+                     f"{ratio:.2f} |")
+    steps = ", ".join(map(str, diagnostics["selectivity_timesteps"]))
+    lines.append(f"\n{diagnostics['scenes']} held-out scenes (the first of the benchmark), the object's dilated "
+                 f"mask, fixed noise; attention averaged over heads, query rows and t = {steps}.\n")
+    return "\n".join(lines)
 
 
 def _outlined(image: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -485,6 +603,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None,
                         help="diffusers model folder (default: the packaged demo model)")
+    parser.add_argument("--preset", default=None,
+                        help="use this preset's knobs (e.g. demo for a trained demo model outside the package)")
     parser.add_argument("--scenes", type=int, default=None, help="scenes to evaluate (default 200; quick: 4)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 4 scenes, 2 seeds, 5 steps (explicit options still win)")
@@ -505,6 +625,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=None, metavar="KEY",
                         help="run only these rows (keys: sip_sarg sip_plain dip_sarg dip_plain sip_aas_no_ss "
                         "telea navier_stokes biharmonic vae_ceiling input, and sip_s<S> with --sweep)")
+    parser.add_argument("--diagnostics-scenes", type=int, default=None,
+                        help="scenes for the SARG-signal and attention diagnostics (default 32; quick: 4; 0: none)")
+    parser.add_argument("--diagnostics-only", action="store_true",
+                        help="report the diagnostics only (no removal methods)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"output folder (default {DEFAULT_OUT.relative_to(REPO)}; quick: "
                         f"{QUICK_OUT.relative_to(REPO)})")
@@ -516,6 +640,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.steps = args.steps if args.steps is not None else (5 if quick else 50)
     args.batch_size = args.batch_size if args.batch_size is not None else (4 if quick else 32)
     args.out = args.out if args.out is not None else (QUICK_OUT if quick else DEFAULT_OUT)
+    if args.diagnostics_scenes is None:
+        args.diagnostics_scenes = min(args.scenes, 4 if quick else 32)
+    if args.diagnostics_scenes < 0:
+        parser.error("--diagnostics-scenes must be at least 0")
+    if args.diagnostics_only and args.diagnostics_scenes == 0:
+        parser.error("--diagnostics-only needs --diagnostics-scenes > 0")
     for name, low in (("scenes", 1), ("steps", 1), ("batch_size", 1)):
         if getattr(args, name) < low:
             parser.error(f"--{name.replace('_', '-')} must be at least {low}")
@@ -559,6 +689,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dip = load_pipeline(model, method="dip", device="cpu", dtype="fp32")  # shares sip's weights
     for pipe in (sip, dip):
         pipe.set_progress_bar_config(disable=True)
+        if args.preset is not None:
+            from attentive_eraser.presets import get_preset
+
+            pipe.preset = get_preset(args.preset)
     preset = sip.preset
     size = preset.resolution
     print(f"model {model} (preset {preset.name}, {size} px, mask dilation {preset.mask_dilation} px)",
@@ -575,6 +709,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         methods = [method for method in methods if method.key in args.methods]
+    if args.diagnostics_only:
+        methods = []
+    diagnostics = None
+    if args.diagnostics_scenes:
+        diagnostics = diagnose(sip, cases[: args.diagnostics_scenes], args.steps, preset.strength)
+        print(f"[{time.perf_counter() - started:7.1f} s] diagnostics: SARG signal in the mask "
+              f"{diagnostics['sarg_signal']['median_inside'] * 100:.2f} % (median), attention entropy "
+              + ", ".join(f"{grid} {values['entropy']:.3f}" for grid, values in diagnostics["attention"].items()),
+              file=sys.stderr, flush=True)
     progress = not args.no_progress
     results: dict[str, np.ndarray] = {}
     report_methods: dict[str, Any] = {}
@@ -593,6 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "stochastic": method.stochastic,
             "call": method.call,
             "summary": summary,
+            "kinds": kind_summaries(values, cases),
             "per_scene": {name: [round(float(v), 6) for v in array] for name, array in values.items()},
         }
         print(f"[{time.perf_counter() - started:7.1f} s] {method.label}: "
@@ -637,11 +781,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "background_kind": case.background_kind, "mask_pixels": int(case.mask.sum()),
                     "region_pixels": int(case.region.sum())} for case in cases],
         "methods": report_methods,
+        "diagnostics": diagnostics,
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
-    table = markdown_table(report)
+    parts = []
+    if methods:
+        parts += [markdown_table(report), "### Per background kind\n\n" + kind_table(report)]
+    if diagnostics is not None:
+        parts.append("### Removal diagnostics\n\n" + diagnostics_table(diagnostics))
+    table = "\n".join(parts)
     args.out.mkdir(parents=True, exist_ok=True)
-    save_grid(args.out / "grid.png", cases, methods, results, min(GRID_ROWS, len(cases)))
+    if methods:
+        save_grid(args.out / "grid.png", cases, methods, results, min(GRID_ROWS, len(cases)))
     (args.out / "table.md").write_text(table, encoding="utf-8")
     (args.out / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")

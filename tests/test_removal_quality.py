@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from attentive_eraser.io import dilate_mask
-from attentive_eraser.scenes import HELD_OUT_SEEDS, object_colour_fraction
+from attentive_eraser.scenes import HELD_OUT_SEEDS, STRUCTURED_KINDS, object_colour_fraction
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -96,8 +96,31 @@ def test_quick_benchmark_produces_every_row_with_finite_metrics(quick_run: tuple
         assert method["label"] in stdout
     assert methods["input"]["summary"]["reappearance"]["mean"] == 1.0  # the object left in place is caught
     table = (out / "table.md").read_text(encoding="utf-8")
-    assert table.startswith("| method |") and table.count("\n| ") == len(methods)
-    assert "—" in table  # deterministic rows have no seed instability
+    main_table = table.split("\n\n")[0]
+    assert main_table.startswith("| method |") and main_table.count("\n| ") == len(methods)
+    assert "—" in main_table  # deterministic rows have no seed instability
+
+    # Per background kind: the groups partition the scenes, and each kind's scenes are counted.
+    kinds = [scene["background_kind"] for scene in report["scenes"]]
+    for method in methods.values():
+        groups = method["kinds"]
+        assert groups["structured"]["scenes"] + groups["smooth"]["scenes"] == 4
+        for kind in set(kinds):
+            assert groups[kind]["scenes"] == kinds.count(kind)
+        structured = [i for i, kind in enumerate(kinds) if kind in STRUCTURED_KINDS]
+        if structured:
+            expected = np.mean([method["per_scene"]["psnr"][i] for i in structured])
+            assert groups["structured"]["psnr"]["mean"] == pytest.approx(expected, abs=1e-5)
+    assert "### Per background kind" in table
+
+    # Diagnostics: one SARG-signal value per SIP step, attention figures per decoder grid.
+    diagnostics = report["diagnostics"]
+    signal = diagnostics["sarg_signal"]
+    assert len(signal["timesteps"]) == len(signal["inside"]) == 4  # --quick: 5 steps x strength 0.8
+    assert all(math.isfinite(value) and value >= 0 for value in signal["inside"] + signal["outside"])
+    for values in diagnostics["attention"].values():
+        assert 0 < values["entropy"] <= 1 and 0 <= values["object_to_object"] <= 1
+    assert "### Removal diagnostics" in table and "SARG signal" in stdout
 
 
 def test_quick_benchmark_writes_the_grid(quick_run: tuple[Path, str]) -> None:

@@ -78,8 +78,9 @@ PRESETS: dict[str, Preset] = {
     "sdxl": Preset(
         name="sdxl", family="sdxl", resolution=1024, mask_dilation=15, feather_radius=15, steps_offset=0
     ),
-    # the embedded demo model (64 px procedural scenes): the paper's knobs, dilation/feather scaled to 64 px
-    "demo": Preset(name="demo", family="demo", resolution=64, mask_dilation=1, feather_radius=2),
+    # the embedded demo model (64 px procedural scenes): the paper's knobs; 2 px dilation as the reference uses at
+    # 512 px (at 64 px one VAE latent cell is 4 px: a 1 px ring leaves object colour in the kept latents)
+    "demo": Preset(name="demo", family="demo", resolution=64, mask_dilation=2, feather_radius=2),
 }
 
 #: every preset field that is not a pipeline ``__call__`` parameter
