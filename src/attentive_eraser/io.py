@@ -717,7 +717,7 @@ def check_output_path(path: PathLike, *, argument: str = "output", needed_bytes:
                 continue
         os.close(descriptor)
     except OSError as error:
-        reason = "read-only" if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else _one_line(error)
+        reason = "read-only" if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else error.strerror
         raise InputError(argument, f"cannot write in {str(ancestor)!r} ({reason})") from error
     finally:
         if probe is not None:
