@@ -154,3 +154,41 @@ def test_generation_is_fast() -> None:
         make_scene(seed)
     # ≥ 500 scenes/s on one free core; a loose bound here, since the test machine may be busy.
     assert time.perf_counter() - start < 1.0
+
+
+def test_the_bundled_demo_scene_is_the_first_usable_held_out_scene() -> None:
+    """The README's demo scene is chosen by rule (scripts/make_demo_scene.py), not by eye."""
+    from attentive_eraser.demo import example_scene
+    from attentive_eraser.io import dilate_mask
+    from attentive_eraser.presets import PRESETS
+    from attentive_eraser.scenes import HELD_OUT_SEEDS
+
+    dilation = PRESETS["demo"].mask_dilation
+    for seed in HELD_OUT_SEEDS:
+        scene = make_scene(seed, 64)
+        usable = [
+            index for index in range(scene.num_objects)
+            if scene.is_isolated(index)
+            and np.array_equal(scene.backgrounds[index][dilate_mask(scene.masks[index], dilation)],
+                               scene.background[dilate_mask(scene.masks[index], dilation)])
+        ]
+        if usable:
+            break
+    index = max(usable, key=lambda i: (int(scene.masks[i].sum()), -i))
+    image, mask = example_scene()
+    assert np.array_equal(np.asarray(image), scene.image)
+    assert np.array_equal(mask, scene.masks[index])
+
+
+def test_structured_kinds_have_edges_everywhere() -> None:
+    """Tiles, bricks and plaid are not smooth: strong gradients occur across the whole image."""
+    for kind in ("tiles", "bricks", "plaid"):
+        scenes = [scene for scene in (make_scene(seed, 64) for seed in range(400)) if scene.background_kind == kind]
+        assert len(scenes) >= 10, kind
+        for scene in scenes[:10]:
+            background = scene.background.astype(np.float32)
+            vertical = np.abs(np.diff(background, axis=0)).sum(-1)[:, :-1]
+            edges = vertical + np.abs(np.diff(background, axis=1)).sum(-1)[:-1]
+            # every 16x16 block holds an edge of at least 10 RGB levels (a smooth gradient changes by 1-3 a pixel)
+            blocks = edges[:48, :48].reshape(3, 16, 3, 16).max(axis=(1, 3))
+            assert blocks.min() >= 10, (kind, scene.seed)
