@@ -498,10 +498,14 @@ class ClassicSegmenter(Segmenter):
         samples = lab[rim][:: max(1, int(rim.sum()) // 256)]  # (<= 256, 3)
         candidates = cut & inside
         if samples.size:
-            nearest = np.full(lab.shape[:2], np.inf, dtype=np.float32)
+            rows, columns = np.nonzero(inside)
+            window = (slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1))
+            nearest = np.full(lab[window].shape[:2], np.inf, dtype=np.float32)
             for sample in samples:
-                nearest = np.minimum(nearest, np.linalg.norm(lab - sample, axis=-1))
-            candidates &= nearest > _UNLIKE_RIM
+                nearest = np.minimum(nearest, np.linalg.norm(lab[window] - sample, axis=-1))
+            unlike = np.zeros_like(candidates)
+            unlike[window] = nearest > _UNLIKE_RIM
+            candidates &= unlike
         if not candidates.any():
             return cut
         depth = cv2.distanceTransform(np.pad(candidates, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
