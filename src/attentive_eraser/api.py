@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -377,6 +378,11 @@ def remove(
     dtype: str | torch.dtype | None = None,
     progress: bool = True,
     max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    points: Sequence[tuple[float, float]] | None = None,
+    negative_points: Sequence[tuple[float, float]] | None = None,
+    box: Sequence[float] | None = None,
+    object: str | None = None,
+    segmenter: str | Any | None = None,
 ) -> PIL.Image.Image:
     """Remove the object under ``mask`` from ``image`` and return the result at the original size.
 
@@ -387,6 +393,12 @@ def remove(
     ``strategy="crop"`` processes only a window around the mask (large photos, small objects).
     Images over ``max_pixels`` pixels (default 50 million; ``None``: no limit) are refused, files before
     they are decoded. Every argument is checked before a model is loaded.
+
+    Instead of (or besides) a mask, the object may be selected: ``points`` are clicks on it (pixels,
+    ``(x, y)``), ``negative_points`` clicks on what must stay, ``box`` ``(x0, y0, x1, y1)`` a box around it,
+    ``object`` its name in words; ``segmenter`` picks who turns that into a mask (default ``"classic"``,
+    no weights; ``"sam:<hub id or folder>"``, with ``"+detector:<hub id or folder>"`` for words). See
+    :func:`attentive_eraser.selection.select_object`. With a mask too, the selection is added to it.
     """
     # 1. Check the settings (cheap, before any file is decoded or model loaded)
     for name, flag in (("paste_back", paste_back), ("resize_mask", resize_mask), ("progress", progress)):
@@ -410,17 +422,29 @@ def remove(
         resolve_device(device)
     if dtype is not None:
         resolve_dtype(dtype, torch.device("cpu"))
+    selecting = any(value is not None for value in (points, negative_points, box, object))
+    if segmenter is not None and not selecting:
+        raise io.InputError("segmenter", f"{segmenter!r} is given but nothing to select: add points, box or "
+                            "object")
 
     # 2. Read the image and the mask (files over max_pixels are refused from their header)
     picture, alpha = io.split_alpha(io.load_image(image, max_pixels=max_pixels))
     io.check_pixels(picture.size, max_pixels, "image")
-    if mask is None:
+    if mask is None and not selecting:
         if alpha is None:
             raise io.InputError("mask", "no mask given and the image has no alpha channel to take one from")
         object_mask = io.mask_from_alpha(alpha)
         alpha = None  # the transparent region is what gets filled: the result is opaque
-    else:
+    elif mask is not None:
         object_mask = io.load_mask(mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
+    if selecting:
+        if resolution is not None:
+            io.check_resolution(picture.size, resolution)  # before a segmenter's model loads
+        from .selection import select_object
+
+        selected = select_object(picture, points=points, negative_points=negative_points, box=box,
+                                 text=object, segmenter=segmenter, device=device)
+        object_mask = selected if mask is None else object_mask | selected
     io.validate_mask(object_mask)
     if resolution is not None:
         io.check_resolution(picture.size, resolution)
