@@ -183,6 +183,47 @@ _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
 )
 
 
+#: how to select the object instead of (or besides) painting MASK (attentive_eraser.selection)
+_SELECTION_OPTIONS: tuple[Callable[[F], F], ...] = (
+    click.option(
+        "--point", "points", multiple=True, metavar="X,Y",
+        help="A click on the object, in pixels of IMAGE from its top-left corner; repeat for its parts. "
+        "MASK becomes optional.",
+    ),
+    click.option(
+        "--exclude", "negative_points", multiple=True, metavar="X,Y",
+        help="A click on what must stay (a negative point); repeat as needed.",
+    ),
+    click.option("--box", "box", default=None, metavar="X0,Y0,X1,Y1",
+                 help="A box around the object, in pixels."),
+    click.option(
+        "--object", "object_text", default=None, metavar="TEXT",
+        help='The object in words ("the red car"); needs a --segmenter with a detector.',
+    ),
+    click.option(
+        "--segmenter", default=None, metavar="SPEC",
+        help="Who turns the selection into a mask: classic (no weights; the default), sam:<hub id or "
+        "folder>, either + detector:<hub id or folder> (OWLv2, Grounding DINO) for --object.",
+    ),
+    click.option(
+        "--top-k", "top_k", type=click.IntRange(min=1), default=None, metavar="K",
+        help="With --object: only the K best-scoring matches (default: every match, united).",
+    ),
+    click.option(
+        "--save-mask", type=click.Path(path_type=Path), default=None, metavar="PATH",
+        help="Also write the mask used (selection and MASK united; white = removed) to PATH (.png).",
+    ),
+)
+
+
+def selection_options(command: F) -> F:
+    """Add the ``--point``/``--exclude``/``--box``/``--object``/``--segmenter``/``--top-k``/``--save-mask``
+    options to a click command."""
+    for option in reversed(_SELECTION_OPTIONS):
+        command = option(command)
+    return command
+
+
 def removal_options(command: F) -> F:
     """Add the options of :class:`RemovalOptions` (each named like its field) to a click command."""
     for option in reversed(_REMOVAL_OPTIONS):
@@ -330,39 +371,76 @@ _PATH = click.Path(path_type=Path)
     help="Result file; its extension picks the format (.png, .jpg, .webp, .bmp, .tif).",
 )
 @removal_options
+@selection_options
 @click.option("--resize-mask", is_flag=True, help="Resize a MASK whose size differs from IMAGE's; else fail.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (an input is never replaced).")
 def remove_command(
     image: Path, mask: Path | None, output: Path, resize_mask: bool, quiet: bool, overwrite: bool,
-    **settings: Any,
+    points: tuple[str, ...] = (), negative_points: tuple[str, ...] = (), box: str | None = None,
+    object_text: str | None = None, segmenter: str | None = None, top_k: int | None = None,
+    save_mask: Path | None = None, **settings: Any,
 ) -> None:
     """Remove the object under MASK from IMAGE and write the result to OUTPUT.
 
     MASK is white (non-zero) on the object to remove. Without MASK, the transparent pixels of IMAGE are
-    the object. The result has the size of IMAGE; by default only the masked area (and a feathered band
-    around it) changes.
+    the object, or the object is selected: clicked (--point X,Y), boxed (--box) or named (--object).
+    The result has the size of IMAGE; by default only the masked area (and a feathered band around it)
+    changes.
     """
     options = RemovalOptions(**settings, progress=not quiet)
     with _input_errors():
         # Everything is checked before any model work: files, sizes, output, settings, device.
         picture = io.load_image(image, max_pixels=options.max_pixels)
-        object_mask = _object_mask(picture, mask, resize_mask=resize_mask, max_pixels=options.max_pixels)
-        io.validate_mask(object_mask)
+        from .selection import SelectionRequest
+
+        selection = SelectionRequest.parse(points, negative_points, box, object_text, segmenter, top_k)
+        object_mask: np.ndarray | None = None
+        if selection is None or mask is not None:
+            object_mask = _object_mask(picture, mask, resize_mask=resize_mask, max_pixels=options.max_pixels)
+        if selection is None:
+            io.validate_mask(object_mask)
         if options.resolution is not None:
             io.check_resolution(picture.size, options.resolution)
         inputs = [image] if mask is None else [image, mask]
         _check_output(output, inputs=inputs, overwrite=overwrite, size=picture.size)
+        if save_mask is not None:
+            _check_mask_output(save_mask, output, inputs=inputs, overwrite=overwrite, size=picture.size)
         with _quiet_third_party(quiet):
             _check_device(options.device)
+            if selection is not None:
+                selected = selection.select(picture, device=options.device)
+                object_mask = selected if object_mask is None else object_mask | selected
+                io.validate_mask(object_mask)
             from .api import remove
 
             # A killed earlier run may have left its temporary file beside OUTPUT: ours to remove.
             io.remove_stale_temporaries(output)
             # Without MASK, remove() takes the mask from the alpha channel and returns an opaque image.
-            result = remove(picture, None if mask is None else object_mask, **options.remove_kwargs())
+            # (A selection is a mask given separately: IMAGE's alpha is kept, as with MASK.)
+            given = mask is not None or selection is not None
+            result = remove(picture, object_mask if given else None, **options.remove_kwargs())
         saved = io.save_image(result, output, protect=inputs)
+        if save_mask is not None:
+            white = np.where(object_mask, 255, 0).astype(np.uint8)  # (H, W): an "L" image
+            io.save_image(Image.fromarray(white), save_mask, protect=inputs)
     click.echo(str(saved))
+
+
+def _check_mask_output(
+    path: Path, output: Path, *, inputs: Sequence[Path], overwrite: bool, size: tuple[int, int]
+) -> None:
+    """``--save-mask PATH``: a lossless format, not OUTPUT, not an input, not an existing file (unless
+    --overwrite), in a folder that accepts it."""
+    if path.suffix.lower() not in (".png", ".bmp", ".tif", ".tiff", ".webp"):
+        raise io.InputError("save-mask", f"{str(path)!r} needs a lossless extension (.png, .bmp, .tif, "
+                            ".webp)")
+    if _same_file(path, output):
+        raise io.InputError("save-mask", f"{str(path)!r} is also the OUTPUT; give the mask its own file")
+    try:
+        _check_output(path, inputs=inputs, overwrite=overwrite, size=size)
+    except io.InputError as error:
+        raise io.InputError("save-mask", error.message) from None
 
 
 @main.command("demo")

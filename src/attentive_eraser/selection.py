@@ -56,6 +56,7 @@ __all__ = [
     "Prompt",
     "SamSegmenter",
     "Segmenter",
+    "SelectionRequest",
     "TextSegmenter",
     "ZeroShotDetector",
     "clear_cache",
@@ -66,6 +67,7 @@ __all__ = [
     "load_segmenter",
     "parse_box",
     "parse_point",
+    "parse_points",
     "resize_selection",
     "select_object",
 ]
@@ -183,6 +185,68 @@ def parse_box(text: str, *, argument: str = "box") -> Box:
                             "10,20,90,120)")
     x0, y0, x1, y1 = (float(value) for value in match.groups())
     return x0, y0, x1, y1
+
+
+def parse_points(text: str, *, argument: str = "points") -> tuple[Point, ...]:
+    """``"X,Y;X,Y;..."`` (a manifest cell, a form field) -> ``((x, y), ...)``; empty text gives ``()``."""
+    parts = [part for part in str(text).split(";") if part.strip()]
+    return tuple(parse_point(part, argument=argument) for part in parts)
+
+
+@dataclass(frozen=True)
+class SelectionRequest:
+    """A selection as typed on a command line, in a batch manifest or in a web form (pixels of the image).
+
+    Build it with :meth:`parse` (strings) or directly; :meth:`select` runs :func:`select_object`.
+    """
+
+    points: tuple[Point, ...] = ()
+    negative_points: tuple[Point, ...] = ()
+    box: Box | None = None
+    text: str | None = None
+    segmenter: str | None = None
+    top_k: int | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        points: Sequence[str] | str = (),
+        negative_points: Sequence[str] | str = (),
+        box: str | None = None,
+        text: str | None = None,
+        segmenter: str | None = None,
+        top_k: int | None = None,
+        *,
+        names: tuple[str, str, str] = ("point", "exclude", "box"),
+    ) -> SelectionRequest | None:
+        """The request from strings (``"X,Y"`` each, or one ``"X,Y;X,Y"``; ``"X0,Y0,X1,Y1"``), or ``None``
+        when nothing is selected. ``names`` are the user's names of the three fields, for messages."""
+        def many(values: Sequence[str] | str, name: str) -> tuple[Point, ...]:
+            values = [values] if isinstance(values, str) else list(values)
+            return tuple(point for value in values for point in parse_points(value, argument=name))
+
+        request = cls(
+            points=many(points, names[0]),
+            negative_points=many(negative_points, names[1]),
+            box=None if box is None or not str(box).strip() else parse_box(box, argument=names[2]),
+            text=_check_text(text),
+            segmenter=segmenter.strip() if isinstance(segmenter, str) and segmenter.strip() else None,
+            top_k=top_k,
+        )
+        if not request.points and not request.negative_points and request.box is None and not request.text:
+            for name, value in (("segmenter", request.segmenter), ("top_k", request.top_k)):
+                if value is not None:
+                    raise io.InputError(name, f"{value!r} is given but nothing to select: add a point, a "
+                                        "box or an object")
+            return None
+        return request
+
+    def select(
+        self, image: str | os.PathLike | Image.Image | np.ndarray, *, device: Any = None
+    ) -> np.ndarray:
+        """:func:`select_object` with this request's fields."""
+        return select_object(image, points=self.points, negative_points=self.negative_points, box=self.box,
+                             text=self.text, segmenter=self.segmenter, top_k=self.top_k, device=device)
 
 
 def _as_rgb_array(image: object) -> np.ndarray:
