@@ -79,7 +79,9 @@ KNOBS: dict[str, Any] = {
     "strategy": lambda v: _choice("strategy", v, ("resize", "crop")),
     "paste_back": lambda v: _boolean(v),
 }
-_MANIFEST_COLUMNS = frozenset({"image", "mask", "output", "seed", *KNOBS})
+#: manifest columns that select the object instead of (or besides) a mask (attentive_eraser.selection)
+SELECTION_COLUMNS = ("points", "exclude", "box", "object", "segmenter")
+_MANIFEST_COLUMNS = frozenset({"image", "mask", "output", "seed", *KNOBS, *SELECTION_COLUMNS})
 _ORIENTATION = 0x0112  # EXIF tag; the pixels are written upright, so it is reset to 1
 
 Status = Literal["done", "skipped", "failed"]
@@ -120,6 +122,8 @@ class BatchItem:
     knobs: tuple[tuple[str, Any], ...] = ()
     #: a problem found while listing (no mask, a bad manifest cell, an output clash): the item fails
     error: str | None = None
+    #: the manifest's selection columns (clicks, a box, words), united with the mask when both are given
+    selection: Any = None
 
     def settings(self, options: RemovalOptions) -> RemovalOptions:
         """The command line's settings with this item's overrides."""
@@ -276,7 +280,10 @@ def items_from_manifest(
             raise io.InputError("source", f"{manifest.name} line {number}: no image")
         image = root / str(row["image"]).strip()
         mask = root / str(row["mask"]).strip() if "mask" in row else masks
-        error = None if mask is not None else "no mask: the manifest row has none and --masks was not given"
+        selection, problem = _selection_of(row, manifest.name, number)
+        error = None if mask is not None or selection is not None else (
+            "no mask: the manifest row has none and --masks was not given")
+        error = problem or error
         if "output" in row:
             output_relative = Path(str(row["output"]).strip())
             if error is None and (output_relative.is_absolute() or ".." in output_relative.parts):
@@ -301,8 +308,32 @@ def items_from_manifest(
             seed = base_seed
             error = error or f"manifest line {number}: {' '.join(str(problem).split())}"
         items.append(BatchItem(item_id, image, mask, out_dir / output_relative, seed,
-                               tuple(sorted(knobs.items())), error))
+                               tuple(sorted(knobs.items())), error, selection))
     return items
+
+
+def _selection_of(row: dict[str, Any], name: str, number: int) -> tuple[Any, str | None]:
+    """The row's selection (``points``/``exclude``: ``"X,Y;X,Y"`` or JSON ``[[x, y], ...]``; ``box``:
+    ``"X0,Y0,X1,Y1"`` or a JSON list; ``object``: words; ``segmenter``: a spec), and a problem, if any."""
+    if not any(column in row for column in SELECTION_COLUMNS):
+        return None, None
+    from .selection import SelectionRequest
+
+    def text(value: Any) -> str:
+        if isinstance(value, (list, tuple)):  # JSONL: [[x, y], ...] or [x0, y0, x1, y1]
+            if value and all(isinstance(entry, (list, tuple)) for entry in value):
+                return ";".join(",".join(str(number) for number in entry) for entry in value)
+            return ",".join(str(number) for number in value)
+        return str(value)
+
+    try:
+        request = SelectionRequest.parse(
+            text(row.get("points", "")), text(row.get("exclude", "")),
+            text(row["box"]) if "box" in row else None, str(row["object"]) if "object" in row else None,
+            str(row["segmenter"]) if "segmenter" in row else None, names=("points", "exclude", "box"))
+    except ValueError as problem:
+        return None, f"manifest line {number}: {' '.join(str(problem).split())}"
+    return request, None
 
 
 def list_items(
@@ -561,9 +592,14 @@ class _Loaded:
 
 def _load(item: BatchItem, resize_mask: bool, max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> _Loaded:
     picture, alpha = io.split_alpha(io.load_image(item.image, max_pixels=max_pixels))
-    if item.mask is None:
+    if item.mask is None and item.selection is None:
         raise io.InputError("mask", "no mask for this image")
-    mask = io.load_mask(item.mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
+    mask = None
+    if item.mask is not None:
+        mask = io.load_mask(item.mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
+    if item.selection is not None:
+        selected = item.selection.select(picture)
+        mask = selected if mask is None else mask | selected
     io.validate_mask(mask)
     return _Loaded(item, picture, alpha, mask)
 
