@@ -339,7 +339,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=SD21, help="SD 2.1 (base) weights: hub id or local folder")
     p.add_argument("--inpaint-model", default=SD2_INPAINT, help="SD 2-inpainting weights: hub id or folder")
     p.add_argument("--no-freeu", dest="freeu", action="store_false",
-                   help="run SD 2.1 without FreeU (SPEC §5: FreeU very likely gave the paper's SD 2.1 numbers)")
+                   help="run SD 2.1 without FreeU (FreeU very likely gave the paper's SD 2.1 numbers)")
     p.add_argument("--inpaint-steps", type=int, default=50)
     p.add_argument("--size", type=int, default=512)
 

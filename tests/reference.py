@@ -1,6 +1,6 @@
 """An eager, obviously-correct reference of the paper's attention equations, for parity tests.
 
-Written from the paper (Eqs. 10-17) and SPEC §1 without looking at how the package computes them:
+Written from the paper (Eqs. 10-17) and docs/method.md without looking at how the package computes them:
 the ``N x N`` logits are materialised, every softmax is explicit, object keys are removed with a real
 ``-inf``, the two softmaxes of Similarity Suppression are computed separately and combined row by row,
 and everything runs in float64. Slow on purpose; only for tiny inputs.

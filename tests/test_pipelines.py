@@ -2,7 +2,7 @@
 
 Inputs are non-square and are not multiples of 64 (77x130 px; working size 64x128 at ``resolution=96``), so
 the latent grid is 8x16 and the token grids 16x8, 8x4, 4x2. The reference loops below are written from
-SPEC §3 with their own DDIM arithmetic and schedule; they share only the stock modules (VAE, text encoder,
+the paper's recipes (docs/method.md) with their own DDIM arithmetic and schedule; they share only the stock modules (VAE, text encoder,
 UNet) with the package.
 """
 
@@ -109,7 +109,7 @@ def _run(pipe: Any, method: str, image: Any, mask: Any, *, seed: int | None = 0,
 
 # ------------------------------------------------------------------------ independent DDIM reference
 def _alphas_cumprod() -> torch.Tensor:
-    """SPEC §3 DDIM: scaled-linear betas from 0.00085 to 0.012 over 1000 steps, float64."""
+    """The paper's DDIM: scaled-linear betas from 0.00085 to 0.012 over 1000 steps, float64."""
     betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
     return torch.cumprod(1.0 - betas, dim=0)
 
@@ -200,7 +200,7 @@ def _sarg_prediction(pipe: Any, z: torch.Tensor, t: int, embeds: torch.Tensor, m
 def _reference_sip(pipe: Any, image: PIL.Image.Image, mask: np.ndarray, seed: int, num_steps: int,
                    strength: float, removal_guidance_scale: float = 0.0, suppression_scale: float = 0.3,
                    suppression_steps: int = 10) -> torch.Tensor:
-    """Blended latent diffusion (SPEC §3 SIP) with SARG from the eager reference; image at the working size."""
+    """Blended latent diffusion (SIP) with SARG from the eager reference; image at the working size."""
     prediction_type = pipe.scheduler.config.prediction_type
     generator = _generator(seed)
     posterior = pipe.vae.encode(_pixels(image)).latent_dist
@@ -225,7 +225,7 @@ def _reference_sip(pipe: Any, image: PIL.Image.Image, mask: np.ndarray, seed: in
 @torch.no_grad()
 def _reference_dip(pipe: Any, image: PIL.Image.Image, mask: np.ndarray, num_steps: int
                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """DiffEdit-style DIP (SPEC §3, s = 0): DDIM inversion over the sampling schedule, then blended sampling."""
+    """DiffEdit-style DIP (s = 0): DDIM inversion over the sampling schedule, then blended sampling."""
     prediction_type = pipe.scheduler.config.prediction_type
     z0 = pipe.vae.encode(_pixels(image)).latent_dist.mean * pipe.vae.config.scaling_factor
     m = _latent_mask(mask)
@@ -359,7 +359,7 @@ def test_dip_without_sarg_is_inversion_then_blended_sampling(
 
 @pytest.mark.parametrize("removal_guidance_scale", [0.0, 9.0])
 def test_dip_background_follows_the_trajectory(sd15: dict[str, Any], removal_guidance_scale: float) -> None:
-    """Before each UNet call the background is the trajectory latent; after the loop it is z0 (SPEC §3 DIP)."""
+    """Before each UNet call the background is the trajectory latent; after the loop it is z0 (DIP)."""
     pipe = sd15["dip"]
     image = _image(6, size=WORKING)
     mask = _box(48, 16, 64, 32, size=WORKING)  # a tiny object: 2x2 latent cells

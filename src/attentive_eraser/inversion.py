@@ -1,4 +1,4 @@
-"""DDIM inversion for the deterministic inpainting pipeline (DIP, DiffEdit style; SPEC §3).
+"""DDIM inversion for the deterministic inpainting pipeline (DIP, DiffEdit style; docs/method.md).
 
 The trajectory is computed over exactly the timesteps that sampling will use, so the background
 latents substituted at each sampling step are the ones sampling expects.

@@ -1,7 +1,7 @@
 """Which attention layers the eraser modifies, and installing/restoring its processors safely.
 
 AAS applies to the self-attention (``attn1``) of every transformer block in the UNet's decoder
-(``up_blocks``): 9 layers on SD 1.5/2.1, 36 on SDXL (SPEC §1). Layers are chosen by module name,
+(``up_blocks``): 9 layers on SD 1.5/2.1, 36 on SDXL (see docs/method.md). Layers are chosen by module name,
 never by call order.
 """
 

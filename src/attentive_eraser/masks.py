@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 
 def pool_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Max-pool a ``(B, 1, H, W)`` mask onto an ``(h, w)`` grid: a cell is object if any pixel in it is (SPEC §1)."""
+    """Max-pool a ``(B, 1, H, W)`` mask onto an ``(h, w)`` grid: a cell is object if any pixel in it is (Eq. 10)."""
     if tuple(mask.shape[-2:]) == tuple(size):
         return mask
     # adaptive pooling handles grids that do not divide the input exactly (odd latent sizes)
@@ -19,7 +19,7 @@ def pool_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def latent_mask(mask: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:
-    """The pixel mask on the latent grid (``m_lat`` of SPEC §3), same dtype as ``mask``."""
+    """The pixel mask on the latent grid (``m_lat`` of the SIP/DIP blend, docs/method.md), same dtype as ``mask``."""
     return pool_mask(mask, latent_size)
 
 

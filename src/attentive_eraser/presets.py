@@ -1,4 +1,4 @@
-"""Per-family defaults ("presets"). The "paper" values are SPEC §5 / the paper's Appendix C."""
+"""Per-family defaults ("presets"). The "paper" values are the paper's Appendix C (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Preset:
         return kwargs
 
     def scheduler_overrides(self) -> dict[str, Any]:
-        """DDIM settings of SPEC §3 (the model's own ``prediction_type`` is kept)."""
+        """DDIM settings of the paper's runs (the model's own ``prediction_type`` is kept)."""
         return {
             "beta_start": 0.00085,
             "beta_end": 0.012,

@@ -185,7 +185,7 @@ class EraserPipelineMixin:
     _preset: Preset | None = None
 
     def _use_ddim(self, steps_offset: int) -> None:
-        """Sampling and inversion are DDIM with eta = 0 (SPEC §3): swap any other scheduler for DDIM."""
+        """Sampling and inversion are DDIM with eta = 0, as in the paper: swap any other scheduler for DDIM."""
         if not isinstance(self.scheduler, DDIMScheduler):
             config = dict(self.scheduler.config)
             config.update(
@@ -354,7 +354,7 @@ class EraserPipelineMixin:
         return shift, scale
 
     def encode_image(self, image: torch.Tensor, generator: Generator, sample_mode: str) -> torch.Tensor:
-        """``z0`` of SPEC §3: scaled VAE latents of ``image`` ``(B, 3, H, W)`` (posterior sample or mode)."""
+        """``z0`` of the SIP/DIP recipes (docs/method.md): scaled VAE latents of ``image`` ``(B, 3, H, W)`` (posterior sample or mode)."""
         device = self._execution_device
         with self._vae_precision() as dtype:
             pixels = image.to(device=device, dtype=dtype)

@@ -35,7 +35,7 @@ class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):
     def encode_conditioning(
         self, prompt: list[str], batch_size: int, working_size: tuple[int, int], device: torch.device
     ) -> dict[str, Any]:
-        """Text embeddings ``(B, 77, D)`` of the prompts; no negative prompt (CFG is off, SPEC §2)."""
+        """Text embeddings ``(B, 77, D)`` of the prompts; no negative prompt (CFG is off while SARG is on, as in the paper)."""
         prompt_embeds, _ = self.encode_prompt(prompt, device, 1, do_classifier_free_guidance=False)
         return {"encoder_hidden_states": prompt_embeds.to(self.unet.dtype)}
 
