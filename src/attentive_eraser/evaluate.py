@@ -1,4 +1,4 @@
-"""The paper's removal metrics (paper's Table 1; docs/evaluation.md), and in-mask fidelity against ground-truth backgrounds.
+"""The paper's removal metrics (its Table 1; docs/evaluation.md), and in-mask fidelity against ground truth.
 
 ``attentive-eraser eval SOURCE --results DIR [--results DIR ...]`` reads the same SOURCE as ``batch`` (a
 folder or manifest of images and masks) and finds each item's result in every results folder under the
@@ -55,7 +55,7 @@ __all__ = [
 
 METRICS = ("fid", "lpips", "local_fid", "clip_consensus", "clip_score", "masked")
 
-#: Table 1 of the paper (paper's Table 1; docs/evaluation.md): FID, LPIPS, local FID, CLIP consensus, CLIP score
+#: Table 1 of the paper: FID, LPIPS, local FID, CLIP consensus, CLIP score
 PAPER_TABLE_1: dict[str, dict[str, float | None]] = {
     "SD2.1inp (mask only)": {"fid": 3.805, "lpips": 0.3012, "local_fid": 8.852, "clip_consensus": 0.1143,
                              "clip_score": 21.89},
@@ -369,7 +369,7 @@ def eval_command(
     lpips_heads: Path | None, clip: str | None, size: int, crop_size: int, batch_size: int, device: str | None,
     output: Path | None, quiet: bool,
 ) -> None:
-    """Score removal results against their originals with the paper's metrics (paper's Table 1; docs/evaluation.md).
+    """Score removal results against their originals with the paper's metrics (its Table 1).
 
     SOURCE is what `batch` was given (a folder or manifest of images and masks); each item's result is
     looked up in every RESULTS folder under its output path. Prints a markdown table.
