@@ -91,6 +91,7 @@ def test_the_remove_endpoint_is_named_and_documented(client: Client) -> None:
         "image", "mask", "model", "method", "seeds", "num_inference_steps", "strength",
         "removal_guidance_scale", "suppression_scale", "suppression_steps", "mask_dilation",
         "feather_radius", "resolution", "paste_back", "strategy",
+        "points", "exclude", "box", "object",  # optional: select the object (issue 12)
     ]
     assert len(endpoint["returns"]) == 4  # candidates, before/after, file, status
     assert "/cancel" in info["named_endpoints"]

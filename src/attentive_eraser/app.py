@@ -42,6 +42,7 @@ from PIL import Image
 
 from . import io
 from .presets import PRESETS, Preset
+from .selection import SelectionRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
@@ -95,6 +96,11 @@ _WHOLE_KNOBS = frozenset({"num_inference_steps", "suppression_steps", "mask_dila
 REMOVE_PARAMETERS = (
     "image", "mask", "model", "method", "seeds", *_KNOBS, "paste_back", "strategy",
 )
+#: optional trailing parameters of ``/remove`` that select the object (clicks, a box, words); a request
+#: without them is one with none
+SELECTION_PARAMETERS = ("points", "exclude", "box", "object")
+#: clicks on the mask preview: markers drawn for the object's and the excluded ones
+_CLICK_COLOURS = {"points": (40, 220, 90), "exclude": (20, 20, 20)}
 _FILE_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb|tb)?\s*$", re.IGNORECASE)
 _FILE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 
@@ -238,6 +244,18 @@ def check_remove_request(service: "EraserService", values: Sequence[Any]) -> Non
         raise io.InputError("paste_back", f"{_shown(given['paste_back'])} must be true or false")
     if given["strategy"] not in ("resize", "crop"):
         raise io.InputError("strategy", f"{_shown(given['strategy'])} must be 'resize' or 'crop'")
+    selection_of_request(list(values[len(REMOVE_PARAMETERS):]))
+
+
+def selection_of_request(values: Sequence[Any]) -> SelectionRequest | None:
+    """The selection of a ``/remove`` request's trailing values (``points``, ``exclude``: ``"X,Y;X,Y"``;
+    ``box``: ``"X0,Y0,X1,Y1"``; ``object``: words; missing or empty: not set), or ``None``."""
+    given = dict(zip(SELECTION_PARAMETERS, values))
+    for name, value in given.items():
+        if value is not None and not isinstance(value, str):
+            raise io.InputError(name, f"{_shown(value)} is not text (e.g. '120,80;130,90' for points)")
+    return SelectionRequest.parse(given.get("points") or "", given.get("exclude") or "", given.get("box"),
+                                  given.get("object"), names=("points", "exclude", "box"))
 
 
 @dataclass(frozen=True)
@@ -329,9 +347,12 @@ class EraserService:
         max_seeds: int = MAX_SEEDS,
         keep_seconds: float = 3600.0,
         max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+        segmenter: str | None = None,
     ) -> None:
         if not models:
             models = (None,)
+        #: who turns clicks and words into masks (a spec of attentive_eraser.selection; None: classic)
+        self.segmenter = segmenter
         self.models: dict[str, str | None] = {}
         for model in models:
             source = None if model is None else str(model)
@@ -466,6 +487,15 @@ class EraserService:
             mask |= uploaded
         return mask, "; ".join(notes)
 
+    def select(self, photo: Photo, selection: SelectionRequest | None) -> np.ndarray | None:
+        """The mask ``selection`` (clicks, box, words) picks in ``photo``, with the server's segmenter."""
+        if selection is None:
+            return None
+        spec = selection.segmenter or self.segmenter
+        from dataclasses import replace
+
+        return replace(selection, segmenter=spec).select(photo.picture, device=self.device)
+
     def write_mask(self, mask: np.ndarray, stem: str) -> str:
         """Save a mask as a black-and-white PNG in a new job folder; returns its path."""
         path = self.new_job_folder() / f"{stem}_mask.png"
@@ -474,7 +504,7 @@ class EraserService:
 
     def prepare_mask(
         self, image: str | None, layers: Sequence[Image.Image] = (), upload: str | None = None,
-        *, session: str = "",
+        *, session: str = "", selection: SelectionRequest | None = None,
     ) -> str | None:
         """The mask a Remove click sends: painted ∪ uploaded, as a PNG path; ``None`` = the photo's alpha.
 
@@ -486,6 +516,8 @@ class EraserService:
             raise io.InputError("image", "upload a photo first")
         photo = self.load_photo(image)
         mask, _ = self.combined_mask(photo.picture.size, layers, upload)
+        if selection is not None:
+            mask |= self.select(photo, selection)
         if not mask.any():
             if photo.alpha is not None and io.mask_from_alpha(photo.alpha).any():
                 return None  # like remove(): the transparent pixels are the object
@@ -497,6 +529,7 @@ class EraserService:
         self, image: str | None, layers: Sequence[Image.Image] = (), upload: str | None = None,
         *, model: str | None = None, mask_dilation: int | None = None, feather_radius: float | None = None,
         resolution: int | None = None, strategy: Strategy = "resize", paste_back: bool = True,
+        selection: SelectionRequest | None = None,
     ) -> tuple[Image.Image | None, str]:
         """The photo with the mask, its dilation and the paste-back band drawn over it, and a caption.
 
@@ -508,6 +541,8 @@ class EraserService:
         photo = self.load_photo(image)
         size = photo.picture.size
         mask, note = self.combined_mask(size, layers, upload)
+        if selection is not None:
+            mask |= self.select(photo, selection)
         if not mask.any():
             if photo.alpha is not None and io.mask_from_alpha(photo.alpha).any():
                 mask, note = io.mask_from_alpha(photo.alpha), "mask taken from the photo's transparency"
@@ -527,6 +562,8 @@ class EraserService:
         grown = io.dilate_mask(mask, round(dilation * scale))
         blended = io.feather_alpha(grown, feather * scale) > 0 if paste_back else np.ones_like(grown)
         overlay = _overlay(photo.picture, mask, grown, blended)
+        if selection is not None:
+            overlay = _mark_clicks(overlay, size, selection)
         share = 100.0 * mask.mean()
         parts = [
             f"Mask: {int(mask.sum()):,} px ({share:.1f} % of {size[0]}×{size[1]}).",
@@ -557,7 +594,7 @@ class EraserService:
 
     def remove(
         self, image: str | Path, mask: str | Path | None, settings: RemovalSettings, *,
-        session: str = "", progress: ProgressFn | None = None,
+        session: str = "", progress: ProgressFn | None = None, selection: SelectionRequest | None = None,
     ) -> RemovalRun:
         """Erase the object under ``mask`` for each seed, in one batched call; write the results.
 
@@ -568,13 +605,16 @@ class EraserService:
 
         photo = self.load_photo(image)
         alpha = photo.alpha
-        if mask is None:
+        if mask is None and selection is None:
             if alpha is None:
                 raise io.InputError("mask", "no mask given and the photo has no transparent pixels")
             object_mask, alpha = io.mask_from_alpha(alpha), None
-        else:
+        elif mask is not None:
             object_mask = io.load_mask(self.check_upload(mask, "mask"), size=photo.picture.size,
                                        max_pixels=self.max_pixels)
+        if selection is not None:  # clicks, a box or words: the photo's alpha is kept, as with a mask
+            selected = self.select(photo, selection)
+            object_mask = selected if mask is None else object_mask | selected
         io.validate_mask(object_mask)
         seeds = parse_seeds(settings.seeds, limit=self.max_seeds)
         if settings.strategy not in ("resize", "crop"):
@@ -661,6 +701,31 @@ def _overlay(picture: Image.Image, mask: np.ndarray, grown: np.ndarray, blended:
     return _shrink(Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8)))
 
 
+def _mark_clicks(overlay: Image.Image, size: tuple[int, int], selection: SelectionRequest) -> Image.Image:
+    """Draw the clicks on the (shrunk) preview: a ringed dot, green on the object, black for exclusions."""
+    from PIL import ImageDraw
+
+    marked = overlay.convert("RGB")
+    draw = ImageDraw.Draw(marked)
+    scale = marked.width / size[0]
+    radius = max(2.0, marked.width / 100)
+    for name, points in (("points", selection.points), ("exclude", selection.negative_points)):
+        for x, y in points:
+            cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
+            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=_CLICK_COLOURS[name],
+                         outline=(255, 255, 255), width=max(1, round(radius / 3)))
+    return marked
+
+
+def _click_on_preview(index: Sequence[float], photo_size: tuple[int, int]) -> tuple[int, int]:
+    """A click at ``index`` (x, y) on the preview, shrunk to ``PREVIEW_SIDE``, in the photo's pixels."""
+    width, height = photo_size
+    scale = max(1.0, max(photo_size) / PREVIEW_SIDE)
+    x = min(width - 1, max(0, int(float(index[0]) * scale)))
+    y = min(height - 1, max(0, int(float(index[1]) * scale)))
+    return x, y
+
+
 # --------------------------------------------------------------------------------------------------
 # The page
 
@@ -722,18 +787,21 @@ def build_app(
     queue_size: int = 16,
     defaults: Mapping[str, Any] | None = None,
     service: EraserService | None = None,
+    segmenter: str | None = None,
 ) -> "gr.Blocks":
     """The Gradio page (and its HTTP API) around an :class:`EraserService`.
 
     ``models``: what the page offers (``None`` = the embedded default); the first is selected.
     ``defaults`` overrides initial knob values (``num_inference_steps``, ``seeds``, ``method``, …).
     Launch it with :func:`launch`, which sets the upload size limit; the queue (one removal at a
-    time, at most ``queue_size`` waiting) is set up here.
+    time, at most ``queue_size`` waiting) is set up here. ``segmenter`` turns clicks and words into
+    masks (a spec of :func:`attentive_eraser.selection.load_segmenter`; default ``classic``).
     """
     import gradio as gr
     from gradio.utils import get_upload_folder
 
-    service = service or EraserService(models, device=device, dtype=dtype, max_seeds=max_seeds)
+    service = service or EraserService(models, device=device, dtype=dtype, max_seeds=max_seeds,
+                                       segmenter=segmenter)
     service.allow_root(get_upload_folder())
     initial: dict[str, Any] = {
         "method": "sip", "seeds": "123", "paste_back": True, "strategy": "resize",
@@ -759,6 +827,9 @@ def build_app(
                 return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
             with user_errors():
                 check_remove_request(service, list(inputs or []))
+            # the selection fields are optional: a request without them (15 values) selects nothing
+            full = len(REMOVE_PARAMETERS) + len(SELECTION_PARAMETERS)
+            inputs = [*inputs, *[""] * (full - len(inputs))]
             try:
                 return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
             except gr.Error:
@@ -803,6 +874,21 @@ def build_app(
                     eraser=gr.Eraser(default_size="auto"), height=420, elem_id="editor",
                     placeholder="Upload a photo above (or pick an example below), then paint here.",
                 )
+                with gr.Group(elem_id="selection"):
+                    click_mode = gr.Radio(
+                        [("add to the object", "points"), ("exclude (keep)", "exclude")], value="points",
+                        label="…or click the object on the mask preview: clicks", elem_id="click-mode",
+                    )
+                    with gr.Row():
+                        clicked = gr.Textbox(label="Object clicks (x,y; …)", elem_id="points", max_lines=1)
+                        excluded = gr.Textbox(label="Excluded clicks", elem_id="exclude", max_lines=1)
+                    with gr.Row():
+                        object_text = gr.Textbox(
+                            label="…or the object to remove, in words (Enter)", elem_id="object",
+                            max_lines=1,
+                            placeholder="the red car (needs a server started with a detector)",
+                        )
+                        clear_clicks = gr.Button("Clear clicks", size="sm", elem_id="clear-clicks")
                 mask_upload = gr.File(
                     label="…or upload a mask (white = remove; painted strokes are added to it)",
                     file_types=["image"], type="filepath", elem_id="mask-upload",
@@ -815,7 +901,7 @@ def build_app(
                 )
             with gr.Column(scale=1):
                 preview = gr.Image(
-                    label="Mask preview: red painted · yellow dilation · blue paste-back band",
+                    label="Mask preview (click it to select): red mask · yellow dilation · blue paste-back",
                     type="pil", format="png", interactive=False, height=300, elem_id="preview",
                 )
                 preview_info = gr.Markdown(elem_id="preview-info")
@@ -879,6 +965,8 @@ def build_app(
                 download = gr.DownloadButton("Download the result", variant="primary", elem_id="download")
                 mask_used = gr.File(label="Mask used", interactive=False, elem_id="mask-used")
         candidates = gr.State([])
+        # /remove's selection fields for HTTP clients; the page puts its selection into the mask instead
+        api_selection = [gr.Textbox(value="", visible=False) for _ in SELECTION_PARAMETERS]
 
         # ---- events: loading and previewing (light, not serialised behind removals)
         def show_photo(image: str | None) -> Any:
@@ -893,13 +981,26 @@ def build_app(
 
         def update_preview(image: str | None, editor_value: dict[str, Any] | None, upload: str | None,
                            model_label: str, dilation_px: float, feather_px: float, resolution_px: float,
-                           strategy_name: Strategy, paste: bool) -> tuple[Any, str]:
+                           strategy_name: Strategy, paste: bool, points: str = "", exclude: str = "",
+                           words: str = "") -> tuple[Any, str]:
             with user_errors():
+                selection = SelectionRequest.parse(points or "", exclude or "", None, words,
+                                                   names=("points", "exclude", "box"))
                 return service.preview(
                     image, layers_of(editor_value), upload, model=model_label, mask_dilation=int(dilation_px),
                     feather_radius=float(feather_px), resolution=int(resolution_px), strategy=strategy_name,
-                    paste_back=bool(paste),
+                    paste_back=bool(paste), selection=selection,
                 )
+
+        def add_click(image: str | None, points: str, exclude: str, mode: str,
+                      event: gr.SelectData) -> tuple[str, str]:
+            if image is None or event.index is None:
+                return points, exclude
+            with user_errors():
+                x, y = _click_on_preview(event.index, service.load_photo(image).picture.size)
+            if mode == "exclude":
+                return points, "; ".join(part for part in ((exclude or "").strip(), f"{x},{y}") if part)
+            return "; ".join(part for part in ((points or "").strip(), f"{x},{y}") if part), exclude
 
         def model_defaults(model_label: str, method_name: Method) -> list[Any]:
             with user_errors():
@@ -919,11 +1020,16 @@ def build_app(
         example_gallery.select(pick_example, None, [photo, mask_upload], **light)
         gr.on(
             [photo.change, editor.change, mask_upload.change, model.change, dilation.change, feather.change,
-             resolution.change, strategy.change, paste_back.change],
+             resolution.change, strategy.change, paste_back.change, clicked.change, excluded.change,
+             object_text.submit],
             update_preview,
-            [photo, editor, mask_upload, model, dilation, feather, resolution, strategy, paste_back],
+            [photo, editor, mask_upload, model, dilation, feather, resolution, strategy, paste_back,
+             clicked, excluded, object_text],
             [preview, preview_info], trigger_mode="always_last", **decoding,
         )
+        preview.select(add_click, [photo, clicked, excluded, click_mode], [clicked, excluded], **light)
+        clear_clicks.click(lambda: ("", ""), None, [clicked, excluded], **light)
+        photo.change(lambda: ("", "", ""), None, [clicked, excluded, object_text], **light)
         knob_sliders = [
             steps, strength, guidance, suppression, suppression_steps, dilation, feather, resolution,
         ]
@@ -932,10 +1038,12 @@ def build_app(
 
         # ---- events: removal (serialised by the queue), cancel, picking a candidate
         def prepare(image: str | None, editor_value: dict[str, Any] | None, upload: str | None,
-                    request: gr.Request) -> str | None:
+                    points: str, exclude: str, words: str, request: gr.Request) -> str | None:
             with user_errors():
+                selection = SelectionRequest.parse(points or "", exclude or "", None, words,
+                                                   names=("points", "exclude", "box"))
                 return service.prepare_mask(
-                    image, layers_of(editor_value), upload, session=session_of(request)
+                    image, layers_of(editor_value), upload, session=session_of(request), selection=selection,
                 )
 
         def remove(
@@ -943,12 +1051,16 @@ def build_app(
             num_inference_steps: int, strength: float, removal_guidance_scale: float,
             suppression_scale: float, suppression_steps: int, mask_dilation: int, feather_radius: float,
             resolution: int, paste_back: bool, strategy: Strategy,
+            points: str, exclude: str, box: str, object: str,
             request: gr.Request, progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's idiom)
         ) -> tuple[Any, ...]:
             """Remove the object under `mask` (white = remove; None: the image's transparent pixels).
 
-            One result per seed (SIP; DIP gives one), in the image's size and format. Returns the
-            candidates (gallery), the before/after pair of the first, its file, a status line.
+            Or select it (united with `mask` when both are given): `points` clicks on it ("x,y; x,y", in
+            pixels), `exclude` clicks on what must stay, `box` "x0,y0,x1,y1", `object` its name in words
+            (with a server started with a detector). One result per seed (SIP; DIP gives one), in the
+            image's size and format. Returns the candidates (gallery), the before/after pair of the first,
+            its file, a status line.
             """
             if image is None:
                 raise gr.Error("image: upload a photo first", print_exception=False)
@@ -965,7 +1077,9 @@ def build_app(
                     mask_dilation=int(mask_dilation), feather_radius=float(feather_radius),
                     resolution=int(resolution), paste_back=paste_back, strategy=strategy,
                 )
-                run = service.remove(image, mask, settings, session=session_of(request), progress=report)
+                selection = selection_of_request([points, exclude, box, object])
+                run = service.remove(image, mask, settings, session=session_of(request), progress=report,
+                                     selection=selection)
             if run.cancelled:
                 return gr.skip(), gr.skip(), gr.skip(), run.status, gr.skip()
             first = run.candidates[0]
@@ -990,10 +1104,12 @@ def build_app(
                 raise gr.Error("This result has expired; run the removal again.", print_exception=False)
             return (item["before"], item["display"]), item["result"], f"Showing {item['caption']}."
 
-        remove_button.click(prepare, [photo, editor, mask_upload], mask_used, **light).success(
+        remove_button.click(
+            prepare, [photo, editor, mask_upload, clicked, excluded, object_text], mask_used, **light
+        ).success(
             remove,
             [photo, mask_used, model, method, seeds, steps, strength, guidance, suppression,
-             suppression_steps, dilation, feather, resolution, paste_back, strategy],
+             suppression_steps, dilation, feather, resolution, paste_back, strategy, *api_selection],
             [gallery, comparison, download, status, candidates],
             api_name="remove", show_progress_on=[comparison, status],
         )
@@ -1033,6 +1149,7 @@ def serve(
     max_file_size: str | int | None = DEFAULT_MAX_FILE_SIZE,
     block: bool = True,
     max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    segmenter: str | None = None,
 ) -> "gr.Blocks":
     """Check the options, load the first model (a bad one fails now, not at the first click), serve the app.
 
@@ -1041,7 +1158,12 @@ def serve(
     from .api import detect_family
 
     check_server_options(host, port, max_file_size)
-    service = EraserService(models or (None,), device=device, dtype=dtype, max_pixels=max_pixels)
+    service = EraserService(models or (None,), device=device, dtype=dtype, max_pixels=max_pixels,
+                            segmenter=segmenter)
+    if segmenter is not None:  # a wrong spec, or weights missing offline, fail now
+        from .selection import load_segmenter
+
+        load_segmenter(segmenter, device=device)
     service.pipeline(service.default_model, "sip")
     for model in list(service.models.values())[1:]:  # loaded on first use; a typo should fail now
         if model is not None:

@@ -492,8 +492,12 @@ def demo_command(output: Path, model: str | None, device: str | None, quiet: boo
               help="Largest upload accepted (e.g. 20mb, 500kb).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=io.DEFAULT_MAX_PIXELS, show_default=True,
               metavar="N", help="Refuse photos and masks of more than N pixels (checked before decoding).")
+@click.option("--segmenter", default=None, metavar="SPEC",
+              help="Who turns clicks and words into masks: classic (no weights; the default), sam:<hub id or "
+              "folder>, either + detector:<hub id or folder> for the 'object to remove' text box.")
 def serve_command(
     host: str, port: int, models: tuple[str, ...], device: str | None, max_file_size: str, max_pixels: int,
+    segmenter: str | None = None,
 ) -> None:
     """Start the web app (paint, remove, compare, download) and its HTTP API on HOST:PORT.
 
@@ -510,7 +514,7 @@ def serve_command(
         with _quiet_third_party():
             _check_device(device)
         serve(host=host, port=port, models=list(models) or [None], device=device, max_file_size=max_file_size,
-              max_pixels=max_pixels)
+              max_pixels=max_pixels, segmenter=segmenter)
 
 
 # Commands kept in their own modules register themselves on ``main`` when imported.
