@@ -33,7 +33,7 @@ ModelSource = str | os.PathLike | None
 DEMO_MODEL = Path(__file__).resolve().with_name("demo_model")
 DEFAULT_MODEL = str(DEMO_MODEL)
 
-#: the paper's base models (SPEC §5) and their families
+#: the paper's base models and their families
 KNOWN_MODELS = {
     "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd15",
     "runwayml/stable-diffusion-v1-5": "sd15",
@@ -309,7 +309,7 @@ def load_pipeline(
     The family is detected, DDIM is set up as the paper does, and the family's preset becomes the
     pipeline's defaults. Pipelines are cached per (model, device, dtype, FreeU); asking for the other
     method of a cached model shares its weights (``from_pipe``). ``freeu=True`` enables FreeU with the
-    SD 2.1 factors of SPEC §5. ``config`` is the diffusers config folder for single-file checkpoints.
+    SD 2.1 factors (docs/method.md). ``config`` is the diffusers config folder for single-file checkpoints.
     """
     model_id = DEFAULT_MODEL if model is None else str(model)
     family = detect_family(model_id)
@@ -331,7 +331,7 @@ def load_pipeline(
             pipe.preset = PRESETS["demo"]
         elif family in PRESETS and pipe.preset.resolution == PRESETS[family].resolution:
             pipe.preset = PRESETS[family]
-        # the paper's DDIM settings (SPEC §3), whatever scheduler config the checkpoint shipped
+        # the paper's DDIM settings, whatever scheduler config the checkpoint shipped
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, **pipe.preset.scheduler_overrides())
         if freeu:
             from .presets import SD21_FREEU
