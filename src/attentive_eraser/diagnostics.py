@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
@@ -27,7 +27,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from .attention import EraserState
-from .layers import DECODER_SELF_ATTENTION, eraser_attention, select_layers
+from .layers import DECODER_SELF_ATTENTION, eraser_attention, swapped_processors
 from .masks import latent_mask, token_masks
 
 __all__ = [
@@ -90,8 +90,7 @@ def sarg_signal(
     inside, outside, share = [], [], []
     with eraser_attention(unet, state):
         for timestep in timesteps:
-            t = torch.full((latents.shape[0],), int(timestep), dtype=torch.long, device=latents.device)
-            noisy = scheduler.add_noise(latents, noise, t)  # type: ignore[attr-defined]
+            t, noisy = _noised(latents, noise, timestep, scheduler)
             output = unet(torch.cat([noisy, noisy]), torch.cat([t, t]), encoder_hidden_states=context).sample
             plain, erased = output.chunk(2)  # (B, C, h, w) each
             difference = erased - plain
@@ -232,17 +231,16 @@ class _RecordingProcessor:
         tally.samples += int(has_object.sum())
 
 
-@contextmanager
-def _recording(unet: UNet2DConditionModel, state: _RecorderState, pattern: str) -> Iterator[list[str]]:
-    original = dict(unet.attn_processors)
-    names = select_layers(unet, pattern)
-    patched = dict(original)
-    patched.update({name: _RecordingProcessor(name, state) for name in names})
-    unet.set_attn_processor(patched)
-    try:
-        yield names
-    finally:
-        unet.set_attn_processor(dict(original))
+def _recording(unet: UNet2DConditionModel, state: _RecorderState, pattern: str) -> AbstractContextManager[list[str]]:
+    return swapped_processors(unet, lambda name: _RecordingProcessor(name, state), pattern)
+
+
+def _noised(
+    latents: torch.Tensor, noise: torch.Tensor, timestep: int, scheduler: object
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(timesteps (B,), noisy latents)``: ``latents`` noised with ``noise`` to ``timestep``."""
+    t = torch.full((latents.shape[0],), int(timestep), dtype=torch.long, device=latents.device)
+    return t, scheduler.add_noise(latents, noise, t)  # type: ignore[attr-defined]
 
 
 @torch.no_grad()
@@ -269,8 +267,7 @@ def attention_selectivity(
         state.grids[num_tokens] = grid
     with _recording(unet, state, pattern) as names:
         for timestep in timesteps:
-            t = torch.full((latents.shape[0],), int(timestep), dtype=torch.long, device=latents.device)
-            noisy = scheduler.add_noise(latents, noise, t)  # type: ignore[attr-defined]
+            t, noisy = _noised(latents, noise, timestep, scheduler)
             unet(noisy, t, encoder_hidden_states=encoder_hidden_states)
     layers = []
     for name in names:

@@ -8,8 +8,9 @@ never by call order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from diffusers import UNet2DConditionModel
 
@@ -29,6 +30,26 @@ def select_layers(unet: UNet2DConditionModel, pattern: str = DECODER_SELF_ATTENT
 
 
 @contextmanager
+def swapped_processors(
+    unet: UNet2DConditionModel, make: Callable[[str], Any], pattern: str = DECODER_SELF_ATTENTION
+) -> Iterator[list[str]]:
+    """Install ``make(name)`` on each selected layer; restore the originals on exit, even if the body raises.
+
+    Yields the names of the layers it changed.
+    """
+    original = dict(unet.attn_processors)
+    names = select_layers(unet, pattern)
+    patched = dict(original)
+    patched.update({name: make(name) for name in names})
+    unet.set_attn_processor(patched)
+    try:
+        yield names
+    finally:
+        # set_attn_processor consumes the dict it is given: pass a copy
+        unet.set_attn_processor(dict(original))
+
+
+@contextmanager
 def eraser_attention(
     unet: UNet2DConditionModel, state: EraserState, pattern: str = DECODER_SELF_ATTENTION
 ) -> Iterator[list[str]]:
@@ -37,14 +58,6 @@ def eraser_attention(
     The originals come back even if the body raises, so an error mid-run never leaves a user's UNet
     modified. Yields the names of the layers it changed.
     """
-    original = dict(unet.attn_processors)
-    names = select_layers(unet, pattern)
     processor = AttentiveEraserAttnProcessor(state)
-    patched = dict(original)
-    patched.update({name: processor for name in names})
-    unet.set_attn_processor(patched)
-    try:
+    with swapped_processors(unet, lambda name: processor, pattern) as names:
         yield names
-    finally:
-        # set_attn_processor consumes the dict it is given: pass a copy
-        unet.set_attn_processor(dict(original))

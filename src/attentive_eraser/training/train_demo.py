@@ -181,7 +181,7 @@ class Checkpoints:
         os.replace(partial, path)
 
     def saved_step(self, stage: str) -> int:
-        """The step of ``stage``'s checkpoint (0 without one), read without loading the tensors' values."""
+        """The step of ``stage``'s checkpoint (0 without one); loads the checkpoint, so call it once."""
         state = self.load(stage)
         return 0 if state is None else int(state["progress"]["step"])
 
@@ -642,28 +642,29 @@ def train(
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
+    finished_vae = checkpoints.folder / "vae"
+    vae_done = resume and (finished_vae / "config.json").is_file()
+    unet_step = checkpoints.saved_step("unet") if resume else 0
     if previous is not None:
         record["started"] = previous["started"]
         record["command"] = previous["command"]
         record["resumed"] = [*previous.get("resumed", []), {
             "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": list(command) if command is not None else None,
-            "vae_done": (checkpoints.folder / "vae" / "config.json").is_file(),
-            "unet_step": checkpoints.saved_step("unet"),
+            "vae_done": vae_done,
+            "unet_step": unet_step,
         }]
     record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
-    finished_vae = checkpoints.folder / "vae"
     keep = None
     if resume:
-        keep = {"vae": config.vae_steps if (finished_vae / "config.json").is_file() else
-                checkpoints.saved_step("vae"), "unet": checkpoints.saved_step("unet")}
+        keep = {"vae": config.vae_steps if vae_done else checkpoints.saved_step("vae"), "unet": unet_step}
     log = LossLog(out / "loss_log.jsonl", keep=keep)
     try:
         # (a) The VAE, or a trained one (a resumed run reuses its finished VAE)
         if vae_from is not None:
             vae, vae_result = load_vae(vae_from, device), StageResult()
-        elif resume and (finished_vae / "config.json").is_file():
+        elif vae_done:
             vae = load_vae(finished_vae, device)
             vae_result = StageResult(**json.loads((finished_vae / "result.json").read_text(encoding="utf-8")))
         else:
