@@ -524,8 +524,8 @@ def diagnostics_table(diagnostics: dict[str, Any]) -> str:
         "| share of the difference inside | " + " | ".join(f"{signal['share_inside'][i] * 100:.0f} %" for i in index)
         + f" | {float(np.median(signal['share_inside'])) * 100:.0f} % |",
         "",
-        "| decoder self-attention grid | layers | normalised entropy (1 = uniform) | object → object mass | "
-        "object share of keys | ratio |",
+        ("| decoder self-attention grid | layers | normalised entropy (1 = uniform) | object → object mass | "
+         "object share of keys | ratio |"),
         "|---|---:|---:|---:|---:|---:|",
     ]
     for grid, values in diagnostics["attention"].items():

@@ -208,8 +208,8 @@ def selection_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def removal_table(report: dict[str, Any]) -> str:
-    lines = [f"End to end ({report['scenes']} scenes, {report['resolution']} px, preset {report['preset']}, "
-             f"{report['steps']} steps, seeds {report['seeds']}):", "",
+    lines = [(f"End to end ({report['scenes']} scenes, {report['resolution']} px, preset {report['preset']}, "
+              f"{report['steps']} steps, seeds {report['seeds']}):"), "",
              "| mask | reappearance ↓ | PSNR in mask (dB) ↑ | s / image |", "|---|---:|---:|---:|"]
     for label, row in report["rows"].items():
         psnr = f"{row['psnr_in_mask']:.2f} ± {row['psnr_ci95']:.2f}"

@@ -88,7 +88,7 @@ def test_negative_click_keeps_a_similar_colour_out() -> None:
 
 
 def test_accepts_paths_pil_images_and_arrays(tmp_path) -> None:
-    image, disc, _ = _picture()
+    image, _disc, _ = _picture()
     path = tmp_path / "scene.png"
     Image.fromarray(image).save(path)
     from_array = select_object(image, points=[(20, 30)])
@@ -166,7 +166,7 @@ def test_keep_components_keeps_the_clicked_parts_or_the_largest() -> None:
 
 
 def test_select_object_post_processing_options() -> None:
-    image, disc, _ = _picture()
+    image, _disc, _ = _picture()
     base = select_object(image, points=[(20, 30)])
     assert select_object(image, points=[(20, 30)], grow=2).sum() > base.sum()
     assert select_object(image, points=[(20, 30)], grow=-2).sum() < base.sum()

@@ -35,7 +35,7 @@ def test_a_click_replaces_the_mask() -> None:
 
 
 def test_a_box_and_a_mask_combine() -> None:
-    scene, mask, click = _scene()
+    scene, mask, _click = _scene()
     extra = np.zeros_like(mask)
     extra[:4, :4] = True  # a painted corner besides the boxed object
     rows, columns = np.nonzero(mask)

@@ -17,7 +17,7 @@ from attentive_eraser.scenes import HELD_OUT_SEEDS
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-import selection_quality  # noqa: E402
+import selection_quality
 
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "src" / "attentive_eraser" / "demo_model"
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import PIL.Image
 import numpy as np
+import PIL.Image
 import torch
 from diffusers import DDIMScheduler
 

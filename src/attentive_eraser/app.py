@@ -834,7 +834,7 @@ def build_app(
                 return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
             except gr.Error:
                 raise
-            except Exception as error:  # noqa: BLE001 -- anything the check above did not foresee
+            except Exception as error:
                 found = re.search(r"at index (\d+)", str(error))
                 index = int(found.group(1)) if found else -1
                 name = REMOVE_PARAMETERS[index] if 0 <= index < len(REMOVE_PARAMETERS) else "data"

@@ -467,8 +467,8 @@ def grabcut(
     if box is None:
         x0, y0, x1, y1 = 0, 0, width, height
     else:
-        x0, y0 = int(math.floor(box[0])), int(math.floor(box[1]))
-        x1, y1 = int(math.ceil(box[2])), int(math.ceil(box[3]))
+        x0, y0 = math.floor(box[0]), math.floor(box[1])
+        x1, y1 = math.ceil(box[2]), math.ceil(box[3])
     inside = np.zeros((height, width), dtype=bool)
     inside[y0:y1, x0:x1] = True
     if initial is None:
