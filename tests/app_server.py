@@ -17,6 +17,13 @@ except ImportError as error:  # the app tests are part of the suite: say how to 
 
 from attentive_eraser.app import build_app, launch
 
+#: Debian's Chromium, driven by Playwright (never `playwright install`, which downloads a browser)
+CHROMIUM = os.environ.get("ATTENTIVE_ERASER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
 #: knob values that keep every removal well under a second with the tiny model; the screenshot for the docs
 #: (ATTENTIVE_ERASER_SCREENSHOT set) shows the model's own preset instead
 FAST: dict[str, Any] = {} if os.environ.get("ATTENTIVE_ERASER_SCREENSHOT") else {"num_inference_steps": 8}
@@ -27,6 +34,30 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A Playwright ``BrowserContext`` of headless Chromium with a fresh profile folder (downloads allowed)."""
+    import tempfile
+
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: run scripts/setup.sh --test (it installs Debian's chromium), "
+            "or point ATTENTIVE_ERASER_CHROMIUM at a Chromium binary"
+        )
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000}, accept_downloads=True,
+        )
+        try:
+            yield context
+        finally:
+            context.close()
 
 
 @contextmanager

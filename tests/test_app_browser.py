@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -20,17 +19,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app_server import running_app
+from app_server import chromium, running_app
 from PIL import Image
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page
 
 from attentive_eraser import io
 
-CHROMIUM = os.environ.get("ATTENTIVE_ERASER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 #: how long a page event may take (page load on a busy 2-core machine included)
 WAIT_MS = 60_000
 
@@ -46,20 +40,8 @@ def server() -> Iterator[tuple[Any, str]]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[BrowserContext]:
     """Chromium with a fresh profile folder, for this module's tests."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"{CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium), "
-            "or point ATTENTIVE_ERASER_CHROMIUM at a Chromium binary"
-        )
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000}, accept_downloads=True,
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium() as context:
+        yield context
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +11,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from app_server import running_app
+from app_server import chromium, running_app
 from gradio_client import Client, handle_file
 from PIL import Image
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page
 
 from attentive_eraser import io
 from attentive_eraser.api import remove as remove_with_the_library
@@ -31,11 +29,6 @@ from attentive_eraser.selection import SelectionRequest, select_object
 
 pytestmark = pytest.mark.timeout(300)
 
-CHROMIUM = os.environ.get("ATTENTIVE_ERASER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 WAIT_MS = 60_000
 SIZE = (200, 150)
 CENTRE = (100, 75)
@@ -156,17 +149,8 @@ def test_api_selection_errors_name_the_field(server: tuple[Any, str], tmp_path: 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[BrowserContext]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)")
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000}, accept_downloads=True,
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium() as context:
+        yield context
 
 
 def _wait_text(page: Page, selector: str, text: str) -> str:
