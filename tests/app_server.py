@@ -24,6 +24,9 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 
+#: how long a page event may take (page load on a busy 2-core machine included)
+WAIT_MS = 60_000
+
 #: knob values that keep every removal well under a second with the tiny model; the screenshot for the docs
 #: (ATTENTIVE_ERASER_SCREENSHOT set) shows the model's own preset instead
 FAST: dict[str, Any] = {} if os.environ.get("ATTENTIVE_ERASER_SCREENSHOT") else {"num_inference_steps": 8}
@@ -58,6 +61,16 @@ def chromium() -> Iterator[Any]:
             yield context
         finally:
             context.close()
+
+
+def wait_text(page: Any, selector: str, text: str) -> str:
+    """Wait until the element ``selector`` shows ``text``; return its text."""
+    page.wait_for_function(
+        "([selector, text]) => { const node = document.querySelector(selector);"
+        " return node !== null && node.innerText.includes(text); }",
+        arg=[selector, text], timeout=WAIT_MS,
+    )
+    return page.locator(selector).inner_text()
 
 
 @contextmanager

@@ -19,14 +19,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app_server import chromium, running_app
+from app_server import WAIT_MS, chromium, running_app, wait_text
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 
 from attentive_eraser import io
-
-#: how long a page event may take (page load on a busy 2-core machine included)
-WAIT_MS = 60_000
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -64,15 +61,6 @@ def _photo(path: Path, size: tuple[int, int] = (200, 150)) -> Path:
     pixels += np.random.default_rng(0).normal(0.0, 12.0, size=pixels.shape)
     Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8)).save(path)
     return path
-
-
-def _wait_text(page: Page, selector: str, text: str) -> str:
-    page.wait_for_function(
-        "([selector, text]) => { const node = document.querySelector(selector);"
-        " return node !== null && node.innerText.includes(text); }",
-        arg=[selector, text], timeout=WAIT_MS,
-    )
-    return page.locator(selector).inner_text()
 
 
 def _paint_stroke(page: Page, half_length: float = 60.0) -> None:
@@ -130,12 +118,12 @@ def test_paint_remove_download(page: Page, server: tuple[Any, str], tmp_path: Pa
     app, _ = server
     photo_path = _photo(tmp_path / "photo.png")
     page.locator("#photo input[type=file]").set_input_files(str(photo_path))
-    _wait_text(page, "#preview-info", "Paint over the object")  # the editor now shows the photo
+    wait_text(page, "#preview-info", "Paint over the object")  # the editor now shows the photo
 
     _paint_stroke(page)
-    _wait_text(page, "#preview-info", "Mask:")  # the stroke reached the server: overlay drawn
+    wait_text(page, "#preview-info", "Mask:")  # the stroke reached the server: overlay drawn
     page.locator("#remove").click()
-    status = _wait_text(page, "#status", "Done")
+    status = wait_text(page, "#status", "Done")
     assert "200×150" in status
 
     result_path = _download(page, tmp_path)
@@ -168,17 +156,17 @@ def test_example_several_seeds_pick_and_download_in_the_original_format(
 ) -> None:
     app, _ = server
     page.locator("#examples img[alt='triangle']").click()  # the JPEG example: photo and mask
-    _wait_text(page, "#preview-info", "Mask:")
+    wait_text(page, "#preview-info", "Mask:")
     page.locator("#seeds textarea, #seeds input").first.fill("5, 6")
     page.locator("#remove").click()
-    status = _wait_text(page, "#status", "Done")
+    status = wait_text(page, "#status", "Done")
     assert "2 candidates" in status and "JPG" in status
 
     thumbnails = page.locator("#candidates img")
     thumbnails.nth(1).wait_for(state="visible")
     assert thumbnails.count() == 2
     thumbnails.nth(1).click()
-    _wait_text(page, "#status", "seed 6")
+    wait_text(page, "#status", "seed 6")
 
     screenshot = os.environ.get("ATTENTIVE_ERASER_SCREENSHOT")
     if screenshot:
@@ -202,12 +190,12 @@ def _set_slider(page: Page, elem_id: str, value: float) -> None:
 
 def test_progress_is_shown_per_step_and_cancel_stops_the_run(page: Page) -> None:
     page.locator("#examples img[alt='disc']").click()
-    _wait_text(page, "#preview-info", "Mask:")
+    wait_text(page, "#preview-info", "Mask:")
     for elem_id, value in (("steps", 200), ("strength", 1), ("resolution", 512)):
         _set_slider(page, elem_id, value)
     page.locator("#remove").click()
-    _wait_text(page, "#comparison", "Denoising step")  # Gradio's progress bar, fed by each step
+    wait_text(page, "#comparison", "Denoising step")  # Gradio's progress bar, fed by each step
     page.locator("#cancel").click()
-    status = _wait_text(page, "#status", "Cancelled after step")
+    status = wait_text(page, "#status", "Cancelled after step")
     done, total = (int(number) for number in status.split("step")[1].strip().rstrip(".").split(" of "))
     assert total == 200 and 1 <= done < total

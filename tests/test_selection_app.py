@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from app_server import chromium, running_app
+from app_server import WAIT_MS, chromium, running_app, wait_text
 from gradio_client import Client, handle_file
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page
@@ -29,7 +29,6 @@ from attentive_eraser.selection import SelectionRequest, select_object
 
 pytestmark = pytest.mark.timeout(300)
 
-WAIT_MS = 60_000
 SIZE = (200, 150)
 CENTRE = (100, 75)
 
@@ -153,15 +152,6 @@ def browser() -> Iterator[BrowserContext]:
         yield context
 
 
-def _wait_text(page: Page, selector: str, text: str) -> str:
-    page.wait_for_function(
-        "([selector, text]) => { const node = document.querySelector(selector);"
-        " return node !== null && node.innerText.includes(text); }",
-        arg=[selector, text], timeout=WAIT_MS,
-    )
-    return page.locator(selector).inner_text()
-
-
 def _wait_value(page: Page, selector: str) -> str:
     page.wait_for_function(
         "(selector) => { const node = document.querySelector(selector);"
@@ -180,7 +170,7 @@ def test_click_the_object_remove_download(browser: BrowserContext, server: tuple
         page.goto(url)
         page.wait_for_selector("#editor")
         page.locator("#photo input[type=file]").set_input_files(str(photo_path))
-        _wait_text(page, "#preview-info", "Paint over the object")
+        wait_text(page, "#preview-info", "Paint over the object")
         image = page.locator("#preview img").first
         image.wait_for(state="visible")
         box = image.bounding_box()
@@ -189,11 +179,11 @@ def test_click_the_object_remove_download(browser: BrowserContext, server: tuple
         clicks = _wait_value(page, "#points textarea, #points input")
         x, y = (int(value) for value in clicks.split(","))
         assert disc[y, x], f"the click landed at {clicks}, outside the disc"
-        _wait_text(page, "#preview-info", "Mask:")  # the preview now shows the selected disc
+        wait_text(page, "#preview-info", "Mask:")  # the preview now shows the selected disc
 
         with page.expect_download() as download_info:
             page.locator("#remove").click()
-            _wait_text(page, "#status", "Done")
+            wait_text(page, "#status", "Done")
             page.locator("#download").click()
         result_path = tmp_path / download_info.value.suggested_filename
         download_info.value.save_as(result_path)
