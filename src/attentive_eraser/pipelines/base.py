@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
@@ -35,6 +35,9 @@ ImageInput = PIL.Image.Image | Sequence[PIL.Image.Image]
 MaskInput = PIL.Image.Image | np.ndarray | Sequence[PIL.Image.Image | np.ndarray]
 Generator = torch.Generator | list[torch.Generator] | None
 Strategy = Literal["resize", "crop"]
+#: SIP's samplers: the paper's DDIM (eta = 0), or DPM-Solver++ (2M, data prediction) for fewer steps
+Sampler = Literal["ddim", "dpm++"]
+SAMPLERS: tuple[str, ...] = ("ddim", "dpm++")
 StepCallback = Callable[[Any, int, int, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
@@ -101,6 +104,29 @@ class EraserInputs:
 def blend(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``mask * inside + (1 - mask) * outside``: keep generated latents on the object, known ones elsewhere."""
     return mask * inside + (1 - mask) * outside
+
+
+def truncated_timesteps(
+    scheduler: Any, num_inference_steps: int, strength: float, device: torch.device | str
+) -> torch.Tensor:
+    """The last ``int(num_inference_steps * strength)`` timesteps of ``scheduler``'s schedule (img2img).
+
+    Sets the schedule on ``scheduler`` and, for the schedulers that keep a step index (DPM-Solver), the
+    index the first step starts from.
+    """
+    scheduler.set_timesteps(num_inference_steps, device=device)
+    run = min(int(num_inference_steps * strength), num_inference_steps)
+    start = (num_inference_steps - run) * scheduler.order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    return scheduler.timesteps[start:]
+
+
+def sampler_step(scheduler: Any, noise_pred: torch.Tensor, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    """One sampler update ``z_t -> z_{t-1}``; DDIM deterministically (eta = 0)."""
+    if isinstance(scheduler, DDIMScheduler):
+        return scheduler.step(noise_pred, t, latents, eta=0.0, return_dict=False)[0]
+    return scheduler.step(noise_pred, t, latents, return_dict=False)[0]
 
 
 def _to_pixels(picture: PIL.Image.Image, size: tuple[int, int]) -> torch.Tensor:
@@ -195,6 +221,21 @@ class EraserPipelineMixin:
             logger.info("Replacing %s with DDIMScheduler (the method samples with DDIM).",
                         type(self.scheduler).__name__)
             self.scheduler = DDIMScheduler.from_config(config)
+
+    def sampling_scheduler(self, sampler: str) -> Any:
+        """The scheduler SIP samples with: the pipeline's DDIM itself, or a DPM-Solver++ (2M) built from it.
+
+        The solver shares DDIM's noise schedule (``alphas_cumprod``), so the noised background that SIP
+        blends back in is the same for both, and ``self.scheduler`` (DDIM) is never replaced.
+        """
+        if sampler == "ddim":
+            return self.scheduler
+        if sampler == "dpm++":
+            return DPMSolverMultistepScheduler.from_config(
+                self.scheduler.config, algorithm_type="dpmsolver++", solver_order=2, lower_order_final=True,
+                final_sigmas_type="zero",
+            )
+        raise ValueError(f"scheduler={sampler!r} must be one of {list(SAMPLERS)}")
 
     @property
     def preset(self) -> Preset:
@@ -462,6 +503,7 @@ class SIPMixin(EraserPipelineMixin):
         return_dict: bool = True,
         callback_on_step_end: StepCallback | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        scheduler: Sampler = "ddim",
     ) -> AttentiveEraserPipelineOutput | tuple:
         r"""Remove the masked object(s) from ``image``.
 
@@ -490,8 +532,11 @@ class SIPMixin(EraserPipelineMixin):
             callback_on_step_end: ``fn(pipe, step, timestep, tensors) -> tensors`` after each step; set
                 ``pipe._interrupt = True`` in it to stop early.
             callback_on_step_end_tensor_inputs: tensors passed to the callback (``"latents"``).
+            scheduler: ``"ddim"`` (the paper's sampler, eta = 0) or ``"dpm++"`` (DPM-Solver++ 2M with the
+                same schedule, for fewer steps; the background is blended back after every solver step).
         """
         # 1. Check inputs (None = the preset's value)
+        sampler = self.sampling_scheduler(scheduler)
         settings = self.resolve_settings(
             "sip", num_inference_steps=num_inference_steps, strength=strength,
             removal_guidance_scale=removal_guidance_scale, suppression_scale=suppression_scale,
@@ -515,9 +560,8 @@ class SIPMixin(EraserPipelineMixin):
         conditioning = batch.expand_all(self.encode_conditioning(prompts, inputs.batch_size,
                                                                  inputs.working_size, device))
 
-        # 4. Timesteps: the DDIM schedule truncated by strength
-        self.scheduler.set_timesteps(settings.num_inference_steps, device=device)
-        timesteps, _ = self.get_timesteps(settings.num_inference_steps, settings.strength, device)
+        # 4. Timesteps: the sampler's schedule truncated by strength
+        timesteps = truncated_timesteps(sampler, settings.num_inference_steps, settings.strength, device)
         self._num_timesteps = len(timesteps)
 
         # 5. Latents: z0, one noise draw, the noised start
@@ -538,7 +582,7 @@ class SIPMixin(EraserPipelineMixin):
                     break
                 state.step_index = i
                 noise_pred = self.predict_noise(latents, t, batch, conditioning)  # Eq. 18
-                latents = self.scheduler.step(noise_pred, t, latents, eta=0.0, return_dict=False)[0]
+                latents = sampler_step(sampler, noise_pred, t, latents)
                 # blend the known background back in at the next noise level, with the same noise
                 if i + 1 < len(timesteps):
                     background = self.scheduler.add_noise(image_latents, noise, timesteps[i + 1 : i + 2])
