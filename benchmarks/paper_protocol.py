@@ -63,8 +63,9 @@ def _square(image: Image.Image, size: int, resample: Image.Resampling) -> Image.
     return ImageOps.fit(image, (size, size), method=resample, centering=(0.5, 0.5))
 
 
-def prepare(openimages: Path, data: Path, *, samples: int, seed: int, size: int, min_area: float,
-            max_area: float) -> int:
+def prepare(
+    openimages: Path, data: Path, *, samples: int, seed: int, size: int, min_area: float, max_area: float
+) -> int:
     """Sample ``samples`` instance masks (one per row of the annotations) and write squares + a manifest.
 
     ``openimages`` holds ``test-annotations-object-segmentation.csv``, the unzipped ``test-masks/`` PNGs
@@ -90,16 +91,24 @@ def prepare(openimages: Path, data: Path, *, samples: int, seed: int, size: int,
         image = io.split_alpha(io.load_image(image_path))[0]
         mask = io.load_mask(mask_path, size=image.size, resize=True)  # masks may be stored smaller
         square = _square(image, size, Image.Resampling.LANCZOS)
-        square_mask = np.asarray(_square(Image.fromarray(mask.astype(np.uint8) * 255), size,
-                                         Image.Resampling.NEAREST)) > 0
+        square_mask = (
+            np.asarray(_square(Image.fromarray(mask.astype(np.uint8) * 255), size, Image.Resampling.NEAREST))
+            > 0
+        )
         if not min_area <= square_mask.mean() <= max_area:
             continue
         name = Path(row["MaskPath"]).stem
         square.save(data / "images" / f"{name}.png")
         Image.fromarray(square_mask.astype(np.uint8) * 255).save(data / "masks" / f"{name}.png")
-        kept.append({"image": f"images/{name}.png", "mask": f"masks/{name}.png", "output": f"{name}.png",
-                     "label": row.get("LabelName", ""), "box": ",".join(row.get(k, "") for k in (
-                         "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"))})
+        kept.append(
+            {
+                "image": f"images/{name}.png",
+                "mask": f"masks/{name}.png",
+                "output": f"{name}.png",
+                "label": row.get("LabelName", ""),
+                "box": ",".join(row.get(k, "") for k in ("BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax")),
+            }
+        )
     with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["image", "mask", "output"], extrasaction="ignore")
         writer.writeheader()
@@ -123,23 +132,51 @@ def _check_weights(model: str, what: str) -> None:
     except Exception as error:  # noqa: BLE001 -- offline, gated, missing
         raise ProtocolError(
             f"{what} weights {model!r} are not available ({type(error).__name__}): this phase needs the network "
-            "or a local copy (pass its folder); it cannot run offline") from None
+            "or a local copy (pass its folder); it cannot run offline"
+        ) from None
 
 
-def run_ours(data: Path, out: Path, *, model: str, seed: int, guidance: float, options: dict[str, Any],
-             batch_size: int, freeu: bool, progress: bool) -> Any:
+def run_ours(
+    data: Path,
+    out: Path,
+    *,
+    model: str,
+    seed: int,
+    guidance: float,
+    options: dict[str, Any],
+    batch_size: int,
+    freeu: bool,
+    progress: bool,
+) -> Any:
     from attentive_eraser.batch import list_items, run_batch
     from attentive_eraser.cli import RemovalOptions
 
-    settings = RemovalOptions(model=model, seed=seed, removal_guidance_scale=guidance, paste_back=False,
-                              progress=False, **options)
+    settings = RemovalOptions(
+        model=model, seed=seed, removal_guidance_scale=guidance, paste_back=False, progress=False, **options
+    )
     items = list_items(data / "manifest.csv", out, base_seed=seed, fixed_seed=True)
-    return run_batch(items, settings, report_path=out / "batch-report.jsonl", batch_size=batch_size,
-                     progress=progress, freeu=freeu)
+    return run_batch(
+        items,
+        settings,
+        report_path=out / "batch-report.jsonl",
+        batch_size=batch_size,
+        progress=progress,
+        freeu=freeu,
+    )
 
 
-def run_inpaint_baseline(data: Path, out: Path, *, model: str, seed: int, steps: int, size: int, batch_size: int,
-                         device: str | None, progress: bool) -> int:
+def run_inpaint_baseline(
+    data: Path,
+    out: Path,
+    *,
+    model: str,
+    seed: int,
+    steps: int,
+    size: int,
+    batch_size: int,
+    device: str | None,
+    progress: bool,
+) -> int:
     """diffusers' SD 2-inpainting with the empty prompt (the paper's mask-only row); resumable, split by process."""
     import torch
     from accelerate import PartialState
@@ -150,25 +187,43 @@ def run_inpaint_baseline(data: Path, out: Path, *, model: str, seed: int, steps:
     from attentive_eraser.batch import list_items, output_status
 
     state = PartialState(cpu=not torch.cuda.is_available())
-    torch_device = torch.device(device) if device else (state.device if state.num_processes > 1 else resolve_device())
+    torch_device = (
+        torch.device(device) if device else (state.device if state.num_processes > 1 else resolve_device())
+    )
     pipe = StableDiffusionInpaintPipeline.from_pretrained(
-        model, torch_dtype=resolve_dtype(None, torch_device), safety_checker=None, requires_safety_checker=False)
+        model,
+        torch_dtype=resolve_dtype(None, torch_device),
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
     pipe = pipe.to(torch_device)
     pipe.set_progress_bar_config(disable=True)
-    items = [item for item in list_items(data / "manifest.csv", out, base_seed=seed, fixed_seed=True)
-             if output_status(item) != "valid"]
+    items = [
+        item
+        for item in list_items(data / "manifest.csv", out, base_seed=seed, fixed_seed=True)
+        if output_status(item) != "valid"
+    ]
     state.wait_for_everyone()  # every process lists the pending items before anyone writes one
     done = 0
-    with state.split_between_processes(items) as mine, tqdm(total=len(mine), disable=not progress,
-                                                            desc=f"sd2_inpaint seed {seed}") as bar:
+    with (
+        state.split_between_processes(items) as mine,
+        tqdm(total=len(mine), disable=not progress, desc=f"sd2_inpaint seed {seed}") as bar,
+    ):
         for start in range(0, len(mine), batch_size):
             chunk = mine[start : start + batch_size]
             images = [io.split_alpha(io.load_image(item.image))[0] for item in chunk]
             masks = [Image.open(item.mask).convert("L") for item in chunk]
             generators = [torch.Generator(device="cpu").manual_seed(item.seed) for item in chunk]
-            results = pipe(prompt=[""] * len(chunk), image=images, mask_image=masks, height=size, width=size,
-                           num_inference_steps=steps, generator=generators).images
-            for item, result in zip(chunk, results):
+            results = pipe(
+                prompt=[""] * len(chunk),
+                image=images,
+                mask_image=masks,
+                height=size,
+                width=size,
+                num_inference_steps=steps,
+                generator=generators,
+            ).images
+            for item, result in zip(chunk, results, strict=False):
                 io.save_image(result, item.output)
                 done += 1
             bar.update(len(chunk))
@@ -176,9 +231,22 @@ def run_inpaint_baseline(data: Path, out: Path, *, model: str, seed: int, steps:
     return done
 
 
-def run(data: Path, runs: Path, *, methods: list[str], seeds: list[int], model: str, inpaint_model: str,
-        options: dict[str, Any], inpaint_steps: int, size: int, batch_size: int, freeu: bool, device: str | None,
-        progress: bool) -> None:
+def run(
+    data: Path,
+    runs: Path,
+    *,
+    methods: list[str],
+    seeds: list[int],
+    model: str,
+    inpaint_model: str,
+    options: dict[str, Any],
+    inpaint_steps: int,
+    size: int,
+    batch_size: int,
+    freeu: bool,
+    device: str | None,
+    progress: bool,
+) -> None:
     if not (data / "manifest.csv").is_file():
         raise ProtocolError(f"{data / 'manifest.csv'} not found: run the prepare phase first")
     if {"sip_sarg", "sip_plain"} & set(methods):
@@ -189,33 +257,67 @@ def run(data: Path, runs: Path, *, methods: list[str], seeds: list[int], model: 
         for seed in seeds:
             out = runs / method / f"seed{seed}"
             if method == "sd2_inpaint":
-                run_inpaint_baseline(data, out, model=inpaint_model, seed=seed, steps=inpaint_steps, size=size,
-                                     batch_size=batch_size, device=device, progress=progress)
+                run_inpaint_baseline(
+                    data,
+                    out,
+                    model=inpaint_model,
+                    seed=seed,
+                    steps=inpaint_steps,
+                    size=size,
+                    batch_size=batch_size,
+                    device=device,
+                    progress=progress,
+                )
             else:
                 guidance = 9.0 if method == "sip_sarg" else 0.0
-                summary = run_ours(data, out, model=model, seed=seed, guidance=guidance,
-                                   options={**options, "device": device}, batch_size=batch_size, freeu=freeu,
-                                   progress=progress)
+                summary = run_ours(
+                    data,
+                    out,
+                    model=model,
+                    seed=seed,
+                    guidance=guidance,
+                    options={**options, "device": device},
+                    batch_size=batch_size,
+                    freeu=freeu,
+                    progress=progress,
+                )
                 if summary.failed:
-                    print(f"{method} seed {seed}: {summary.failed} item(s) failed; see {out}/batch-report.jsonl",
-                          file=sys.stderr)
+                    print(
+                        f"{method} seed {seed}: {summary.failed} item(s) failed; see {out}/batch-report.jsonl",
+                        file=sys.stderr,
+                    )
 
 
 # --------------------------------------------------------------------------------------------------
 # score
 
 
-def score(data: Path, runs: Path, *, methods: list[str], seeds: list[int], networks: dict[str, Any], size: int,
-          crop_size: int, batch_size: int, device: str | None, output: Path | None) -> str:
+def score(
+    data: Path,
+    runs: Path,
+    *,
+    methods: list[str],
+    seeds: list[int],
+    networks: dict[str, Any],
+    size: int,
+    crop_size: int,
+    batch_size: int,
+    device: str | None,
+    output: Path | None,
+) -> str:
     import torch
 
     from attentive_eraser.evaluate import PAPER_TABLE_1, Networks, collect_items, evaluate, to_markdown
     from attentive_eraser.metrics import load_clip, load_inception, load_lpips
 
-    torch_device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    nets = Networks(inception=load_inception(networks.get("inception")),
-                    lpips=load_lpips(networks.get("vgg"), networks.get("heads")),
-                    clip=load_clip(networks.get("clip"), torch_device))
+    torch_device = (
+        torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    nets = Networks(
+        inception=load_inception(networks.get("inception")),
+        lpips=load_lpips(networks.get("vgg"), networks.get("heads")),
+        clip=load_clip(networks.get("clip"), torch_device),
+    )
     rows: dict[str, dict[str, float | None]] = {}
     counts: dict[str, int] = {}
     reports = {}
@@ -227,9 +329,17 @@ def score(data: Path, runs: Path, *, methods: list[str], seeds: list[int], netwo
         items, missing = collect_items(data / "manifest.csv", present)
         if not items:
             continue
-        report = evaluate(items, nets, metrics=("fid", "lpips", "local_fid", "clip_consensus", "clip_score"),
-                          size=size, crop_size=crop_size, batch_size=batch_size, device=torch_device,
-                          missing=missing, results=present)
+        report = evaluate(
+            items,
+            nets,
+            metrics=("fid", "lpips", "local_fid", "clip_consensus", "clip_score"),
+            size=size,
+            crop_size=crop_size,
+            batch_size=batch_size,
+            device=torch_device,
+            missing=missing,
+            results=present,
+        )
         label = f"this run: {METHODS[method][0]}"
         rows[label] = report.metrics
         counts[label] = report.items
@@ -262,16 +372,29 @@ def _fake_openimages(folder: Path, images: int = 6, size: int = 80) -> None:
     for index in range(images):
         image_id = f"{index:016x}"
         width, height = size + 16 * (index % 2), size
-        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / "test" / f"{image_id}.jpg")
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
+            folder / "test" / f"{image_id}.jpg"
+        )
         for box in range(2):
             mask = np.zeros((height // 2, width // 2), np.uint8)
             top, left = 6 + 4 * box, 8 + 6 * box
             mask[top : top + 12, left : left + 10] = 255
             name = f"{image_id}_m0{box}_{box:08x}.png"
             Image.fromarray(mask).save(folder / "test-masks" / name)
-            rows.append({"MaskPath": name, "ImageID": image_id, "LabelName": "/m/0fake", "BoxID": f"{box:08x}",
-                         "BoxXMin": "0.1", "BoxXMax": "0.3", "BoxYMin": "0.1", "BoxYMax": "0.4",
-                         "PredictedIoU": "0.9", "Clicks": ""})
+            rows.append(
+                {
+                    "MaskPath": name,
+                    "ImageID": image_id,
+                    "LabelName": "/m/0fake",
+                    "BoxID": f"{box:08x}",
+                    "BoxXMin": "0.1",
+                    "BoxXMax": "0.3",
+                    "BoxYMin": "0.1",
+                    "BoxYMax": "0.4",
+                    "PredictedIoU": "0.9",
+                    "Clicks": "",
+                }
+            )
     with (folder / ANNOTATIONS).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -296,16 +419,42 @@ def tiny(work: Path) -> str:
     from attentive_eraser.testing.tiny_metrics import save_tiny_metric_networks
 
     _fake_openimages(work / "openimages")
-    count = prepare(work / "openimages", work / "data", samples=8, seed=0, size=64, min_area=0.01, max_area=0.5)
+    count = prepare(
+        work / "openimages", work / "data", samples=8, seed=0, size=64, min_area=0.01, max_area=0.5
+    )
     models = work / "models"
-    eraser = save_tiny_model(models / "sd21", family="sd21") if not (models / "sd21").exists() else models / "sd21"
+    eraser = (
+        save_tiny_model(models / "sd21", family="sd21") if not (models / "sd21").exists() else models / "sd21"
+    )
     inpaint = models / "inpaint" if (models / "inpaint").exists() else _tiny_inpaint_model(models / "inpaint")
     networks = save_tiny_metric_networks(work / "networks")
-    run(work / "data", work / "runs", methods=list(METHODS), seeds=list(SEEDS), model=str(eraser),
-        inpaint_model=str(inpaint), options={"num_inference_steps": 4, "resolution": 64}, inpaint_steps=4,
-        size=64, batch_size=4, freeu=True, device="cpu", progress=False)
-    table = score(work / "data", work / "runs", methods=list(METHODS), seeds=list(SEEDS), networks=networks,
-                  size=64, crop_size=32, batch_size=8, device="cpu", output=work / "table.md")
+    run(
+        work / "data",
+        work / "runs",
+        methods=list(METHODS),
+        seeds=list(SEEDS),
+        model=str(eraser),
+        inpaint_model=str(inpaint),
+        options={"num_inference_steps": 4, "resolution": 64},
+        inpaint_steps=4,
+        size=64,
+        batch_size=4,
+        freeu=True,
+        device="cpu",
+        progress=False,
+    )
+    table = score(
+        work / "data",
+        work / "runs",
+        methods=list(METHODS),
+        seeds=list(SEEDS),
+        networks=networks,
+        size=64,
+        crop_size=32,
+        batch_size=8,
+        device="cpu",
+        output=work / "table.md",
+    )
     return f"{count} samples (tiny models and networks: the figures mean nothing)\n{table}"
 
 
@@ -313,11 +462,14 @@ def tiny(work: Path) -> str:
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     phases = parser.add_subparsers(dest="phase", required=True)
 
-    p = phases.add_parser("prepare", help="sample OpenImages V5 test masks into DATA (512² squares + manifest)")
+    p = phases.add_parser(
+        "prepare", help="sample OpenImages V5 test masks into DATA (512² squares + manifest)"
+    )
     p.add_argument("--openimages", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--samples", type=int, default=10000)
@@ -329,7 +481,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", type=Path, required=True)
         p.add_argument("--runs", type=Path, required=True)
-        p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+        p.add_argument(
+            "--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}"
+        )
         p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
         p.add_argument("--batch-size", type=int, default=4)
         p.add_argument("--device", default=None)
@@ -338,8 +492,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     common(p)
     p.add_argument("--model", default=SD21, help="SD 2.1 (base) weights: hub id or local folder")
     p.add_argument("--inpaint-model", default=SD2_INPAINT, help="SD 2-inpainting weights: hub id or folder")
-    p.add_argument("--no-freeu", dest="freeu", action="store_false",
-                   help="run SD 2.1 without FreeU (FreeU very likely gave the paper's SD 2.1 numbers)")
+    p.add_argument(
+        "--no-freeu",
+        dest="freeu",
+        action="store_false",
+        help="run SD 2.1 without FreeU (FreeU very likely gave the paper's SD 2.1 numbers)",
+    )
     p.add_argument("--inpaint-steps", type=int, default=50)
     p.add_argument("--size", type=int, default=512)
 
@@ -353,7 +511,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--crop-size", type=int, default=299)
     p.add_argument("-o", "--output", type=Path, default=None)
 
-    p = phases.add_parser("tiny", help="all phases offline on fake data with tiny random models (a smoke test)")
+    p = phases.add_parser(
+        "tiny", help="all phases offline on fake data with tiny random models (a smoke test)"
+    )
     p.add_argument("--work", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -362,20 +522,54 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     try:
         if args.phase == "prepare":
-            count = prepare(args.openimages, args.data, samples=args.samples, seed=args.sample_seed,
-                            size=args.size, min_area=args.min_area, max_area=args.max_area)
+            count = prepare(
+                args.openimages,
+                args.data,
+                samples=args.samples,
+                seed=args.sample_seed,
+                size=args.size,
+                min_area=args.min_area,
+                max_area=args.max_area,
+            )
             print(f"{count} samples in {args.data / 'manifest.csv'}")
         elif args.phase == "run":
-            run(args.data, args.runs, methods=args.methods.split(","), seeds=[int(s) for s in args.seeds.split(",")],
-                model=args.model, inpaint_model=args.inpaint_model, options={}, inpaint_steps=args.inpaint_steps,
-                size=args.size, batch_size=args.batch_size, freeu=args.freeu, device=args.device, progress=True)
+            run(
+                args.data,
+                args.runs,
+                methods=args.methods.split(","),
+                seeds=[int(s) for s in args.seeds.split(",")],
+                model=args.model,
+                inpaint_model=args.inpaint_model,
+                options={},
+                inpaint_steps=args.inpaint_steps,
+                size=args.size,
+                batch_size=args.batch_size,
+                freeu=args.freeu,
+                device=args.device,
+                progress=True,
+            )
         elif args.phase == "score":
-            networks = {"inception": args.inception, "vgg": args.lpips_backbone, "heads": args.lpips_heads,
-                        "clip": args.clip}
-            print(score(args.data, args.runs, methods=args.methods.split(","),
-                        seeds=[int(s) for s in args.seeds.split(",")], networks=networks, size=args.size,
-                        crop_size=args.crop_size, batch_size=args.batch_size, device=args.device,
-                        output=args.output), end="")
+            networks = {
+                "inception": args.inception,
+                "vgg": args.lpips_backbone,
+                "heads": args.lpips_heads,
+                "clip": args.clip,
+            }
+            print(
+                score(
+                    args.data,
+                    args.runs,
+                    methods=args.methods.split(","),
+                    seeds=[int(s) for s in args.seeds.split(",")],
+                    networks=networks,
+                    size=args.size,
+                    crop_size=args.crop_size,
+                    batch_size=args.batch_size,
+                    device=args.device,
+                    output=args.output,
+                ),
+                end="",
+            )
         else:
             print(tiny(args.work), end="")
     except (ProtocolError, io.InputError) as error:

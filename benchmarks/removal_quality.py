@@ -167,9 +167,18 @@ def select_cases(count: int, size: int, dilation: int) -> Selection:
         truth = scene.backgrounds[index]
         if object_colour_fraction(truth, region) != 0.0:  # the scene generator's promise, checked
             raise RuntimeError(f"scene {seed}: the ground truth holds object-coloured pixels")
-        cases.append(Case(seed=int(seed), object_index=index, shape=scene.shapes[index],
-                          background_kind=scene.background_kind, image=np.array(scene.image),
-                          mask=np.array(scene.masks[index]), region=region, truth=np.array(truth)))
+        cases.append(
+            Case(
+                seed=int(seed),
+                object_index=index,
+                shape=scene.shapes[index],
+                background_kind=scene.background_kind,
+                image=np.array(scene.image),
+                mask=np.array(scene.masks[index]),
+                region=region,
+                truth=np.array(truth),
+            )
+        )
     if len(cases) < count:
         raise SystemExit(f"error: only {len(cases)} usable scenes among the {tried} held-out seeds")
     return Selection(cases, tried, no_isolated, touching)
@@ -243,42 +252,76 @@ def _scale(value: float) -> str:
     return f"{value:g}"
 
 
-def make_methods(preset: Any, steps: int, sweep: bool,
-                 vae_ceiling: Callable[[Case], np.ndarray] | None = None) -> list[Method]:
+def make_methods(
+    preset: Any, steps: int, sweep: bool, vae_ceiling: Callable[[Case], np.ndarray] | None = None
+) -> list[Method]:
     """The benchmark's rows, their knobs taken from the model's preset (``steps`` overrides its steps)."""
     s, lam, t_ss = preset.removal_guidance_scale, preset.suppression_scale, preset.suppression_steps
     dilation = preset.mask_dilation
-    sip = {"num_inference_steps": steps, "strength": preset.strength, "suppression_scale": lam,
-           "suppression_steps": t_ss, "mask_dilation": dilation}
-    dip = {"num_inference_steps": steps, "strength": preset.dip_strength, "suppression_scale": lam,
-           "suppression_steps": t_ss, "mask_dilation": dilation}
+    sip = {
+        "num_inference_steps": steps,
+        "strength": preset.strength,
+        "suppression_scale": lam,
+        "suppression_steps": t_ss,
+        "mask_dilation": dilation,
+    }
+    dip = {
+        "num_inference_steps": steps,
+        "strength": preset.dip_strength,
+        "suppression_scale": lam,
+        "suppression_steps": t_ss,
+        "mask_dilation": dilation,
+    }
     sarg = f"s={_scale(s)}, λ={_scale(lam)}, T_SS={t_ss}"
     methods = [
         Method("sip_sarg", f"SIP + SARG ({sarg})", "SIP+SARG", "sip", {**sip, "removal_guidance_scale": s}),
-        Method("sip_plain", "SIP w/o SARG (s=0, blended LDM)", "SIP s=0", "sip",
-               {**sip, "removal_guidance_scale": 0.0}),
+        Method(
+            "sip_plain",
+            "SIP w/o SARG (s=0, blended LDM)",
+            "SIP s=0",
+            "sip",
+            {**sip, "removal_guidance_scale": 0.0},
+        ),
         Method("dip_sarg", f"DIP + SARG ({sarg})", "DIP+SARG", "dip", {**dip, "removal_guidance_scale": s}),
         Method("dip_plain", "DIP w/o SARG (s=0)", "DIP s=0", "dip", {**dip, "removal_guidance_scale": 0.0}),
-        Method("sip_aas_no_ss", f"SIP + AAS w/o SS (s={_scale(s)}, λ=1)", "SIP no SS", "sip",
-               {**sip, "removal_guidance_scale": s, "suppression_scale": 1.0}),
+        Method(
+            "sip_aas_no_ss",
+            f"SIP + AAS w/o SS (s={_scale(s)}, λ=1)",
+            "SIP no SS",
+            "sip",
+            {**sip, "removal_guidance_scale": s, "suppression_scale": 1.0},
+        ),
     ]
     if sweep:
         for value in SWEEP_SCALES:
             if value not in (0.0, s):
-                methods.append(Method(f"sip_s{_scale(value)}", f"SIP + SARG, sweep (s={_scale(value)}, "
-                                      f"λ={_scale(lam)}, T_SS={t_ss})", f"SIP s={_scale(value)}", "sip",
-                                      {**sip, "removal_guidance_scale": value}))
+                methods.append(
+                    Method(
+                        f"sip_s{_scale(value)}",
+                        f"SIP + SARG, sweep (s={_scale(value)}, λ={_scale(lam)}, T_SS={t_ss})",
+                        f"SIP s={_scale(value)}",
+                        "sip",
+                        {**sip, "removal_guidance_scale": value},
+                    )
+                )
     methods += [
         Method("telea", "OpenCV Telea", "Telea", "classical", fill=telea),
         Method("navier_stokes", "OpenCV Navier–Stokes", "Navier-Stokes", "classical", fill=navier_stokes),
         Method("biharmonic", "scikit-image biharmonic", "biharmonic", "classical", fill=biharmonic),
     ]
     if vae_ceiling is not None:
-        methods.append(Method("vae_ceiling", "ground truth through the VAE (reference: ceiling)",
-                              "VAE(truth)",
-                              "classical", fill=vae_ceiling))
-    methods.append(Method("input", "input, object kept (reference: floor)", "input", "classical",
-                          fill=keep_input))
+        methods.append(
+            Method(
+                "vae_ceiling",
+                "ground truth through the VAE (reference: ceiling)",
+                "VAE(truth)",
+                "classical",
+                fill=vae_ceiling,
+            )
+        )
+    methods.append(
+        Method("input", "input, object kept (reference: floor)", "input", "classical", fill=keep_input)
+    )
     return methods
 
 
@@ -292,8 +335,9 @@ def _progress(total: int, label: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=label, unit="scene", file=sys.stderr, disable=not enabled, leave=False)
 
 
-def run_pipeline(pipe: Any, cases: Sequence[Case], method: Method, seeds: Sequence[int], batch_size: int,
-                 progress: bool) -> tuple[np.ndarray, float]:
+def run_pipeline(
+    pipe: Any, cases: Sequence[Case], method: Method, seeds: Sequence[int], batch_size: int, progress: bool
+) -> tuple[np.ndarray, float]:
     """Results ``(N, seeds, H, W, 3)`` uint8 (one "seed" for DIP) and the wall time of the calls."""
     import torch
 
@@ -310,12 +354,19 @@ def run_pipeline(pipe: Any, cases: Sequence[Case], method: Method, seeds: Sequen
                 generators = [torch.Generator("cpu").manual_seed(seed) for _ in chunk for seed in seeds]
                 extra = {"num_images_per_prompt": repeat, "generator": generators}
             begin = time.perf_counter()
-            output = pipe([Image.fromarray(case.image) for case in chunk], [case.mask for case in chunk],
-                          paste_back=True, feather_radius=0, output_type="np", **method.call, **extra)
+            output = pipe(
+                [Image.fromarray(case.image) for case in chunk],
+                [case.mask for case in chunk],
+                paste_back=True,
+                feather_radius=0,
+                output_type="np",
+                **method.call,
+                **extra,
+            )
             elapsed += time.perf_counter() - begin
             images = np.clip(np.rint(np.asarray(output.images) * 255.0), 0, 255).astype(np.uint8)
             results[start : start + len(chunk)] = images.reshape(len(chunk), repeat, height, width, 3)
-            for case, used in zip(chunk, output.masks[::repeat]):
+            for case, used in zip(chunk, output.masks[::repeat], strict=False):
                 if not np.array_equal(used, case.region):  # the classical rows rely on the same region
                     raise RuntimeError(f"scene {case.seed}: the pipeline's dilated mask differs from ours")
             bar.update(len(chunk))
@@ -358,8 +409,12 @@ def score(results: np.ndarray, cases: Sequence[Case], threshold: float) -> dict[
         result = torch.from_numpy(results[:, k]).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
         psnr[:, k] = np.minimum(masked_psnr(result, truth, region).numpy(), PSNR_CAP)
         ssim[:, k] = masked_ssim(result, truth, region).numpy()
-    fraction = np.array([[object_colour_fraction(results[n, k], case.region) for k in range(repeat)]
-                         for n, case in enumerate(cases)])
+    fraction = np.array(
+        [
+            [object_colour_fraction(results[n, k], case.region) for k in range(repeat)]
+            for n, case in enumerate(cases)
+        ]
+    )
     values = {
         "psnr": psnr.mean(axis=1),
         "ssim": ssim.mean(axis=1),
@@ -368,8 +423,9 @@ def score(results: np.ndarray, cases: Sequence[Case], threshold: float) -> dict[
     }
     if repeat >= 2:
         spread = (results.astype(np.float32) / 255.0).std(axis=1, ddof=1)  # (N, H, W, 3)
-        values["instability"] = np.array([float(spread[n][case.region].mean())
-                                          for n, case in enumerate(cases)])
+        values["instability"] = np.array(
+            [float(spread[n][case.region].mean()) for n, case in enumerate(cases)]
+        )
     return values
 
 
@@ -416,7 +472,9 @@ def diagnose(pipe: Any, cases: Sequence[Case], steps: int, strength: float) -> d
 
     from attentive_eraser.diagnostics import attention_selectivity, sarg_signal
 
-    pixels = torch.from_numpy(np.stack([case.image for case in cases])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    pixels = (
+        torch.from_numpy(np.stack([case.image for case in cases])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    )
     masks = torch.from_numpy(np.stack([case.region for case in cases])).float()[:, None]  # (N, 1, H, W)
     with torch.no_grad():
         latents = pipe.encode_image(pixels, None, sample_mode="argmax")
@@ -426,15 +484,21 @@ def diagnose(pipe: Any, cases: Sequence[Case], steps: int, strength: float) -> d
     timesteps, _ = pipe.get_timesteps(steps, strength, torch.device("cpu"))
     timesteps = [int(t) for t in timesteps]
     signal = sarg_signal(pipe.unet, latents, noise, masks, timesteps, context, pipe.scheduler)
-    selectivity = attention_selectivity(pipe.unet, latents, noise, masks, SELECTIVITY_TIMESTEPS, context,
-                                        pipe.scheduler)
+    selectivity = attention_selectivity(
+        pipe.unet, latents, noise, masks, SELECTIVITY_TIMESTEPS, context, pipe.scheduler
+    )
     return {
         "scenes": len(cases),
         "sarg_signal": signal.as_dict(),
         "attention": selectivity.by_grid(),
         "attention_layers": [
-            {"layer": layer.layer, "grid": list(layer.grid), "entropy": layer.entropy,
-             "object_to_object": layer.object_to_object, "object_share": layer.object_share}
+            {
+                "layer": layer.layer,
+                "grid": list(layer.grid),
+                "entropy": layer.entropy,
+                "object_to_object": layer.object_to_object,
+                "object_share": layer.object_share,
+            }
             for layer in selectivity.layers
         ],
         "selectivity_timesteps": list(SELECTIVITY_TIMESTEPS),
@@ -462,32 +526,46 @@ def markdown_table(report: dict[str, Any]) -> str:
     ]
     for method in report["methods"].values():
         summary = method["summary"]
-        lines.append("| " + " | ".join([
-            method["label"],
-            _with_ci(summary["psnr"], "{:.2f}"),
-            _with_ci(summary["ssim"], "{:.3f}"),
-            _with_ci(summary["reappearance"], "{:.1f}", 100.0, " %"),
-            "—" if summary["instability"] is None else "{:.4f}".format(summary["instability"]["mean"]),
-            "{:.3f}".format(summary["seconds_per_image"]),
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    method["label"],
+                    _with_ci(summary["psnr"], "{:.2f}"),
+                    _with_ci(summary["ssim"], "{:.3f}"),
+                    _with_ci(summary["reappearance"], "{:.1f}", 100.0, " %"),
+                    "—"
+                    if summary["instability"] is None
+                    else "{:.4f}".format(summary["instability"]["mean"]),
+                    "{:.3f}".format(summary["seconds_per_image"]),
+                ]
+            )
+            + " |"
+        )
     scenes = settings["scenes"]
     notes = [
-        (f"{scenes} held-out scenes (seeds {settings['first_scene_seed']}–{settings['last_scene_seed']}; "
-        f"{settings['skipped_scenes']} skipped: {settings['skipped_no_isolated']} without an isolated "
-        "object, "
-        f"{settings['skipped_touching']} whose dilated mask touched another object), one object each, "
-        f"{settings['size']} px; model `{settings['model']}`; mask dilation {settings['mask_dilation']} px."),
-        (f"SIP: {settings['steps']} DDIM steps × strength {settings['sip_strength']:g}, seeds "
-        f"{', '.join(map(str, settings['seeds']))}; DIP: {settings['steps']} inversion + {settings['steps']} "
-        f"sampling steps (strength {settings['dip_strength']:g}), deterministic."),
-        ("All metrics inside the dilated mask only (the pipelines paste back with feather 0, so inside the "
-        f"mask is the raw decode); PSNR capped at {PSNR_CAP:g} dB per result; SSIM = the SSIM map over the "
-        "image averaged over the mask; reappearance = share of results with > "
-        f"{settings['reappearance_threshold'] * 100:g} % object-coloured pixels in the mask; seed "
-        "instability = per-pixel std across seeds ([0, 1] scale) in the mask; ± = 95 % "
-        "confidence half-width across scenes; s / image = wall time per result, batched as run "
-        f"({settings['batch_size']} scenes per call, {settings['threads']} thread(s)); whole run "
-        f"{report['wall_seconds'] / 60:.1f} min."),
+        (
+            f"{scenes} held-out scenes (seeds {settings['first_scene_seed']}–{settings['last_scene_seed']}; "
+            f"{settings['skipped_scenes']} skipped: {settings['skipped_no_isolated']} without an isolated "
+            "object, "
+            f"{settings['skipped_touching']} whose dilated mask touched another object), one object each, "
+            f"{settings['size']} px; model `{settings['model']}`; mask dilation {settings['mask_dilation']} px."
+        ),
+        (
+            f"SIP: {settings['steps']} DDIM steps × strength {settings['sip_strength']:g}, seeds "
+            f"{', '.join(map(str, settings['seeds']))}; DIP: {settings['steps']} inversion + {settings['steps']} "
+            f"sampling steps (strength {settings['dip_strength']:g}), deterministic."
+        ),
+        (
+            "All metrics inside the dilated mask only (the pipelines paste back with feather 0, so inside the "
+            f"mask is the raw decode); PSNR capped at {PSNR_CAP:g} dB per result; SSIM = the SSIM map over the "
+            "image averaged over the mask; reappearance = share of results with > "
+            f"{settings['reappearance_threshold'] * 100:g} % object-coloured pixels in the mask; seed "
+            "instability = per-pixel std across seeds ([0, 1] scale) in the mask; ± = 95 % "
+            "confidence half-width across scenes; s / image = wall time per result, batched as run "
+            f"({settings['batch_size']} scenes per call, {settings['threads']} thread(s)); whole run "
+            f"{report['wall_seconds'] / 60:.1f} min."
+        ),
     ]
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
@@ -501,11 +579,15 @@ def kind_table(report: dict[str, Any]) -> str:
     lines = [header, "|---|" + "---:|" * len(columns)]
     for method in methods.values():
         kinds = method["kinds"]
-        cells = [f"{kinds[name]['psnr']['mean']:.1f} / {kinds[name]['reappearance']['mean'] * 100:.0f} %"
-                 for name in columns]
+        cells = [
+            f"{kinds[name]['psnr']['mean']:.1f} / {kinds[name]['reappearance']['mean'] * 100:.0f} %"
+            for name in columns
+        ]
         lines.append(f"| {method['label']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + ("\n\nEach cell: PSNR in mask (dB) / reappearance; (n) = scenes of that kind; "
-                               "structured = stripes, checkers, tiles, bricks, plaid.\n")
+    return "\n".join(lines) + (
+        "\n\nEach cell: PSNR in mask (dB) / reappearance; (n) = scenes of that kind; "
+        "structured = stripes, checkers, tiles, bricks, plaid.\n"
+    )
 
 
 def diagnostics_table(diagnostics: dict[str, Any]) -> str:
@@ -514,28 +596,38 @@ def diagnostics_table(diagnostics: dict[str, Any]) -> str:
     shown = [t for t in DIAGNOSTIC_TIMESTEPS if t in signal["timesteps"]]
     index = [signal["timesteps"].index(t) for t in shown]
     lines = [
-        "| SARG signal ‖ε_erased − ε_plain‖ / ‖ε_plain‖ | " + " | ".join(f"t={t}" for t in shown)
+        "| SARG signal ‖ε_erased − ε_plain‖ / ‖ε_plain‖ | "
+        + " | ".join(f"t={t}" for t in shown)
         + " | median (all SIP steps) |",
         "|---|" + "---:|" * (len(shown) + 1),
-        "| inside the mask | " + " | ".join(f"{signal['inside'][i] * 100:.1f} %" for i in index)
+        "| inside the mask | "
+        + " | ".join(f"{signal['inside'][i] * 100:.1f} %" for i in index)
         + f" | {signal['median_inside'] * 100:.1f} % |",
-        "| outside the mask | " + " | ".join(f"{signal['outside'][i] * 100:.1f} %" for i in index)
+        "| outside the mask | "
+        + " | ".join(f"{signal['outside'][i] * 100:.1f} %" for i in index)
         + f" | {float(np.median(signal['outside'])) * 100:.1f} % |",
-        "| share of the difference inside | " + " | ".join(f"{signal['share_inside'][i] * 100:.0f} %" for i in index)
+        "| share of the difference inside | "
+        + " | ".join(f"{signal['share_inside'][i] * 100:.0f} %" for i in index)
         + f" | {float(np.median(signal['share_inside'])) * 100:.0f} % |",
         "",
-        ("| decoder self-attention grid | layers | normalised entropy (1 = uniform) | object → object mass | "
-         "object share of keys | ratio |"),
+        (
+            "| decoder self-attention grid | layers | normalised entropy (1 = uniform) | object → object mass | "
+            "object share of keys | ratio |"
+        ),
         "|---|---:|---:|---:|---:|---:|",
     ]
     for grid, values in diagnostics["attention"].items():
         ratio = values["object_to_object"] / values["object_share"]
-        lines.append(f"| {grid} | {values['layers']:.0f} | {values['entropy']:.3f} | "
-                     f"{values['object_to_object'] * 100:.1f} % | {values['object_share'] * 100:.1f} % | "
-                     f"{ratio:.2f} |")
+        lines.append(
+            f"| {grid} | {values['layers']:.0f} | {values['entropy']:.3f} | "
+            f"{values['object_to_object'] * 100:.1f} % | {values['object_share'] * 100:.1f} % | "
+            f"{ratio:.2f} |"
+        )
     steps = ", ".join(map(str, diagnostics["selectivity_timesteps"]))
-    lines.append(f"\n{diagnostics['scenes']} held-out scenes (the first of the benchmark), the object's dilated "
-                 f"mask, fixed noise; attention averaged over heads, query rows and t = {steps}.\n")
+    lines.append(
+        f"\n{diagnostics['scenes']} held-out scenes (the first of the benchmark), the object's dilated "
+        f"mask, fixed noise; attention averaged over heads, query rows and t = {steps}.\n"
+    )
     return "\n".join(lines)
 
 
@@ -557,23 +649,28 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return ~dilate_mask(~mask, 1)
 
 
-def save_grid(path: Path, cases: Sequence[Case], methods: Sequence[Method], results: dict[str, np.ndarray],
-              rows: int) -> None:
+def save_grid(
+    path: Path, cases: Sequence[Case], methods: Sequence[Method], results: dict[str, np.ndarray], rows: int
+) -> None:
     """Rows: the first ``rows`` scenes; columns: input (mask outlined), ground truth, each method (seed 1)."""
     methods = [method for method in methods if method.fill is not keep_input]  # column 1 shows it
     titles = ["input + mask", "ground truth", *(method.short for method in methods)]
     height, width = cases[0].image.shape[:2]
     tile_w, tile_h = width * GRID_ZOOM, height * GRID_ZOOM
     gap, header = 2, 16
-    canvas = Image.new("RGB", (len(titles) * (tile_w + gap) + gap, header + rows * (tile_h + gap) + gap),
-                       (255, 255, 255))
+    canvas = Image.new(
+        "RGB", (len(titles) * (tile_w + gap) + gap, header + rows * (tile_h + gap) + gap), (255, 255, 255)
+    )
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=11)
     for column, title in enumerate(titles):
         draw.text((gap + column * (tile_w + gap) + 2, 2), title, fill=(0, 0, 0), font=font)
     for row, case in enumerate(cases[:rows]):
-        tiles = [_outlined(case.image, case.region), case.truth,
-                 *(results[method.key][row, 0] for method in methods)]
+        tiles = [
+            _outlined(case.image, case.region),
+            case.truth,
+            *(results[method.key][row, 0] for method in methods),
+        ]
         for column, tile in enumerate(tiles):
             picture = Image.fromarray(tile).resize((tile_w, tile_h), Image.Resampling.NEAREST)
             canvas.paste(picture, (gap + column * (tile_w + gap), header + gap + row * (tile_h + gap)))
@@ -599,39 +696,76 @@ def default_model() -> Path:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=None,
-                        help="diffusers model folder (default: the packaged demo model)")
-    parser.add_argument("--preset", default=None,
-                        help="use this preset's knobs (e.g. demo for a trained demo model outside the package)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="diffusers model folder (default: the packaged demo model)"
+    )
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="use this preset's knobs (e.g. demo for a trained demo model outside the package)",
+    )
     parser.add_argument("--scenes", type=int, default=None, help="scenes to evaluate (default 200; quick: 4)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 4 scenes, 2 seeds, 5 steps (explicit options still win)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="SIP seeds (default 123 321 777; quick: 123 321)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="DDIM steps of the full schedule for SIP (run: steps × strength) and DIP "
-                        "(inversion and sampling each) (default 50; quick: 5)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="scenes per pipeline call, all seeds in the call (default 32; quick: 4)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch and OpenCV threads (default: theirs)")
-    parser.add_argument("--reappearance-threshold", type=float, default=0.05,
-                        help="object-coloured share of the mask above which the object reappeared")
-    parser.add_argument("--sweep", action="store_true",
-                        help=f"add SIP rows for s in {', '.join(map(_scale, SWEEP_SCALES))} "
-                        "(issue 3, item 5)")
-    parser.add_argument("--methods", nargs="+", default=None, metavar="KEY",
-                        help="run only these rows (keys: sip_sarg sip_plain dip_sarg dip_plain sip_aas_no_ss "
-                        "telea navier_stokes biharmonic vae_ceiling input, and sip_s<S> with --sweep)")
-    parser.add_argument("--diagnostics-scenes", type=int, default=None,
-                        help="scenes for the SARG-signal and attention diagnostics (default 32; quick: 4; 0: none)")
-    parser.add_argument("--diagnostics-only", action="store_true",
-                        help="report the diagnostics only (no removal methods)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"output folder (default {DEFAULT_OUT.relative_to(REPO)}; quick: "
-                        f"{QUICK_OUT.relative_to(REPO)})")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 4 scenes, 2 seeds, 5 steps (explicit options still win)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="SIP seeds (default 123 321 777; quick: 123 321)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="DDIM steps of the full schedule for SIP (run: steps × strength) and DIP "
+        "(inversion and sampling each) (default 50; quick: 5)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="scenes per pipeline call, all seeds in the call (default 32; quick: 4)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch and OpenCV threads (default: theirs)"
+    )
+    parser.add_argument(
+        "--reappearance-threshold",
+        type=float,
+        default=0.05,
+        help="object-coloured share of the mask above which the object reappeared",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help=f"add SIP rows for s in {', '.join(map(_scale, SWEEP_SCALES))} (issue 3, item 5)",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        metavar="KEY",
+        help="run only these rows (keys: sip_sarg sip_plain dip_sarg dip_plain sip_aas_no_ss "
+        "telea navier_stokes biharmonic vae_ceiling input, and sip_s<S> with --sweep)",
+    )
+    parser.add_argument(
+        "--diagnostics-scenes",
+        type=int,
+        default=None,
+        help="scenes for the SARG-signal and attention diagnostics (default 32; quick: 4; 0: none)",
+    )
+    parser.add_argument(
+        "--diagnostics-only", action="store_true", help="report the diagnostics only (no removal methods)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"output folder (default {DEFAULT_OUT.relative_to(REPO)}; quick: {QUICK_OUT.relative_to(REPO)})",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -681,8 +815,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     model = args.model if args.model is not None else default_model()
     if not (model / "model_index.json").is_file():
-        print(f"error: no diffusers model at {model} (train the demo model, or pass --model DIR)",
-              file=sys.stderr)
+        print(
+            f"error: no diffusers model at {model} (train the demo model, or pass --model DIR)",
+            file=sys.stderr,
+        )
         return 2
 
     sip = load_pipeline(model, method="sip", device="cpu", dtype="fp32")
@@ -695,8 +831,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             pipe.preset = get_preset(args.preset)
     preset = sip.preset
     size = preset.resolution
-    print(f"model {model} (preset {preset.name}, {size} px, mask dilation {preset.mask_dilation} px)",
-          file=sys.stderr)
+    print(
+        f"model {model} (preset {preset.name}, {size} px, mask dilation {preset.mask_dilation} px)",
+        file=sys.stderr,
+    )
 
     selection = select_cases(args.scenes, size, preset.mask_dilation)
     cases = selection.cases
@@ -705,8 +843,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         known = [method.key for method in methods]
         unknown = sorted(set(args.methods) - set(known))
         if unknown:
-            print(f"error: --methods {' '.join(unknown)}: unknown; choose from {' '.join(known)}",
-                  file=sys.stderr)
+            print(
+                f"error: --methods {' '.join(unknown)}: unknown; choose from {' '.join(known)}",
+                file=sys.stderr,
+            )
             return 2
         methods = [method for method in methods if method.key in args.methods]
     if args.diagnostics_only:
@@ -714,10 +854,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     diagnostics = None
     if args.diagnostics_scenes:
         diagnostics = diagnose(sip, cases[: args.diagnostics_scenes], args.steps, preset.strength)
-        print(f"[{time.perf_counter() - started:7.1f} s] diagnostics: SARG signal in the mask "
-              f"{diagnostics['sarg_signal']['median_inside'] * 100:.2f} % (median), attention entropy "
-              + ", ".join(f"{grid} {values['entropy']:.3f}" for grid, values in diagnostics["attention"].items()),
-              file=sys.stderr, flush=True)
+        print(
+            f"[{time.perf_counter() - started:7.1f} s] diagnostics: SARG signal in the mask "
+            f"{diagnostics['sarg_signal']['median_inside'] * 100:.2f} % (median), attention entropy "
+            + ", ".join(
+                f"{grid} {values['entropy']:.3f}" for grid, values in diagnostics["attention"].items()
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
     progress = not args.no_progress
     results: dict[str, np.ndarray] = {}
     report_methods: dict[str, Any] = {}
@@ -725,8 +870,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if method.kind == "classical":
             output, seconds = run_classical(cases, method)
         else:
-            output, seconds = run_pipeline(sip if method.kind == "sip" else dip, cases, method, args.seeds,
-                                           args.batch_size, progress)
+            output, seconds = run_pipeline(
+                sip if method.kind == "sip" else dip, cases, method, args.seeds, args.batch_size, progress
+            )
         results[method.key] = output
         values = score(output, cases, args.reappearance_threshold)
         summary = summarise(values, seconds, output.shape[0] * output.shape[1])
@@ -739,10 +885,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "kinds": kind_summaries(values, cases),
             "per_scene": {name: [round(float(v), 6) for v in array] for name, array in values.items()},
         }
-        print(f"[{time.perf_counter() - started:7.1f} s] {method.label}: "
-              f"PSNR {summary['psnr']['mean']:.2f} dB, "
-              f"reappearance {summary['reappearance']['mean'] * 100:.1f} %, "
-              f"{summary['seconds_per_image']:.3f} s/image", file=sys.stderr, flush=True)
+        print(
+            f"[{time.perf_counter() - started:7.1f} s] {method.label}: "
+            f"PSNR {summary['psnr']['mean']:.2f} dB, "
+            f"reappearance {summary['reappearance']['mean'] * 100:.1f} %, "
+            f"{summary['seconds_per_image']:.3f} s/image",
+            file=sys.stderr,
+            flush=True,
+        )
 
     report = {
         "settings": {
@@ -777,9 +927,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
             "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
         },
-        "scenes": [{"seed": case.seed, "object_index": case.object_index, "shape": case.shape,
-                    "background_kind": case.background_kind, "mask_pixels": int(case.mask.sum()),
-                    "region_pixels": int(case.region.sum())} for case in cases],
+        "scenes": [
+            {
+                "seed": case.seed,
+                "object_index": case.object_index,
+                "shape": case.shape,
+                "background_kind": case.background_kind,
+                "mask_pixels": int(case.mask.sum()),
+                "region_pixels": int(case.region.sum()),
+            }
+            for case in cases
+        ],
         "methods": report_methods,
         "diagnostics": diagnostics,
         "wall_seconds": round(time.perf_counter() - started, 2),
@@ -794,11 +952,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if methods:
         save_grid(args.out / "grid.png", cases, methods, results, min(GRID_ROWS, len(cases)))
     (args.out / "table.md").write_text(table, encoding="utf-8")
-    (args.out / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+    (args.out / "results.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(table, end="")
-    print(f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'grid.png'} "
-          f"in {report['wall_seconds']:.1f} s", file=sys.stderr)
+    print(
+        f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'grid.png'} "
+        f"in {report['wall_seconds']:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -74,8 +74,12 @@ def bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[int, int, int, int]
     """The mask's bounding box ``(x0, y0, x1, y1)`` (exclusive ends), grown by ``margin`` and clipped."""
     rows, columns = np.nonzero(mask)
     height, width = mask.shape
-    return (max(0, int(columns.min()) - margin), max(0, int(rows.min()) - margin),
-            min(width, int(columns.max()) + 1 + margin), min(height, int(rows.max()) + 1 + margin))
+    return (
+        max(0, int(columns.min()) - margin),
+        max(0, int(rows.min()) - margin),
+        min(width, int(columns.max()) + 1 + margin),
+        min(height, int(rows.max()) + 1 + margin),
+    )
 
 
 def select_cases(count: int, size: int) -> tuple[list[Case], int]:
@@ -94,8 +98,18 @@ def select_cases(count: int, size: int) -> tuple[list[Case], int]:
             continue
         index = max(isolated, key=lambda k: (int(scene.masks[k].sum()), -k))  # largest, then lowest index
         mask = np.array(scene.masks[index])
-        cases.append(Case(int(seed), scene.shapes[index], scene.background_kind, np.array(scene.image), mask,
-                          np.array(scene.backgrounds[index]), deepest_point(mask), bounding_box(mask)))
+        cases.append(
+            Case(
+                int(seed),
+                scene.shapes[index],
+                scene.background_kind,
+                np.array(scene.image),
+                mask,
+                np.array(scene.backgrounds[index]),
+                deepest_point(mask),
+                bounding_box(mask),
+            )
+        )
     if len(cases) < count:
         raise SystemExit(f"error: only {len(cases)} scenes with an isolated object among the held-out seeds")
     return cases, skipped
@@ -133,21 +147,30 @@ def measure_selection(cases: Sequence[Case], segmenter: Any, prompt: str) -> dic
     seconds = (time.perf_counter() - start) / len(cases)
     mean, half = _mean_ci(ious)
     by_shape: dict[str, list[float]] = {}
-    for case, value in zip(cases, ious):
+    for case, value in zip(cases, ious, strict=False):
         by_shape.setdefault(case.shape, []).append(value)
     return {
-        "prompt": prompt, "scenes": len(cases), "mean_iou": mean, "ci95": half,
-        "share_iou_ge_0.9": float(np.mean(np.asarray(ious) >= GOOD_IOU)), "refused": refused,
+        "prompt": prompt,
+        "scenes": len(cases),
+        "mean_iou": mean,
+        "ci95": half,
+        "share_iou_ge_0.9": float(np.mean(np.asarray(ious) >= GOOD_IOU)),
+        "refused": refused,
         "seconds_per_scene": seconds,
         "mean_iou_by_shape": {shape: float(np.mean(values)) for shape, values in sorted(by_shape.items())},
-        "per_scene": [{"seed": case.seed, "iou": value} for case, value in zip(cases, ious)],
+        "per_scene": [{"seed": case.seed, "iou": value} for case, value in zip(cases, ious, strict=False)],
         "_masks": masks,
     }
 
 
 def measure_removal(
-    cases: Sequence[Case], masks: Sequence[np.ndarray], model: Path | None, seeds: Sequence[int], steps: int,
-    batch_size: int, label: str = "one click",
+    cases: Sequence[Case],
+    masks: Sequence[np.ndarray],
+    model: Path | None,
+    seeds: Sequence[int],
+    steps: int,
+    batch_size: int,
+    label: str = "one click",
 ) -> dict[str, Any]:
     """Remove with the ground-truth masks and with ``masks`` (same pipeline and knobs); score both inside
     the ground-truth mask grown by the preset's dilation."""
@@ -172,13 +195,19 @@ def measure_removal(
             results: dict[int, list[np.ndarray]] = {index: [] for index in chunk}
             if usable:
                 generators = [torch.Generator("cpu").manual_seed(seed) for _ in usable for seed in seeds]
-                output = pipe([Image.fromarray(cases[index].image) for index in usable],
-                              [chosen[index] for index in usable], num_inference_steps=steps,
-                              num_images_per_prompt=len(seeds), generator=generators, paste_back=True,
-                              feather_radius=0, output_type="np")
+                output = pipe(
+                    [Image.fromarray(cases[index].image) for index in usable],
+                    [chosen[index] for index in usable],
+                    num_inference_steps=steps,
+                    num_images_per_prompt=len(seeds),
+                    generator=generators,
+                    paste_back=True,
+                    feather_radius=0,
+                    output_type="np",
+                )
                 images = np.clip(np.rint(np.asarray(output.images) * 255.0), 0, 255).astype(np.uint8)
                 for position, index in enumerate(usable):
-                    results[index] = list(images[position * len(seeds): (position + 1) * len(seeds)])
+                    results[index] = list(images[position * len(seeds) : (position + 1) * len(seeds)])
             for index in chunk:
                 case, region = cases[index], regions[index]
                 outputs = results[index] or [case.image] * len(seeds)  # a refused selection removes nothing
@@ -189,28 +218,46 @@ def measure_removal(
         reappearance = np.asarray(fractions) > REAPPEARANCE_THRESHOLD
         rows[name] = {
             "reappearance": float(reappearance.mean()),
-            "psnr_in_mask": _mean_ci(psnrs)[0], "psnr_ci95": _mean_ci(psnrs)[1],
+            "psnr_in_mask": _mean_ci(psnrs)[0],
+            "psnr_ci95": _mean_ci(psnrs)[1],
             "seconds_per_image": (time.perf_counter() - start) / (len(cases) * len(seeds)),
         }
-    return {"model": str(model) if model is not None else "embedded default", "preset": preset.name,
-            "resolution": preset.resolution, "mask_dilation": preset.mask_dilation, "steps": steps,
-            "seeds": list(seeds), "scenes": len(cases), "rows": rows}
+    return {
+        "model": str(model) if model is not None else "embedded default",
+        "preset": preset.name,
+        "resolution": preset.resolution,
+        "mask_dilation": preset.mask_dilation,
+        "steps": steps,
+        "seeds": list(seeds),
+        "scenes": len(cases),
+        "rows": rows,
+    }
 
 
 def selection_table(results: Sequence[dict[str, Any]]) -> str:
-    lines = ["| segmenter | prompt | size | scenes | mean IoU ↑ | IoU ≥ 0.9 ↑ | refused | s / scene |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| segmenter | prompt | size | scenes | mean IoU ↑ | IoU ≥ 0.9 ↑ | refused | s / scene |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in results:
-        lines.append(f"| {row['segmenter']} | {row['prompt']} | {row['size']} px | {row['scenes']} | "
-                     f"{row['mean_iou']:.3f} ± {row['ci95']:.3f} | {row['share_iou_ge_0.9']:.1%} | "
-                     f"{row['refused']} | {row['seconds_per_scene']:.4f} |")
+        lines.append(
+            f"| {row['segmenter']} | {row['prompt']} | {row['size']} px | {row['scenes']} | "
+            f"{row['mean_iou']:.3f} ± {row['ci95']:.3f} | {row['share_iou_ge_0.9']:.1%} | "
+            f"{row['refused']} | {row['seconds_per_scene']:.4f} |"
+        )
     return "\n".join(lines)
 
 
 def removal_table(report: dict[str, Any]) -> str:
-    lines = [(f"End to end ({report['scenes']} scenes, {report['resolution']} px, preset {report['preset']}, "
-              f"{report['steps']} steps, seeds {report['seeds']}):"), "",
-             "| mask | reappearance ↓ | PSNR in mask (dB) ↑ | s / image |", "|---|---:|---:|---:|"]
+    lines = [
+        (
+            f"End to end ({report['scenes']} scenes, {report['resolution']} px, preset {report['preset']}, "
+            f"{report['steps']} steps, seeds {report['seeds']}):"
+        ),
+        "",
+        "| mask | reappearance ↓ | PSNR in mask (dB) ↑ | s / image |",
+        "|---|---:|---:|---:|",
+    ]
     for label, row in report["rows"].items():
         psnr = f"{row['psnr_in_mask']:.2f} ± {row['psnr_ci95']:.2f}"
         lines.append(f"| {label} | {row['reappearance']:.1%} | {psnr} | {row['seconds_per_image']:.3f} |")
@@ -218,20 +265,34 @@ def removal_table(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenes", type=int, default=None, help="scenes per size (default 200; quick: 30)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=None,
-                        help="scene sizes in pixels (default 64, the demo model's size; e.g. 64 256)")
-    parser.add_argument("--segmenter", default="classic",
-                        help="a spec of attentive_eraser.selection.load_segmenter (default classic)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="scene sizes in pixels (default 64, the demo model's size; e.g. 64 256)",
+    )
+    parser.add_argument(
+        "--segmenter",
+        default="classic",
+        help="a spec of attentive_eraser.selection.load_segmenter (default classic)",
+    )
     parser.add_argument("--box", action="store_true", help="also prompt with the object's bounding box")
-    parser.add_argument("--end-to-end", action="store_true",
-                        help="also remove with the clicked and the true mask and compare (needs the model)")
-    parser.add_argument("--end-to-end-scenes", type=int, default=None,
-                        help="scenes for --end-to-end (default: all; quick: 4)")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="diffusers folder (default: the embedded model)")
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="also remove with the clicked and the true mask and compare (needs the model)",
+    )
+    parser.add_argument(
+        "--end-to-end-scenes", type=int, default=None, help="scenes for --end-to-end (default: all; quick: 4)"
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="diffusers folder (default: the embedded model)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[123], help="SIP seeds (default 123)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50; quick: 5)")
     parser.add_argument("--batch-size", type=int, default=16, help="scenes per pipeline call (default 16)")
@@ -265,8 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from attentive_eraser.selection import load_segmenter
 
     segmenter = load_segmenter(args.segmenter)
-    report: dict[str, Any] = {"segmenter": args.segmenter, "target_mean_iou": TARGET_MEAN_IOU,
-                              "selection": []}
+    report: dict[str, Any] = {
+        "segmenter": args.segmenter,
+        "target_mean_iou": TARGET_MEAN_IOU,
+        "selection": [],
+    }
     clicked: dict[int, tuple[list[Case], list[np.ndarray]]] = {}
     for size in args.sizes:
         cases, skipped = select_cases(args.scenes, size)
@@ -275,8 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             masks = row.pop("_masks")
             if prompt == "click":
                 clicked[size] = (cases, masks)
-            report["selection"].append({"segmenter": args.segmenter, "size": size, "skipped_scenes": skipped,
-                                        **row})
+            report["selection"].append(
+                {"segmenter": args.segmenter, "size": size, "skipped_scenes": skipped, **row}
+            )
     print(selection_table(report["selection"]))
     if args.end_to_end:
         from diffusers.utils import logging as diffusers_logging
@@ -298,8 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases, masks = clicked[native]
         count = args.end_to_end_scenes if args.end_to_end_scenes is not None else len(cases)
         label = f"one click, {args.segmenter}"
-        report["end_to_end"] = measure_removal(cases[:count], masks[:count], args.model, args.seeds,
-                                               args.steps, args.batch_size, label=label)
+        report["end_to_end"] = measure_removal(
+            cases[:count], masks[:count], args.model, args.seeds, args.steps, args.batch_size, label=label
+        )
         print()
         print(removal_table(report["end_to_end"]))
     if args.out is not None:

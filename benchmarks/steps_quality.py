@@ -119,25 +119,46 @@ def make_settings(preset: Any, evaluations: Sequence[int], solvers: Sequence[str
     settings = []
     for solver in solvers:
         if solver == "dip":
-            budgets = sorted({*(e for e in evaluations if e % 2 == 0), 2 * preset.dip_num_inference_steps},
-                             reverse=True)
+            budgets = sorted(
+                {*(e for e in evaluations if e % 2 == 0), 2 * preset.dip_num_inference_steps}, reverse=True
+            )
             for budget in budgets:
                 steps = budget // 2
-                settings.append(Setting("dip", budget, {
-                    "num_inference_steps": steps, "strength": preset.dip_strength,
-                    "removal_guidance_scale": s, "suppression_scale": lam,
-                    "suppression_steps": scaled_suppression_steps(steps, preset.suppression_steps,
-                                                                  preset.dip_num_inference_steps),
-                    "mask_dilation": preset.mask_dilation,
-                }))
+                settings.append(
+                    Setting(
+                        "dip",
+                        budget,
+                        {
+                            "num_inference_steps": steps,
+                            "strength": preset.dip_strength,
+                            "removal_guidance_scale": s,
+                            "suppression_scale": lam,
+                            "suppression_steps": scaled_suppression_steps(
+                                steps, preset.suppression_steps, preset.dip_num_inference_steps
+                            ),
+                            "mask_dilation": preset.mask_dilation,
+                        },
+                    )
+                )
             continue
         for budget in sorted(set(evaluations), reverse=True):
-            settings.append(Setting(solver, budget, {
-                "num_inference_steps": schedule_for(budget, preset.strength), "strength": preset.strength,
-                "removal_guidance_scale": s, "suppression_scale": lam,
-                "suppression_steps": scaled_suppression_steps(budget, preset.suppression_steps, sip_run),
-                "mask_dilation": preset.mask_dilation, "scheduler": solver,
-            }))
+            settings.append(
+                Setting(
+                    solver,
+                    budget,
+                    {
+                        "num_inference_steps": schedule_for(budget, preset.strength),
+                        "strength": preset.strength,
+                        "removal_guidance_scale": s,
+                        "suppression_scale": lam,
+                        "suppression_steps": scaled_suppression_steps(
+                            budget, preset.suppression_steps, sip_run
+                        ),
+                        "mask_dilation": preset.mask_dilation,
+                        "scheduler": solver,
+                    },
+                )
+            )
     return settings
 
 
@@ -146,7 +167,9 @@ def visited_timesteps(pipe: Any, setting: Setting) -> list[int]:
     from attentive_eraser.pipelines.base import truncated_timesteps
 
     scheduler = pipe.sampling_scheduler(setting.call.get("scheduler", "ddim"))
-    steps = truncated_timesteps(scheduler, setting.call["num_inference_steps"], setting.call["strength"], "cpu")
+    steps = truncated_timesteps(
+        scheduler, setting.call["num_inference_steps"], setting.call["strength"], "cpu"
+    )
     return [int(t) for t in steps]
 
 
@@ -156,15 +179,18 @@ def sarg_signals(pipe: Any, cases: Sequence[rq.Case], timesteps: Sequence[int]) 
 
     from attentive_eraser.diagnostics import sarg_signal
 
-    pixels = torch.from_numpy(np.stack([case.image for case in cases])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    pixels = (
+        torch.from_numpy(np.stack([case.image for case in cases])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    )
     masks = torch.from_numpy(np.stack([case.region for case in cases])).float()[:, None]
     with torch.no_grad():
         latents = pipe.encode_image(pixels, None, sample_mode="argmax")
         context = pipe.encode_prompt([""] * len(cases), torch.device("cpu"), 1, False)[0]
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
-    signal = sarg_signal(pipe.unet, latents, noise, masks, sorted(set(timesteps), reverse=True), context,
-                         pipe.scheduler)
-    return dict(zip(signal.timesteps, signal.inside))
+    signal = sarg_signal(
+        pipe.unet, latents, noise, masks, sorted(set(timesteps), reverse=True), context, pipe.scheduler
+    )
+    return dict(zip(signal.timesteps, signal.inside, strict=False))
 
 
 def paired_difference(values: np.ndarray, reference: np.ndarray) -> tuple[float, float | None]:
@@ -197,8 +223,10 @@ def recommendations(report: dict[str, Any]) -> dict[str, dict[str, int | None]]:
         entries = [entry for entry in report["settings_run"].values() if entry["solver"] == solver]
         within = [entry["evaluations"] for entry in entries if entry["comparison"]["within_default_ci"]]
         close = [entry["evaluations"] for entry in entries if entry["comparison"]["within_5_points"]]
-        found[solver] = {"fewest_within_ci": min(within, default=None),
-                         "fewest_within_5_points": min(close, default=None)}
+        found[solver] = {
+            "fewest_within_ci": min(within, default=None),
+            "fewest_within_5_points": min(close, default=None),
+        }
     return found
 
 
@@ -248,7 +276,7 @@ def markdown_table(report: dict[str, Any]) -> str:
         "",
         "Reference: the default of each pipeline, SIP with DDIM at 40 evaluations (50 × 0.8) for the SIP "
         "rows, DIP at 100 (50 + 50) for the DIP rows. Δ = the paired per-scene difference to it ± its 95 % "
-        "half-width; \"within default's CI\" = reappearance at most the "
+        'half-width; "within default\'s CI" = reappearance at most the '
         "default's mean + its 95 % half-width and PSNR at least its mean − its half-width. SARG signal = "
         "in-mask ‖ε_erased − ε_plain‖ / ‖ε_plain‖ averaged over the timesteps visited, on "
         f"{settings['diagnostics_scenes']} scenes. s / image = wall time per result, batched "
@@ -256,10 +284,16 @@ def markdown_table(report: dict[str, Any]) -> str:
         f"{report['wall_seconds'] / 60:.1f} min.",
     ]
     best = report["recommendations"]
-    lines += ["", "Fewest UNet evaluations per solver: " + "; ".join(
-        f"{LABELS[solver]}: within the default's CI {values['fewest_within_ci'] or '—'}, within "
-        f"+{CLOSE_POINTS:g} reappearance points {values['fewest_within_5_points'] or '—'}"
-        for solver, values in sorted(best.items())) + "."]
+    lines += [
+        "",
+        "Fewest UNet evaluations per solver: "
+        + "; ".join(
+            f"{LABELS[solver]}: within the default's CI {values['fewest_within_ci'] or '—'}, within "
+            f"+{CLOSE_POINTS:g} reappearance points {values['fewest_within_5_points'] or '—'}"
+            for solver, values in sorted(best.items())
+        )
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -274,10 +308,12 @@ def plot(path: Path, report: dict[str, Any]) -> None:
     metrics = (("reappearance", 100.0, "object reappearance (%) ↓"), ("psnr", 1.0, "PSNR in mask (dB) ↑"))
     markers = {"ddim": "o", "dpm++": "s", "dip": "^"}
     entries = list(report["settings_run"].values())
-    for axis, (metric, scale, title) in zip(axes, metrics):
+    for axis, (metric, scale, title) in zip(axes, metrics, strict=False):
         for solver in SOLVERS:
-            points = sorted((entry for entry in entries if entry["solver"] == solver),
-                            key=lambda entry: entry["evaluations"])
+            points = sorted(
+                (entry for entry in entries if entry["solver"] == solver),
+                key=lambda entry: entry["evaluations"],
+            )
             if not points:
                 continue
             x = [entry["evaluations"] for entry in points]
@@ -299,8 +335,11 @@ def plot(path: Path, report: dict[str, Any]) -> None:
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     settings = report["settings"]
-    figure.suptitle(f"Attentive Eraser on the demo model: {settings['scenes']} held-out scenes × "
-                    f"{len(settings['seeds'])} seeds", fontsize=10)
+    figure.suptitle(
+        f"Attentive Eraser on the demo model: {settings['scenes']} held-out scenes × "
+        f"{len(settings['seeds'])} seeds",
+        fontsize=10,
+    )
     figure.tight_layout()
     temporary = path.with_name(path.name + ".tmp.png")
     figure.savefig(temporary)
@@ -312,31 +351,47 @@ def plot(path: Path, report: dict[str, Any]) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=None,
-                        help="diffusers model folder (default: the packaged demo model)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="diffusers model folder (default: the packaged demo model)"
+    )
     parser.add_argument("--scenes", type=int, default=None, help="scenes (default 200; quick: 3)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="SIP seeds (default 123 321 777; quick: 123 321)")
-    parser.add_argument("--evaluations", type=int, nargs="+", default=None,
-                        help=f"UNet evaluation budgets (default {' '.join(map(str, EVALUATIONS))}; quick: 6 4)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="SIP seeds (default 123 321 777; quick: 123 321)"
+    )
+    parser.add_argument(
+        "--evaluations",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"UNet evaluation budgets (default {' '.join(map(str, EVALUATIONS))}; quick: 6 4)",
+    )
     parser.add_argument("--solvers", nargs="+", choices=SOLVERS, default=list(SOLVERS))
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="scenes per pipeline call (default 32; quick: 3)")
-    parser.add_argument("--diagnostics-scenes", type=int, default=None,
-                        help="scenes for the SARG signal (default 32; quick: 2)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="scenes per pipeline call (default 32; quick: 3)"
+    )
+    parser.add_argument(
+        "--diagnostics-scenes",
+        type=int,
+        default=None,
+        help="scenes for the SARG signal (default 32; quick: 2)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads")
     parser.add_argument("--quick", action="store_true", help="a smoke run (explicit options still win)")
     parser.add_argument("--fresh", action="store_true", help="rerun settings saved by an earlier run")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"output folder (default {DEFAULT_OUT.relative_to(REPO)})")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT.relative_to(REPO)})"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     quick = args.quick
     args.scenes = args.scenes if args.scenes is not None else (3 if quick else 200)
     args.seeds = args.seeds if args.seeds is not None else list(rq.DEFAULT_SEEDS[: 2 if quick else 3])
-    args.evaluations = args.evaluations if args.evaluations is not None else ([6, 4] if quick else list(EVALUATIONS))
+    args.evaluations = (
+        args.evaluations if args.evaluations is not None else ([6, 4] if quick else list(EVALUATIONS))
+    )
     args.batch_size = args.batch_size if args.batch_size is not None else (3 if quick else 32)
     args.out = args.out if args.out is not None else (QUICK_OUT if quick else DEFAULT_OUT)
     if args.diagnostics_scenes is None:
@@ -404,8 +459,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     identity = {"model": rq._shown(model), "scenes": [case.seed for case in cases], "seeds": list(args.seeds)}
 
     timesteps = {setting.key: visited_timesteps(sip, setting) for setting in settings}
-    signal = sarg_signals(sip, cases[: args.diagnostics_scenes],
-                          sorted({t for steps in timesteps.values() for t in steps}, reverse=True))
+    signal = sarg_signals(
+        sip,
+        cases[: args.diagnostics_scenes],
+        sorted({t for steps in timesteps.values() for t in steps}, reverse=True),
+    )
     print(f"[{time.perf_counter() - started:7.1f} s] SARG signal at {len(signal)} timesteps", file=sys.stderr)
 
     entries: dict[str, Any] = {}
@@ -419,8 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
         method = rq.Method(setting.key, LABELS[setting.solver], setting.key, setting.kind, setting.call)
         pipe = dip if setting.kind == "dip" else sip
-        output, seconds = rq.run_pipeline(pipe, cases, method, args.seeds, args.batch_size,
-                                          not args.no_progress)
+        output, seconds = rq.run_pipeline(
+            pipe, cases, method, args.seeds, args.batch_size, not args.no_progress
+        )
         values = rq.score(output, cases, 0.05)
         entry = {
             "identity": identity,
@@ -435,31 +494,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write_json(saved, entry)
         entries[setting.key] = entry
         summary = entry["summary"]
-        print(f"[{time.perf_counter() - started:7.1f} s] {setting.key}: reappearance "
-              f"{summary['reappearance']['mean'] * 100:.1f} %, PSNR {summary['psnr']['mean']:.2f} dB, "
-              f"{summary['seconds_per_image']:.3f} s/image", file=sys.stderr, flush=True)
+        print(
+            f"[{time.perf_counter() - started:7.1f} s] {setting.key}: reappearance "
+            f"{summary['reappearance']['mean'] * 100:.1f} %, PSNR {summary['psnr']['mean']:.2f} dB, "
+            f"{summary['seconds_per_image']:.3f} s/image",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for entry in entries.values():
-        reference = entries[DIP_REFERENCE if entry["solver"] == "dip" and DIP_REFERENCE in entries
-                            else reference_key]
+        reference = entries[
+            DIP_REFERENCE if entry["solver"] == "dip" and DIP_REFERENCE in entries else reference_key
+        ]
         entry["comparison"] = compare(entry, reference)
     report: dict[str, Any] = {
         "settings": {
-            "model": rq._shown(model), "preset": preset.name, "size": preset.resolution,
-            "scenes": len(cases), "first_scene_seed": cases[0].seed, "last_scene_seed": cases[-1].seed,
-            "seeds": list(args.seeds), "evaluations": list(args.evaluations), "solvers": list(args.solvers),
+            "model": rq._shown(model),
+            "preset": preset.name,
+            "size": preset.resolution,
+            "scenes": len(cases),
+            "first_scene_seed": cases[0].seed,
+            "last_scene_seed": cases[-1].seed,
+            "seeds": list(args.seeds),
+            "evaluations": list(args.evaluations),
+            "solvers": list(args.solvers),
             "removal_guidance_scale": preset.removal_guidance_scale,
-            "suppression_scale": preset.suppression_scale, "batch_size": args.batch_size,
-            "diagnostics_scenes": args.diagnostics_scenes, "threads": torch.get_num_threads(),
+            "suppression_scale": preset.suppression_scale,
+            "batch_size": args.batch_size,
+            "diagnostics_scenes": args.diagnostics_scenes,
+            "threads": torch.get_num_threads(),
             "quick": args.quick,
         },
         "environment": {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
             "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
         },
-        "settings_run": {key: {name: value for name, value in entry.items() if name != "identity"}
-                         for key, entry in entries.items()},
+        "settings_run": {
+            key: {name: value for name, value in entry.items() if name != "identity"}
+            for key, entry in entries.items()
+        },
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
     report["recommendations"] = recommendations(report)
@@ -468,8 +543,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _write_json(args.out / "results.json", report)
     plot(args.out / "curve.png", report)
     print(table, end="")
-    print(f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'curve.png'} "
-          f"in {report['wall_seconds']:.1f} s", file=sys.stderr)
+    print(
+        f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'curve.png'} "
+        f"in {report['wall_seconds']:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -20,7 +20,9 @@ TARGET = Path(__file__).resolve().parents[1] / "src" / "attentive_eraser" / "dem
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run", type=Path, help="train_demo output folder (with model/)")
     parser.add_argument("--vae-run", type=Path, help="the run whose VAE the UNet stage used (--vae-from)")
     args = parser.parse_args()

@@ -41,7 +41,9 @@ def first_usable_scene(size: int, dilation: int) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.parse_args()
     preset = PRESETS["demo"]
     seed, index = first_usable_scene(preset.resolution, preset.mask_dilation)

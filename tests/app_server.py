@@ -20,8 +20,13 @@ from attentive_eraser.app import build_app, launch
 #: Debian's Chromium, driven by Playwright (never `playwright install`, which downloads a browser)
 CHROMIUM = os.environ.get("ATTENTIVE_ERASER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 #: how long a page event may take (page load on a busy 2-core machine included)
@@ -54,8 +59,12 @@ def chromium() -> Iterator[Any]:
         )
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000}, accept_downloads=True,
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+            accept_downloads=True,
         )
         try:
             yield context
@@ -68,7 +77,8 @@ def wait_text(page: Any, selector: str, text: str) -> str:
     page.wait_for_function(
         "([selector, text]) => { const node = document.querySelector(selector);"
         " return node !== null && node.innerText.includes(text); }",
-        arg=[selector, text], timeout=WAIT_MS,
+        arg=[selector, text],
+        timeout=WAIT_MS,
     )
     return page.locator(selector).inner_text()
 

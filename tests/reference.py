@@ -93,7 +93,9 @@ def eraser_attention(
             outputs.append(activated)
             continue
         # Eqs. 13-16: the object rows take softmax(lambda * S - m_col * inf) V
-        flattened = torch.softmax((suppression_scale * logits).masked_fill(object_keys, -math.inf), dim=-1) @ v
+        flattened = (
+            torch.softmax((suppression_scale * logits).masked_fill(object_keys, -math.inf), dim=-1) @ v
+        )
         # Eq. 17: rows combined by m (object rows from the suppressed softmax, background rows from AAS)
         object_rows = m[None, :, None]
         outputs.append(torch.where(object_rows, flattened, activated))
@@ -149,13 +151,23 @@ class ReferenceEraserProcessor:
         self.suppression_scale = suppression_scale
         self.suppressing = suppressing
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None,
-                 attention_mask=None, temb=None, *args, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        temb=None,
+        *args,
+        **kwargs,
+    ) -> torch.Tensor:
         if encoder_hidden_states is not None or attention_mask is not None or hidden_states.ndim != 3:
             raise NotImplementedError("the reference processor is for plain self-attention only")
         batch, num_tokens, _ = hidden_states.shape
         objects = self.object_tokens[num_tokens]
         layout = torch.zeros(batch, num_tokens, dtype=torch.bool)
         layout[batch - objects.shape[0] :] = objects  # the erased samples are the last ones
-        out = attention_module_forward(attn, hidden_states, layout, self.suppression_scale, self.suppressing())
+        out = attention_module_forward(
+            attn, hidden_states, layout, self.suppression_scale, self.suppressing()
+        )
         return out.to(hidden_states.dtype)

@@ -105,8 +105,14 @@ def test_remove_takes_the_mask_from_transparency(tiny_sd15_dir) -> None:
     pixels = np.asarray(image).copy()
     pixels[..., 3] = 255
     pixels[mask, 3] = 0  # the transparent region is the object
-    result = ae.remove(PIL.Image.fromarray(pixels, "RGBA"), None, model=tiny_sd15_dir,
-                       num_inference_steps=4, progress=False, device="cpu")
+    result = ae.remove(
+        PIL.Image.fromarray(pixels, "RGBA"),
+        None,
+        model=tiny_sd15_dir,
+        num_inference_steps=4,
+        progress=False,
+        device="cpu",
+    )
     assert result.mode == "RGB" and result.size == image.size
     changed = np.abs(np.asarray(result, dtype=int) - pixels[..., :3].astype(int)).sum(-1) > 0
     assert changed[mask].mean() > 0.9  # the object was repainted

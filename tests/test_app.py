@@ -74,8 +74,14 @@ def test_parse_seeds(text: object, seeds: tuple[int, ...]) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("", "at least one"), ("1.5", "not a whole number"), ("-1", r"\[0, 2\*\*63\)"),
-     (str(2**63), r"\[0, 2\*\*63\)"), ("1 2 3", "at most 2"), (True, "whole numbers")],
+    [
+        ("", "at least one"),
+        ("1.5", "not a whole number"),
+        ("-1", r"\[0, 2\*\*63\)"),
+        (str(2**63), r"\[0, 2\*\*63\)"),
+        ("1 2 3", "at most 2"),
+        (True, "whole numbers"),
+    ],
 )
 def test_parse_seeds_refuses(text: object, message: str) -> None:
     with pytest.raises(io.InputError, match=message) as raised:
@@ -85,8 +91,12 @@ def test_parse_seeds_refuses(text: object, message: str) -> None:
 
 def test_settings_pass_only_the_knobs_that_are_set() -> None:
     kwargs = RemovalSettings(num_inference_steps=5, removal_guidance_scale=0.0).call_kwargs()
-    assert kwargs == {"num_inference_steps": 5, "removal_guidance_scale": 0.0, "paste_back": True,
-                      "strategy": "resize"}
+    assert kwargs == {
+        "num_inference_steps": 5,
+        "removal_guidance_scale": 0.0,
+        "paste_back": True,
+        "strategy": "resize",
+    }
 
 
 # ------------------------------------------------------------------------------------ files
@@ -107,9 +117,15 @@ def test_only_uploaded_files_are_read(service: EraserService, upload: Path, tmp_
 
 @pytest.mark.parametrize(
     ("name", "file_format", "suffix"),
-    [("a.png", "PNG", ".png"), ("b.jpeg", "JPEG", ".jpeg"), ("c.JPG", "JPEG", ".jpg"),
-     ("png-named.jpg", "PNG", ".png"), ("d.webp", "WEBP", ".webp"), ("e.tiff", "TIFF", ".tiff"),
-     ("f.gif", "GIF", ".png")],
+    [
+        ("a.png", "PNG", ".png"),
+        ("b.jpeg", "JPEG", ".jpeg"),
+        ("c.JPG", "JPEG", ".jpg"),
+        ("png-named.jpg", "PNG", ".png"),
+        ("d.webp", "WEBP", ".webp"),
+        ("e.tiff", "TIFF", ".tiff"),
+        ("f.gif", "GIF", ".png"),
+    ],
 )
 def test_results_keep_the_upload_format(
     service: EraserService, upload: Path, name: str, file_format: str, suffix: str
@@ -190,7 +206,9 @@ def test_remove_reports_every_step_and_writes_in_the_photo_format(
     _photo().save(upload / "scan.tif")
     steps: list[tuple[int, int]] = []
     run = service.remove(
-        upload / "scan.tif", _save_mask(_box_mask(), upload / "m.png"), FAST,
+        upload / "scan.tif",
+        _save_mask(_box_mask(), upload / "m.png"),
+        FAST,
         progress=lambda done, total, _: steps.append((done, total)),
     )
     assert not run.cancelled and [candidate.seed for candidate in run.candidates] == [123]
@@ -219,8 +237,9 @@ def test_a_cancel_before_the_start_runs_nothing(
     _photo().save(upload / "photo.png")
     monkeypatch.setattr(service, "pipeline", lambda *args: pytest.fail("the model was run"))
     service.cancel("session-a")
-    run = service.remove(upload / "photo.png", _save_mask(_box_mask(), upload / "m.png"), FAST,
-                         session="session-a")
+    run = service.remove(
+        upload / "photo.png", _save_mask(_box_mask(), upload / "m.png"), FAST, session="session-a"
+    )
     assert run.cancelled and run.candidates == [] and "before it started" in run.status
 
 

@@ -51,8 +51,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cutout = photo.convert("RGBA")
     cutout.putalpha(Image.fromarray(np.where(mask, 0, 255).astype(np.uint8)))
     paths = {
-        "photo": folder / "photo.png", "jpeg": folder / "holiday.jpeg", "mask": folder / "mask.png",
-        "cutout": folder / "cutout.png", "empty": folder / "empty.png",
+        "photo": folder / "photo.png",
+        "jpeg": folder / "holiday.jpeg",
+        "mask": folder / "mask.png",
+        "cutout": folder / "cutout.png",
+        "empty": folder / "empty.png",
     }
     photo.save(paths["photo"])
     photo.save(paths["jpeg"], quality=95)
@@ -64,8 +67,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _remove(client: Client, image: Path, mask: Path | None, **knobs: Any) -> tuple[Any, ...]:
     return client.predict(
-        image=handle_file(str(image)), mask=None if mask is None else handle_file(str(mask)),
-        api_name="/remove", **knobs,
+        image=handle_file(str(image)),
+        mask=None if mask is None else handle_file(str(mask)),
+        api_name="/remove",
+        **knobs,
     )
 
 
@@ -88,10 +93,25 @@ def test_the_remove_endpoint_is_named_and_documented(client: Client) -> None:
     endpoint = info["named_endpoints"]["/remove"]
     names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
     assert names == [
-        "image", "mask", "model", "method", "seeds", "num_inference_steps", "strength",
-        "removal_guidance_scale", "suppression_scale", "suppression_steps", "mask_dilation",
-        "feather_radius", "resolution", "paste_back", "strategy",
-        "points", "exclude", "box", "object",  # optional: select the object (issue 12)
+        "image",
+        "mask",
+        "model",
+        "method",
+        "seeds",
+        "num_inference_steps",
+        "strength",
+        "removal_guidance_scale",
+        "suppression_scale",
+        "suppression_steps",
+        "mask_dilation",
+        "feather_radius",
+        "resolution",
+        "paste_back",
+        "strategy",
+        "points",
+        "exclude",
+        "box",
+        "object",  # optional: select the object (issue 12)
     ]
     assert len(endpoint["returns"]) == 4  # candidates, before/after, file, status
     assert "/cancel" in info["named_endpoints"]
@@ -174,8 +194,12 @@ def test_bad_masks_are_reported(client: Client, files: dict[str, Path]) -> None:
 
 def test_cancel_stops_a_running_removal(client: Client, files: dict[str, Path]) -> None:
     job = client.submit(
-        image=handle_file(str(files["photo"])), mask=handle_file(str(files["mask"])),
-        num_inference_steps=200, strength=1.0, resolution=512, api_name="/remove",
+        image=handle_file(str(files["photo"])),
+        mask=handle_file(str(files["mask"])),
+        num_inference_steps=200,
+        strength=1.0,
+        resolution=512,
+        api_name="/remove",
     )
     deadline = time.monotonic() + 60
     while not job.status().progress_data:  # wait until the denoising loop reports its first step
@@ -217,7 +241,9 @@ def test_removals_are_serialised_by_the_queue(
     monkeypatch.setattr(service, "pipeline", probed_pipeline)
     jobs = [
         Client(url, verbose=False).submit(
-            image=handle_file(str(files["photo"])), mask=handle_file(str(files["mask"])), seeds=str(seed),
+            image=handle_file(str(files["photo"])),
+            mask=handle_file(str(files["mask"])),
+            seeds=str(seed),
             api_name="/remove",
         )
         for seed in (1, 2, 3)
@@ -271,13 +297,27 @@ def _call_remove_raw(url: str, data: list[Any]) -> str:
 RAW_KNOBS = ["built-in default model", "sip", "1", 8, 0.8, 9, 0.3, 10, 1, 2, 64, True, "resize"]
 
 
-PARAMETERS = ("image", "mask", "model", "method", "seeds", "num_inference_steps", "strength",
-              "removal_guidance_scale", "suppression_scale", "suppression_steps", "mask_dilation",
-              "feather_radius", "resolution", "paste_back", "strategy")
+PARAMETERS = (
+    "image",
+    "mask",
+    "model",
+    "method",
+    "seeds",
+    "num_inference_steps",
+    "strength",
+    "removal_guidance_scale",
+    "suppression_scale",
+    "suppression_steps",
+    "mask_dilation",
+    "feather_radius",
+    "resolution",
+    "paste_back",
+    "strategy",
+)
 
 
 def _raw_request(upload: dict[str, Any], **changes: Any) -> list[Any]:
-    values = dict(zip(PARAMETERS, [upload, upload, *RAW_KNOBS]))
+    values = dict(zip(PARAMETERS, [upload, upload, *RAW_KNOBS], strict=False))
     values.update(changes)
     return list(values.values())
 
@@ -299,16 +339,21 @@ BAD_REQUESTS = [
     ({"image": "just a string"}, "image: 'just a string' is not an uploaded file"),
     ({"image": {"meta": {"_type": "gradio.FileData"}}}, "image: {'meta'"),
     ({"image": None}, "image: upload a photo first"),
-    ({"mask": {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}},
-     "mask: '/etc/hostname' is not a file uploaded to this server"),
+    (
+        {"mask": {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}},
+        "mask: '/etc/hostname' is not a file uploaded to this server",
+    ),
 ]
 
 
-def test_every_api_error_names_the_argument_and_value(server: tuple[Any, str], files: dict[str, Path]) -> None:
+def test_every_api_error_names_the_argument_and_value(
+    server: tuple[Any, str], files: dict[str, Path]
+) -> None:
     _, url = server
     with files["photo"].open("rb") as photo:
-        uploaded = httpx.post(f"{url}/gradio_api/upload", files={"files": ("photo.png", photo, "image/png")},
-                              timeout=30).json()[0]
+        uploaded = httpx.post(
+            f"{url}/gradio_api/upload", files={"files": ("photo.png", photo, "image/png")}, timeout=30
+        ).json()[0]
     upload = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
     messages = {}
     for changes, expected in BAD_REQUESTS:

@@ -6,11 +6,11 @@ import logging
 
 import numpy as np
 import pytest
+import reference
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-import reference
 from attentive_eraser.attention import AttentiveEraserAttnProcessor, EraserState, key_bias
 from attentive_eraser.masks import token_grid, token_mask
 from attentive_eraser.testing.tiny import build_components
@@ -55,17 +55,29 @@ MASKS: dict[str, list[np.ndarray]] = {
 }
 
 
-def _state(masks: list[np.ndarray], *, step_index: int = 0, suppression_steps: int = 10,
-           suppression_scale: float = 0.3, enabled: bool = True,
-           latent_size: tuple[int, int] = LATENT) -> EraserState:
-    state = EraserState(suppression_scale=suppression_scale, suppression_steps=suppression_steps,
-                        step_index=step_index, enabled=enabled)
+def _state(
+    masks: list[np.ndarray],
+    *,
+    step_index: int = 0,
+    suppression_steps: int = 10,
+    suppression_scale: float = 0.3,
+    enabled: bool = True,
+    latent_size: tuple[int, int] = LATENT,
+) -> EraserState:
+    state = EraserState(
+        suppression_scale=suppression_scale,
+        suppression_steps=suppression_steps,
+        step_index=step_index,
+        enabled=enabled,
+    )
     pixel = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]  # (E, 1, H, W)
     state.set_mask(pixel, latent_size)
     return state
 
 
-def _reference_tokens(masks: list[np.ndarray], level: int, latent_size: tuple[int, int] = LATENT) -> torch.Tensor:
+def _reference_tokens(
+    masks: list[np.ndarray], level: int, latent_size: tuple[int, int] = LATENT
+) -> torch.Tensor:
     return torch.from_numpy(np.stack([reference.token_object_mask(m, latent_size, level) for m in masks]))
 
 
@@ -92,14 +104,17 @@ def test_reference_aas_ignores_object_keys_and_ss_only_changes_object_rows() -> 
     torch.testing.assert_close(ss[:, :, ~m[0]], aas[:, :, ~m[0]])
     assert not torch.allclose(ss[:, :, m[0]], aas[:, :, m[0]])
     # lambda = 1 makes SS the identity
-    torch.testing.assert_close(reference.eraser_attention(q, k, v, m, suppression_scale=1.0, suppress=True), aas)
+    torch.testing.assert_close(
+        reference.eraser_attention(q, k, v, m, suppression_scale=1.0, suppress=True), aas
+    )
 
 
 def test_reference_module_forward_matches_stock_processor(attn: Attention) -> None:
     hidden = _hidden(2, 24)
     expected = AttnProcessor2_0()(attn, hidden)
-    torch.testing.assert_close(reference.attention_module_forward(attn, hidden).float(), expected,
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        reference.attention_module_forward(attn, hidden).float(), expected, atol=1e-5, rtol=1e-5
+    )
 
 
 # ------------------------------------------------------------------------------- processor parity
@@ -123,7 +138,9 @@ def test_processor_matches_eager_reference(
 
     objects = _reference_tokens(masks, level)  # (E, N)
     layout = torch.cat([torch.zeros(plain, num_tokens, dtype=torch.bool), objects])  # [plain x B, erased x B]
-    expected = reference.attention_module_forward(attn, hidden, layout, suppression_scale=0.3, suppress=suppress)
+    expected = reference.attention_module_forward(
+        attn, hidden, layout, suppression_scale=0.3, suppress=suppress
+    )
     assert out.dtype == torch.float32 and out.shape == hidden.shape
     torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
     if plain:
@@ -157,7 +174,9 @@ def test_background_rows_never_read_the_object(attn: Attention) -> None:
 def test_ss_uses_suppression_scale(attn: Attention) -> None:
     masks = MASKS["box"]
     hidden = _hidden(1, 24)
-    outputs = [AttentiveEraserAttnProcessor(_state(masks, suppression_scale=lam))(attn, hidden) for lam in (0.1, 0.7)]
+    outputs = [
+        AttentiveEraserAttnProcessor(_state(masks, suppression_scale=lam))(attn, hidden) for lam in (0.1, 0.7)
+    ]
     objects = _reference_tokens(masks, 1)[0]
     assert not torch.allclose(outputs[0][:, objects], outputs[1][:, objects])
     torch.testing.assert_close(outputs[0][:, ~objects], outputs[1][:, ~objects], atol=1e-6, rtol=1e-6)
@@ -202,8 +221,10 @@ def test_disabled_state_is_exactly_stock(attn: Attention) -> None:
     hidden = _hidden(2, 96)
     assert torch.equal(processor(attn, hidden), AttnProcessor2_0()(attn, hidden))
     # and with no mask at all
-    assert torch.equal(AttentiveEraserAttnProcessor(EraserState(enabled=True))(attn, hidden),
-                       AttnProcessor2_0()(attn, hidden))
+    assert torch.equal(
+        AttentiveEraserAttnProcessor(EraserState(enabled=True))(attn, hidden),
+        AttnProcessor2_0()(attn, hidden),
+    )
 
 
 def test_cross_attention_call_is_exactly_stock(attn: Attention) -> None:
@@ -253,12 +274,18 @@ def test_mask_full_on_coarse_grids_only(attn: Attention, caplog: pytest.LogCaptu
     fine = processor(attn, hidden)
     objects = _reference_tokens([nearly], 0)
     assert int((~objects).sum()) == 1
-    torch.testing.assert_close(fine.double(), reference.attention_module_forward(attn, hidden, objects, suppress=True),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        fine.double(),
+        reference.attention_module_forward(attn, hidden, objects, suppress=True),
+        atol=1e-5,
+        rtol=1e-5,
+    )
     assert not caplog.records
     for num_tokens in (24, 6):  # entirely object: unmodified
         hidden = _hidden(1, num_tokens)
-        torch.testing.assert_close(processor(attn, hidden), AttnProcessor2_0()(attn, hidden), atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(
+            processor(attn, hidden), AttnProcessor2_0()(attn, hidden), atol=1e-6, rtol=1e-5
+        )
     assert len([r for r in caplog.records if r.name == LOGGER]) == 1
 
 
@@ -290,7 +317,9 @@ def test_processor_in_low_precision_has_no_nan(attn: Attention, dtype: torch.dty
             hidden = _hidden(4, num_tokens, seed=level)
             out = processor(low, hidden.to(dtype))
             assert out.dtype == dtype and not torch.isnan(out).any() and torch.isfinite(out).all()
-            layout = torch.cat([torch.zeros(2, num_tokens, dtype=torch.bool), _reference_tokens(masks, level)])
+            layout = torch.cat(
+                [torch.zeros(2, num_tokens, dtype=torch.bool), _reference_tokens(masks, level)]
+            )
             layout[2:] &= ~layout[2:].all(dim=1, keepdim=True)  # a fully covered sample is left plain
             expected = reference.attention_module_forward(attn, hidden, layout, suppress=suppress_step == 0)
             torch.testing.assert_close(out.double(), expected, atol=5e-2, rtol=5e-2)
@@ -300,10 +329,17 @@ def test_processor_in_low_precision_has_no_nan(attn: Attention, dtype: torch.dty
 @pytest.mark.parametrize(
     ("latent", "num_tokens", "grid"),
     [
-        ((8, 12), 96, (8, 12)), ((8, 12), 24, (4, 6)), ((8, 12), 6, (2, 3)),
-        ((16, 8), 32, (8, 4)), ((16, 8), 8, (4, 2)),
-        ((9, 13), 117, (9, 13)), ((9, 13), 35, (5, 7)), ((9, 13), 12, (3, 4)), ((9, 13), 4, (2, 2)),
-        ((9, 13), 1, (1, 1)), ((7, 7), 16, (4, 4)),
+        ((8, 12), 96, (8, 12)),
+        ((8, 12), 24, (4, 6)),
+        ((8, 12), 6, (2, 3)),
+        ((16, 8), 32, (8, 4)),
+        ((16, 8), 8, (4, 2)),
+        ((9, 13), 117, (9, 13)),
+        ((9, 13), 35, (5, 7)),
+        ((9, 13), 12, (3, 4)),
+        ((9, 13), 4, (2, 2)),
+        ((9, 13), 1, (1, 1)),
+        ((7, 7), 16, (4, 4)),
     ],
 )
 def test_token_grid(latent: tuple[int, int], num_tokens: int, grid: tuple[int, int]) -> None:
@@ -328,7 +364,9 @@ def test_token_grids_are_those_of_a_real_unet_on_an_odd_latent() -> None:
 
     processors = dict(unet.attn_processors)
     recorder = Recorder()
-    processors.update({name: recorder for name in processors if name.startswith("up_blocks") and ".attn1." in name})
+    processors.update(
+        {name: recorder for name in processors if name.startswith("up_blocks") and ".attn1." in name}
+    )
     unet.set_attn_processor(processors)
     with torch.no_grad():
         unet(torch.randn(1, 4, 9, 13), 500, encoder_hidden_states=torch.randn(1, 77, 32))
@@ -351,7 +389,9 @@ def test_token_mask_rejects_a_grid_that_is_no_unet_level() -> None:
         token_mask(torch.zeros(1, 1, 64, 96), (3, 5), LATENT)
 
 
-@pytest.mark.parametrize(("row", "col"), [(0, 0), (7, 7), (8, 8), (15, 16), (16, 15), (63, 95), (31, 48), (32, 47)])
+@pytest.mark.parametrize(
+    ("row", "col"), [(0, 0), (7, 7), (8, 8), (15, 16), (16, 15), (63, 95), (31, 48), (32, 47)]
+)
 def test_token_mask_single_pixel_marks_its_cell(row: int, col: int) -> None:
     mask = np.zeros(PIXELS, dtype=bool)
     mask[row, col] = True

@@ -133,7 +133,11 @@ CLI_CASES: list[tuple[Any, ...]] = [
     ("output is the mask", "remove {image} {mask} -o {mask} --overwrite", "is an input file"),
     ("output exists", "remove {image} {mask} -o {exists}", "already exists (use --overwrite"),
     ("output is a folder", "remove {image} {mask} -o {folder} --overwrite", "output: unsupported extension"),
-    ("output is a folder.png", "remove {image} {mask} -o {dir_png} --overwrite", "is a directory, not a file"),
+    (
+        "output is a folder.png",
+        "remove {image} {mask} -o {dir_png} --overwrite",
+        "is a directory, not a file",
+    ),
     ("no output", "remove {image} {mask}", "--output"),
     ("output name too long", "remove {image} {mask} -o {out}/" + "n" * 300 + ".png", "is too long"),
     ("output parent is a file", "remove {image} {mask} -o {afile}/x.png", "is a file, so"),
@@ -144,8 +148,16 @@ CLI_CASES: list[tuple[Any, ...]] = [
     ("strength 0", "remove {image} {mask} -o {out}/x.png --strength 0", "--strength"),
     ("strength 1.5", "remove {image} {mask} -o {out}/x.png --strength 1.5", "--strength"),
     ("strength nan", "remove {image} {mask} -o {out}/x.png --strength nan", "--strength"),
-    ("s negative", "remove {image} {mask} -o {out}/x.png --removal-guidance-scale -1", "--removal-guidance-scale"),
-    ("s nan", "remove {image} {mask} -o {out}/x.png --removal-guidance-scale nan", "--removal-guidance-scale"),
+    (
+        "s negative",
+        "remove {image} {mask} -o {out}/x.png --removal-guidance-scale -1",
+        "--removal-guidance-scale",
+    ),
+    (
+        "s nan",
+        "remove {image} {mask} -o {out}/x.png --removal-guidance-scale nan",
+        "--removal-guidance-scale",
+    ),
     ("lambda 1.5", "remove {image} {mask} -o {out}/x.png --suppression-scale 1.5", "--suppression-scale"),
     ("lambda nan", "remove {image} {mask} -o {out}/x.png --suppression-scale nan", "--suppression-scale"),
     ("T_SS negative", "remove {image} {mask} -o {out}/x.png --suppression-steps -1", "--suppression-steps"),
@@ -153,7 +165,11 @@ CLI_CASES: list[tuple[Any, ...]] = [
     ("feather negative", "remove {image} {mask} -o {out}/x.png --feather -1", "--feather"),
     ("feather nan", "remove {image} {mask} -o {out}/x.png --feather nan", "--feather"),
     ("resolution 8", "remove {image} {mask} -o {out}/x.png --resolution 8", "--resolution"),
-    ("resolution 8192", "remove {image} {mask} -o {out}/x.png --resolution 8192", "resolution: 8192 would upscale"),
+    (
+        "resolution 8192",
+        "remove {image} {mask} -o {out}/x.png --resolution 8192",
+        "resolution: 8192 would upscale",
+    ),
     ("seed negative", "remove {image} {mask} -o {out}/x.png --seed -1", "--seed"),
     ("method", "remove {image} {mask} -o {out}/x.png --method ddim", "--method"),
     ("strategy", "remove {image} {mask} -o {out}/x.png --strategy zoom", "--strategy"),
@@ -164,22 +180,62 @@ CLI_CASES: list[tuple[Any, ...]] = [
     ("device vulkan", "remove {image} {mask} -o {out}/x.png --device vulkan", "device='vulkan'"),
     ("device hip", "remove {image} {mask} -o {out}/x.png --device hip", "device='hip'"),
     ("device gpu0", "remove {image} {mask} -o {out}/x.png --device gpu0", "device='gpu0' is not a valid"),
-    pytest.param("device cuda:7", "remove {image} {mask} -o {out}/x.png --device cuda:7", "device='cuda:7'",
-                 marks=NO_CUDA, id="device cuda:7"),
+    pytest.param(
+        "device cuda:7",
+        "remove {image} {mask} -o {out}/x.png --device cuda:7",
+        "device='cuda:7'",
+        marks=NO_CUDA,
+        id="device cuda:7",
+    ),
     # --- remove: models
-    ("unknown model", "remove {image} {mask} -o {out}/x.png --model no-such-model", "model='no-such-model'", LOADS),
-    ("model is text", "remove {image} {mask} -o {out}/x.png --model {notes}", "is a file but not a checkpoint", LOADS),
-    ("damaged safetensors", "remove {image} {mask} -o {out}/x.png --model {bad_safetensors}",
-     "not a readable .safetensors file", LOADS),
-    ("damaged safetensors, config", "remove {image} {mask} -o {out}/x.png --model {bad_safetensors} --config {src}",
-     "not a readable .safetensors file", LOADS),
-    ("damaged ckpt", "remove {image} {mask} -o {out}/x.png --model {bad_ckpt}",
-     "not a readable checkpoint of plain tensors", LOADS),
-    ("unet config not JSON", "remove {image} {mask} -o {out}/x.png --model {bad_json}",
-     "unet/config.json is not valid JSON", LOADS),
-    ("unet config a list", "remove {image} {mask} -o {out}/x.png --model {list_json}",
-     "unet/config.json holds a JSON list", LOADS),
-    ("no unet weights", "remove {image} {mask} -o {out}/x.png --model {no_weights}", "unet/ has no weights", LOADS),
+    (
+        "unknown model",
+        "remove {image} {mask} -o {out}/x.png --model no-such-model",
+        "model='no-such-model'",
+        LOADS,
+    ),
+    (
+        "model is text",
+        "remove {image} {mask} -o {out}/x.png --model {notes}",
+        "is a file but not a checkpoint",
+        LOADS,
+    ),
+    (
+        "damaged safetensors",
+        "remove {image} {mask} -o {out}/x.png --model {bad_safetensors}",
+        "not a readable .safetensors file",
+        LOADS,
+    ),
+    (
+        "damaged safetensors, config",
+        "remove {image} {mask} -o {out}/x.png --model {bad_safetensors} --config {src}",
+        "not a readable .safetensors file",
+        LOADS,
+    ),
+    (
+        "damaged ckpt",
+        "remove {image} {mask} -o {out}/x.png --model {bad_ckpt}",
+        "not a readable checkpoint of plain tensors",
+        LOADS,
+    ),
+    (
+        "unet config not JSON",
+        "remove {image} {mask} -o {out}/x.png --model {bad_json}",
+        "unet/config.json is not valid JSON",
+        LOADS,
+    ),
+    (
+        "unet config a list",
+        "remove {image} {mask} -o {out}/x.png --model {list_json}",
+        "unet/config.json holds a JSON list",
+        LOADS,
+    ),
+    (
+        "no unet weights",
+        "remove {image} {mask} -o {out}/x.png --model {no_weights}",
+        "unet/ has no weights",
+        LOADS,
+    ),
     # --- batch
     ("batch: no source", "batch {tmp}/nowhere -o {out}", "source:"),
     ("batch: output-dir a file", "batch {src} -o {afile}", "output-dir: "),
@@ -223,8 +279,12 @@ def _no_model(*args: object, **kwargs: object) -> None:
 
 
 def snapshot(*folders: Path) -> dict[str, bytes]:
-    return {str(path): path.read_bytes() for folder in folders for path in sorted(folder.rglob("*"))
-            if path.is_file()}
+    return {
+        str(path): path.read_bytes()
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def _args(command: str, world: dict[str, Path], busy_port: int) -> list[str]:
@@ -246,7 +306,11 @@ def _case_params() -> list[Any]:
 
 @pytest.mark.parametrize(("command", "expected", "loads"), _case_params())
 def test_command_line_corpus(
-    command: str, expected: str, loads: bool, world: dict[str, Path], busy_port: int,
+    command: str,
+    expected: str,
+    loads: bool,
+    world: dict[str, Path],
+    busy_port: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if command.startswith("serve"):
@@ -294,16 +358,25 @@ API_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("changes", "argument", "expected"), [case[1:] for case in API_CASES],
-                         ids=[case[0] for case in API_CASES])
+@pytest.mark.parametrize(
+    ("changes", "argument", "expected"), [case[1:] for case in API_CASES], ids=[case[0] for case in API_CASES]
+)
 def test_python_api_corpus(
-    changes: dict[str, Any], argument: str, expected: str, world: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+    changes: dict[str, Any],
+    argument: str,
+    expected: str,
+    world: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if "model" not in changes:
         monkeypatch.setattr(api, "load_pipeline", _no_model)
     api.clear_cache()
-    kwargs: dict[str, Any] = {"image": world["image"], "mask": world["mask"], "num_inference_steps": 4,
-                              "progress": False}
+    kwargs: dict[str, Any] = {
+        "image": world["image"],
+        "mask": world["mask"],
+        "num_inference_steps": 4,
+        "progress": False,
+    }
     for name, value in changes.items():
         kwargs[name] = world[value] if isinstance(value, str) and value in world else value
     before = snapshot(world["tmp"], world["huge"].parent)
@@ -324,8 +397,13 @@ PROCESS_CASES = [
 
 
 def test_a_real_process_prints_one_line(world: dict[str, Path], busy_port: int) -> None:
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-           "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        "OMP_NUM_THREADS": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
     before = snapshot(world["tmp"])
     for command, expected in PROCESS_CASES:
         args = [sys.executable, "-m", "attentive_eraser", *_args(command, world, busy_port), QUIET]

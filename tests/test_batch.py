@@ -72,11 +72,17 @@ def folder(tmp_path: Path) -> Path:
 
 
 GOOD = ["a.png", "b.png", "photo.jpg", "sub/c.png"]
-BAD = {"broken.png": "cannot read", "empty.png": "selects no pixels", "wrong.png": "40x40",
-       "lonely.png": "no mask"}
+BAD = {
+    "broken.png": "cannot read",
+    "empty.png": "selects no pixels",
+    "wrong.png": "40x40",
+    "lonely.png": "no mask",
+}
 
 
-def test_folder_run_reports_every_item_and_keeps_format_size_metadata_alpha(folder: Path, tmp_path: Path) -> None:
+def test_folder_run_reports_every_item_and_keeps_format_size_metadata_alpha(
+    folder: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     result = invoke("batch", folder, "-o", out, *FAST)
     assert result.exit_code == 1, result.output  # some items failed
@@ -118,7 +124,9 @@ def test_rerun_skips_valid_outputs_and_redoes_partial_ones(folder: Path, tmp_pat
     records = {record["id"]: record for record in read_report(out / "batch-report.jsonl")}
     assert records["b.png"]["status"] == "done"
     assert {records[name]["status"] for name in ("a.png", "photo.jpg", "sub/c.png")} == {"skipped"}
-    assert all((out / name).stat().st_mtime_ns == before[name] for name in ("a.png", "photo.jpg", "sub/c.png"))
+    assert all(
+        (out / name).stat().st_mtime_ns == before[name] for name in ("a.png", "photo.jpg", "sub/c.png")
+    )
     assert not stale.exists()
     with Image.open(out / "b.png") as redone:
         redone.load()
@@ -133,8 +141,14 @@ def test_single_item_equals_remove_with_its_seed(folder: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     [record] = read_report(out / "batch-report.jsonl")
     assert record["id"] == "a.png" and record["batch_size"] == 1
-    expected = api.remove(folder / "a.png", folder / "a_mask.png", seed=item_seed("a.png", 123),
-                          num_inference_steps=4, resolution=64, progress=False)
+    expected = api.remove(
+        folder / "a.png",
+        folder / "a_mask.png",
+        seed=item_seed("a.png", 123),
+        num_inference_steps=4,
+        resolution=64,
+        progress=False,
+    )
     with Image.open(out / "a.png") as written:
         assert np.array_equal(np.asarray(written), np.asarray(expected))
 
@@ -155,8 +169,14 @@ def test_seeds_depend_on_the_item_not_on_order_or_limit(folder: Path, tmp_path: 
     items = list_items(folder, out)
     assert [item.seed for item in items if item.id == "b.png"] == [item_seed("b.png", 123)]
     assert item_seed("b.png", 123) != item_seed("a.png", 123) != item_seed("a.png", 124)
-    rows = [{"image": f"{folder.name}/{name}", "mask": f"{folder.name}/{Path(name).stem}_mask.png",
-             "output": name} for name in ("b.png", "a.png")]
+    rows = [
+        {
+            "image": f"{folder.name}/{name}",
+            "mask": f"{folder.name}/{Path(name).stem}_mask.png",
+            "output": name,
+        }
+        for name in ("b.png", "a.png")
+    ]
     manifest = tmp_path / "list.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     by_manifest = {item.id: item.seed for item in list_items(manifest, out)}
@@ -170,10 +190,12 @@ def test_csv_manifest_with_per_item_seed_and_knobs_and_one_mask_for_all(tmp_path
     write_image(tmp_path / "y.webp", 80, 64, 1, lossless=True)
     Image.fromarray(box_mask(80, 64)).save(tmp_path / "mask.png")
     manifest = tmp_path / "jobs.csv"
-    manifest.write_text("image,output,seed,removal_guidance_scale,method\n"
-                        "x.png,results/x1.png,5,0,sip\n"
-                        "x.png,results/x2.png,,,dip\n"
-                        "y.webp,,,,\n")
+    manifest.write_text(
+        "image,output,seed,removal_guidance_scale,method\n"
+        "x.png,results/x1.png,5,0,sip\n"
+        "x.png,results/x2.png,,,dip\n"
+        "y.webp,,,,\n"
+    )
     out = tmp_path / "out"
     result = invoke("batch", manifest, "-o", out, "--masks", tmp_path / "mask.png", *FAST)
     assert result.exit_code == 0, result.output
@@ -181,8 +203,15 @@ def test_csv_manifest_with_per_item_seed_and_knobs_and_one_mask_for_all(tmp_path
     assert set(records) == {"results/x1.png", "results/x2.png", "y.webp"}
     assert records["results/x1.png"]["seed"] == 5
     assert all(record["status"] == "done" for record in records.values())
-    expected = api.remove(tmp_path / "x.png", tmp_path / "mask.png", seed=5, removal_guidance_scale=0,
-                          num_inference_steps=4, resolution=64, progress=False)
+    expected = api.remove(
+        tmp_path / "x.png",
+        tmp_path / "mask.png",
+        seed=5,
+        removal_guidance_scale=0,
+        num_inference_steps=4,
+        resolution=64,
+        progress=False,
+    )
     with Image.open(out / "results" / "x1.png") as written:
         assert np.array_equal(np.asarray(written), np.asarray(expected))
     with Image.open(out / "y.webp") as webp:
@@ -212,11 +241,17 @@ def test_masks_folder_and_pattern(tmp_path: Path) -> None:
     Image.fromarray(box_mask(64, 64)).save(tmp_path / "masks" / "deep" / "q.png")
     items = list_items(tmp_path / "images", tmp_path / "out", masks=tmp_path / "masks")
     assert [(item.id, item.mask) for item in items] == [
-        ("deep/q.png", tmp_path / "masks" / "deep" / "q.png"), ("p.png", tmp_path / "masks" / "p.png")]
+        ("deep/q.png", tmp_path / "masks" / "deep" / "q.png"),
+        ("p.png", tmp_path / "masks" / "p.png"),
+    ]
     Image.fromarray(box_mask(64, 64)).save(tmp_path / "masks" / "p-obj.png")
-    items = list_items(tmp_path / "images", tmp_path / "out", masks=tmp_path / "masks", mask_pattern="{stem}-obj.png")
+    items = list_items(
+        tmp_path / "images", tmp_path / "out", masks=tmp_path / "masks", mask_pattern="{stem}-obj.png"
+    )
     assert items[1].mask == tmp_path / "masks" / "p-obj.png" and "not found" in items[0].error
-    items = list_items(tmp_path / "images", tmp_path / "out", masks=tmp_path / "masks", mask_pattern="{stem}*")
+    items = list_items(
+        tmp_path / "images", tmp_path / "out", masks=tmp_path / "masks", mask_pattern="{stem}*"
+    )
     assert "ambiguous" in items[1].error
 
 
@@ -233,8 +268,13 @@ def test_dry_run_writes_nothing_and_lists_the_plan(folder: Path, tmp_path: Path)
 
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    completed = subprocess.run([sys.executable, "-m", "attentive_eraser", "batch", "--help"], capture_output=True,
-                               text=True, env=environment, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, "-m", "attentive_eraser", "batch", "--help"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+    )
     assert completed.returncode == 0 and "--mask-pattern" in completed.stdout
 
 

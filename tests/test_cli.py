@@ -68,9 +68,24 @@ def test_remove_help_lists_every_option_with_paper_symbols() -> None:
     assert result.exit_code == 0
     text = " ".join(result.output.split())  # undo click's line wrapping
     for option in (
-        "--output", "--model", "--method", "--seed", "--steps", "--strength", "--removal-guidance-scale",
-        "--suppression-scale", "--suppression-steps", "--dilate", "--feather", "--resolution",
-        "--no-paste-back", "--resize-mask", "--device", "--dtype", "--quiet", "--overwrite",
+        "--output",
+        "--model",
+        "--method",
+        "--seed",
+        "--steps",
+        "--strength",
+        "--removal-guidance-scale",
+        "--suppression-scale",
+        "--suppression-steps",
+        "--dilate",
+        "--feather",
+        "--resolution",
+        "--no-paste-back",
+        "--resize-mask",
+        "--device",
+        "--dtype",
+        "--quiet",
+        "--overwrite",
     ):
         assert option in text, option
     for symbol in ("s (Eq. 18)", "λ (Eq. 13)", "T_SS", "T_I"):
@@ -137,8 +152,10 @@ def test_bad_input_is_one_line_and_exit_code_2(
     command: str, expected: str, files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api, "remove", _no_model)
-    args = [files[word] if word in files else tmp_path / word if word.startswith("out.") else word
-            for word in command.split()]
+    args = [
+        files[word] if word in files else tmp_path / word if word.startswith("out.") else word
+        for word in command.split()
+    ]
     before = {path: path.read_bytes() for path in (files["image"], files["mask"])}
     result = invoke("remove", *args)
     assert result.exit_code == 2, result.output
@@ -161,8 +178,11 @@ def test_mask_size_message(files: dict[str, Path], tmp_path: Path) -> None:
         (["--model", "no-such-model"], "model="),
         (["--model", "nobody/no-such-model"], "model="),
         (["--device", "no-such-device"], "device"),
-        pytest.param(["--device", "cuda"], "device", marks=pytest.mark.skipif(
-            torch.cuda.is_available(), reason="this machine has CUDA")),
+        pytest.param(
+            ["--device", "cuda"],
+            "device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
         (["--steps", "4", "--strength", "0.1"], "strength"),  # checked by the pipeline: no step would run
     ],
 )

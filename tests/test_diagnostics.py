@@ -17,7 +17,9 @@ TIMESTEPS = (781, 381)
 @pytest.fixture
 def case() -> dict:
     torch.manual_seed(0)
-    config = TrainingConfig(unet_block_out_channels=(32, 64, 64), unet_norm_num_groups=16, text_hidden_size=32)
+    config = TrainingConfig(
+        unet_block_out_channels=(32, 64, 64), unet_norm_num_groups=16, text_hidden_size=32
+    )
     unet = build_unet(config).eval()
     latents = torch.randn(2, 4, 16, 16)
     noise = torch.randn(2, 4, 16, 16)
@@ -26,8 +28,14 @@ def case() -> dict:
     mask[1, :, 30:50, 20:44] = 1
     context = torch.randn(2, 77, 32)
     scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
-    return {"unet": unet, "latents": latents, "noise": noise, "mask": mask, "context": context,
-            "scheduler": scheduler}
+    return {
+        "unet": unet,
+        "latents": latents,
+        "noise": noise,
+        "mask": mask,
+        "context": context,
+        "scheduler": scheduler,
+    }
 
 
 def _decoder_attn1(unet: torch.nn.Module) -> list[torch.nn.Module]:
@@ -38,8 +46,15 @@ def _decoder_attn1(unet: torch.nn.Module) -> list[torch.nn.Module]:
 def test_uniform_attention_has_entropy_one_and_no_selectivity(case: dict) -> None:
     for attn in _decoder_attn1(case["unet"]):
         torch.nn.init.zeros_(attn.to_q.weight)  # q = 0: every row is exactly uniform
-    result = attention_selectivity(case["unet"], case["latents"], case["noise"], case["mask"], TIMESTEPS,
-                                   case["context"], case["scheduler"])
+    result = attention_selectivity(
+        case["unet"],
+        case["latents"],
+        case["noise"],
+        case["mask"],
+        TIMESTEPS,
+        case["context"],
+        case["scheduler"],
+    )
     assert len(result.layers) == 4  # 2 grids x (layers_per_block + 1) decoder blocks
     # object cells per sample: 4x4 and 6x6 of the 16x16 grid, 2x2 and 4x4 of the 8x8 grid
     shares = {layer.grid: layer.object_share for layer in result.layers}
@@ -78,8 +93,9 @@ def test_selectivity_leaves_the_unet_as_it_was(case: dict) -> None:
     with torch.no_grad():
         before = unet(noisy, t, encoder_hidden_states=case["context"]).sample
     processors = dict(unet.attn_processors)
-    result = attention_selectivity(unet, case["latents"], case["noise"], case["mask"], (381,), case["context"],
-                                   case["scheduler"])
+    result = attention_selectivity(
+        unet, case["latents"], case["noise"], case["mask"], (381,), case["context"], case["scheduler"]
+    )
     assert all(0 < layer.entropy <= 1 for layer in result.layers)
     assert dict(unet.attn_processors) == processors  # restored
     with torch.no_grad():
@@ -106,21 +122,49 @@ def test_recording_processor_computes_the_stock_output(case: dict) -> None:
 
 
 def test_sarg_signal_is_zero_when_attention_output_is_switched_off(case: dict) -> None:
-    signal = sarg_signal(case["unet"], case["latents"], case["noise"], case["mask"], TIMESTEPS, case["context"],
-                         case["scheduler"])
+    signal = sarg_signal(
+        case["unet"],
+        case["latents"],
+        case["noise"],
+        case["mask"],
+        TIMESTEPS,
+        case["context"],
+        case["scheduler"],
+    )
     assert signal.timesteps == list(TIMESTEPS)
     assert all(value > 0 for value in signal.inside) and all(0 < share < 1 for share in signal.share_inside)
     for attn in _decoder_attn1(case["unet"]):
         torch.nn.init.zeros_(attn.to_out[0].weight)  # the layer adds only its bias: AAS cannot change it
-    signal = sarg_signal(case["unet"], case["latents"], case["noise"], case["mask"], TIMESTEPS, case["context"],
-                         case["scheduler"])
+    signal = sarg_signal(
+        case["unet"],
+        case["latents"],
+        case["noise"],
+        case["mask"],
+        TIMESTEPS,
+        case["context"],
+        case["scheduler"],
+    )
     assert signal.inside == [0.0, 0.0] and signal.outside == [0.0, 0.0]
 
 
 def test_sarg_signal_checks_shapes(case: dict) -> None:
     with pytest.raises(ValueError, match="noise"):
-        sarg_signal(case["unet"], case["latents"], case["noise"][:1], case["mask"], TIMESTEPS, case["context"],
-                    case["scheduler"])
+        sarg_signal(
+            case["unet"],
+            case["latents"],
+            case["noise"][:1],
+            case["mask"],
+            TIMESTEPS,
+            case["context"],
+            case["scheduler"],
+        )
     with pytest.raises(ValueError, match="mask"):
-        sarg_signal(case["unet"], case["latents"], case["noise"], case["mask"][:1], TIMESTEPS, case["context"],
-                    case["scheduler"])
+        sarg_signal(
+            case["unet"],
+            case["latents"],
+            case["noise"],
+            case["mask"][:1],
+            TIMESTEPS,
+            case["context"],
+            case["scheduler"],
+        )

@@ -21,18 +21,42 @@ import pytest
 from PIL import Image
 
 FAST = ["--resolution", "64", "--batch-size", "2", "--quiet"]
-ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1",
-               "TRANSFORMERS_OFFLINE": "1"}
+ENVIRONMENT = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
 
 
-def batch(*args: object, processes: int = 1, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
-    launcher = [sys.executable, "-m", "attentive_eraser"] if processes == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-        "-m", "attentive_eraser"]
+def batch(
+    *args: object, processes: int = 1, wait: bool = True
+) -> subprocess.CompletedProcess | subprocess.Popen:
+    launcher = (
+        [sys.executable, "-m", "attentive_eraser"]
+        if processes == 1
+        else [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(processes),
+            "-m",
+            "attentive_eraser",
+        ]
+    )
     command = [*launcher, "batch", *[str(arg) for arg in args]]
     if not wait:
-        return subprocess.Popen(command, env=ENVIRONMENT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            env=ENVIRONMENT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
     return subprocess.run(command, env=ENVIRONMENT, capture_output=True, text=True, timeout=300)
 
 
@@ -41,8 +65,11 @@ def report(folder: Path) -> list[dict]:
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.suffix == ".png" and not path.name.startswith(".")}
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.suffix == ".png" and not path.name.startswith(".")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +81,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         width, height = (96, 64) if index % 3 == 0 else (64, 64)
         folder = root / "sub" if index % 4 == 0 else root
         rng = np.random.default_rng(index)
-        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f"img{index:02d}.png")
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
+            folder / f"img{index:02d}.png"
+        )
         mask = np.zeros((height, width), np.uint8)
         mask[16 + index : 40, 20:44] = 255
         Image.fromarray(mask).save(folder / f"img{index:02d}_mask.png")
@@ -96,7 +125,9 @@ def test_two_processes_equal_one_file_for_file(source: Path, reference: Path, tm
     assert {r["id"]: r["seed"] for r in records} == {r["id"]: r["seed"] for r in report(reference)}
 
 
-def test_a_crashed_process_loses_only_its_work_in_flight(source: Path, reference: Path, tmp_path: Path) -> None:
+def test_a_crashed_process_loses_only_its_work_in_flight(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     # More steps make each item take a moment, so the kill lands mid-run.
     run = batch(source, "-o", out, "--steps", "20", *FAST, processes=2, wait=False)

@@ -138,7 +138,8 @@ def test_vgg16_layout_matches_torchvision_names(networks: dict[str, Path]) -> No
     assert VGG16Features.conv_indices() == [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
     full = VGG16Features()
     assert sorted(full.state_dict(), key=lambda k: (int(k.split(".")[1]), k)) == [
-        f"features.{i}.{p}" for i in VGG16Features.conv_indices() for p in ("bias", "weight")]
+        f"features.{i}.{p}" for i in VGG16Features.conv_indices() for p in ("bias", "weight")
+    ]
     assert full.taps == [3, 8, 15, 22, 29]  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
     assert sum(p.numel() for p in full.parameters()) == 14_714_688  # VGG-16's convolutional parameters
     lpips = load_lpips(networks["vgg"], networks["heads"])
@@ -158,7 +159,7 @@ def test_lpips_properties(networks: dict[str, Path]) -> None:
     features_x = lpips.backbone((x * 2 - 1 - lpips.shift) / lpips.scale)
     features_y = lpips.backbone((y * 2 - 1 - lpips.shift) / lpips.scale)
     expected = torch.zeros(2)
-    for fx, fy, head in zip(features_x, features_y, lpips.heads):
+    for fx, fy, head in zip(features_x, features_y, lpips.heads, strict=False):
         ux = fx / (fx.norm(dim=1, keepdim=True) + 1e-10)
         uy = fy / (fy.norm(dim=1, keepdim=True) + 1e-10)
         expected += torch.einsum("nchw,c->n", (ux - uy) ** 2, head.flatten()) / (fx.shape[2] * fx.shape[3])
@@ -203,7 +204,7 @@ def scored(tmp_path: Path) -> dict[str, Path]:
         Image.fromarray(image).save(paths["in"] / f"s{index}.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(paths["in"] / f"s{index}_mask.png")
         Image.fromarray(background).save(paths["bg"] / f"s{index}.png")
-        for seed, folder in zip((123, 321, 777), ("r123", "r321", "r777")):
+        for seed, folder in zip((123, 321, 777), ("r123", "r321", "r777"), strict=False):
             noise = np.random.default_rng(seed + index).integers(-20, 21, background.shape)
             result = background.astype(int)
             result[mask] += noise[mask]
@@ -211,19 +212,54 @@ def scored(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def test_eval_command_end_to_end_with_tiny_networks(scored: dict[str, Path], networks: dict[str, Path],
-                                                    tmp_path: Path) -> None:
-    nets = ["--inception", networks["inception"], "--lpips-backbone", networks["vgg"], "--lpips-heads",
-            networks["heads"], "--clip", networks["clip"], "--size", "64", "--crop-size", "32", "-q"]
+def test_eval_command_end_to_end_with_tiny_networks(
+    scored: dict[str, Path], networks: dict[str, Path], tmp_path: Path
+) -> None:
+    nets = [
+        "--inception",
+        networks["inception"],
+        "--lpips-backbone",
+        networks["vgg"],
+        "--lpips-heads",
+        networks["heads"],
+        "--clip",
+        networks["clip"],
+        "--size",
+        "64",
+        "--crop-size",
+        "32",
+        "-q",
+    ]
     output = tmp_path / "metrics.json"
-    result = invoke("eval", scored["in"], "-r", scored["r123"], "-r", scored["r321"], "-r", scored["r777"],
-                    "--backgrounds", scored["bg"], *nets, "-o", output)
+    result = invoke(
+        "eval",
+        scored["in"],
+        "-r",
+        scored["r123"],
+        "-r",
+        scored["r321"],
+        "-r",
+        scored["r777"],
+        "--backgrounds",
+        scored["bg"],
+        *nets,
+        "-o",
+        output,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(output.read_text())
     metrics = report["metrics"]
     assert report["items"] == 4 and report["missing"] == []
-    for name in ("fid", "lpips", "local_fid", "clip_consensus", "clip_score", "psnr_masked", "ssim_masked",
-                 "lpips_masked"):
+    for name in (
+        "fid",
+        "lpips",
+        "local_fid",
+        "clip_consensus",
+        "clip_score",
+        "psnr_masked",
+        "ssim_masked",
+        "lpips_masked",
+    ):
         assert metrics[name] is not None and math.isfinite(metrics[name]), name
     assert metrics["clip_consensus"] > 0 and 20 < metrics["psnr_masked"] < 40
     assert "| FID ↓ |" in result.output and output.with_suffix(".md").is_file()
@@ -235,24 +271,45 @@ def test_eval_command_end_to_end_with_tiny_networks(scored: dict[str, Path], net
     assert result.exit_code == 0, result.output
     metrics = json.loads(output.read_text())["metrics"]
     assert abs(metrics["fid"]) < 1e-3 and abs(metrics["local_fid"]) < 1e-3
-    assert metrics["lpips"] == pytest.approx(0, abs=1e-6) and metrics["lpips_masked"] == pytest.approx(0, abs=1e-6)
+    assert metrics["lpips"] == pytest.approx(0, abs=1e-6) and metrics["lpips_masked"] == pytest.approx(
+        0, abs=1e-6
+    )
     assert metrics["clip_consensus"] == 0 and metrics["psnr_masked"] == pytest.approx(120)
 
 
 def test_eval_reports_what_it_cannot_compute(scored: dict[str, Path], networks: dict[str, Path]) -> None:
-    result = invoke("eval", scored["in"], "-r", scored["r123"], "--metrics", "clip_score,clip_consensus,masked",
-                    "--clip", networks["clip"], "-q")
+    result = invoke(
+        "eval",
+        scored["in"],
+        "-r",
+        scored["r123"],
+        "--metrics",
+        "clip_score,clip_consensus,masked",
+        "--clip",
+        networks["clip"],
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert "clip_consensus: not computed (needs 2+ --results" in result.output
     assert "masked: not computed (needs --backgrounds)" in result.output
     (scored["r123"] / "s0.png").unlink()
-    result = invoke("eval", scored["in"], "-r", scored["r123"], "--metrics", "clip_score", "--clip",
-                    networks["clip"], "-q")
+    result = invoke(
+        "eval",
+        scored["in"],
+        "-r",
+        scored["r123"],
+        "--metrics",
+        "clip_score",
+        "--clip",
+        networks["clip"],
+        "-q",
+    )
     assert result.exit_code == 0 and "1 item(s) without a result" in result.output
 
 
-def test_eval_without_weights_offline_fails_clearly(scored: dict[str, Path], tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eval_without_weights_offline_fails_clearly(
+    scored: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     result = invoke("eval", scored["in"], "-r", scored["r123"], "--metrics", "fid", "-q")
     assert result.exit_code == 2
@@ -271,8 +328,13 @@ PROTOCOL = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_protocol.
 
 def protocol(*args: object) -> subprocess.CompletedProcess:
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, str(PROTOCOL), *map(str, args)], capture_output=True, text=True,
-                          env=environment, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(PROTOCOL), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
 
 
 def test_paper_protocol_tiny_path_prints_table_1_beside_the_paper(tmp_path: Path) -> None:
@@ -296,6 +358,9 @@ def test_paper_protocol_without_weights_offline_fails_clearly(tmp_path: Path) ->
     (tmp_path / "data" / "manifest.csv").write_text("image,mask,output\n")
     completed = protocol("run", "--data", tmp_path / "data", "--runs", tmp_path / "runs")
     assert completed.returncode == 2
-    assert "stabilityai/stable-diffusion-2-1-base" in completed.stderr and "cannot run offline" in completed.stderr
+    assert (
+        "stabilityai/stable-diffusion-2-1-base" in completed.stderr
+        and "cannot run offline" in completed.stderr
+    )
     completed = protocol("prepare", "--openimages", tmp_path, "--data", tmp_path / "data")
     assert completed.returncode == 2 and "docs/evaluation.md" in completed.stderr

@@ -49,8 +49,11 @@ def write_pair(folder: Path, stem: str, size: tuple[int, int] = (96, 64), seed: 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative name -> bytes): to prove nothing was changed or added."""
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*"))
-            if path.is_file()}
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def _no_model(*args: object, **kwargs: object) -> None:
@@ -72,8 +75,13 @@ def test_1_report_path_never_overwrites_an_input_and_is_checked_first(
     manifest.write_text("image,mask\na.png,a_mask.png\nb.png,b_mask.png\n")
     out = tmp_path / "out"
     (tmp_path / "folder").mkdir()
-    report = {"image": source / "b.png", "mask": source / "b_mask.png", "manifest": manifest,
-              "folder": tmp_path / "folder", "output": out / "a.png"}[target]
+    report = {
+        "image": source / "b.png",
+        "mask": source / "b_mask.png",
+        "manifest": manifest,
+        "folder": tmp_path / "folder",
+        "output": out / "a.png",
+    }[target]
     monkeypatch.setattr(api, "load_pipeline", _no_model)
     before = snapshot(tmp_path)
     line = one_error_line(invoke("batch", manifest, "-o", out, "--report", report, *FAST))
@@ -101,8 +109,9 @@ def test_2_an_output_that_is_another_rows_input_fails_that_row(overwrite: bool, 
     write_pair(tmp_path, "y", seed=1)
     manifest = tmp_path / "jobs.csv"
     # results go into the manifest's own folder: row 1's output is row 2's image, row 3's its mask
-    manifest.write_text("image,mask,output\nx.png,x_mask.png,y.png\ny.png,y_mask.png,y_out.png\n"
-                        "x.png,x_mask.png,y_mask.png\n")
+    manifest.write_text(
+        "image,mask,output\nx.png,x_mask.png,y.png\ny.png,y_mask.png,y_out.png\nx.png,x_mask.png,y_mask.png\n"
+    )
     inputs = {name: (tmp_path / name).read_bytes() for name in ("x.png", "y.png", "x_mask.png", "y_mask.png")}
     result = invoke("batch", manifest, "-o", tmp_path, *FAST, *(["--overwrite"] if overwrite else []))
     assert result.exit_code == 1, result.output
@@ -129,7 +138,9 @@ def test_3_outputs_through_a_symlink_out_of_the_output_folder_are_refused(tmp_pa
     assert result.exit_code == 1, result.output
     records = {record["id"]: record for record in read_report(out / "batch-report.jsonl")}
     assert records["a.png"]["status"] == "done"
-    assert records["sub/c.png"]["status"] == "failed" and "outside OUTPUT_DIR" in records["sub/c.png"]["reason"]
+    assert (
+        records["sub/c.png"]["status"] == "failed" and "outside OUTPUT_DIR" in records["sub/c.png"]["reason"]
+    )
     manifest = source / "jobs.jsonl"
     manifest.write_text(json.dumps({"image": "a.png", "mask": "a_mask.png", "output": "link/x.png"}) + "\n")
     result = invoke("batch", manifest, "-o", out, *FAST)
@@ -190,7 +201,7 @@ def test_16_demo_setup_installs_only_the_package(tmp_path: Path) -> None:
     log.unlink()
     subprocess.run(["bash", "scripts/test.sh", "-x"], cwd=repo, env=env, check=True, timeout=60)
     calls = log.read_text().splitlines()
-    assert 'python -m pip install --quiet -e .[test,app]' in calls
+    assert "python -m pip install --quiet -e .[test,app]" in calls
     assert calls[-1] == "python -m pytest -q -x"
 
 
@@ -222,8 +233,9 @@ def test_5_images_over_the_pixel_limit_are_refused_before_decoding(
     with pytest.raises(io.InputError, match="megapixels"):
         io.load_mask(huge_png)
     # the limit can be raised: the image is then read, and the next problem (the mask's size) reported
-    line = one_error_line(invoke("remove", huge_png, mask, "-o", tmp_path / "out.png", "--max-pixels",
-                                 "60000000", *FAST))
+    line = one_error_line(
+        invoke("remove", huge_png, mask, "-o", tmp_path / "out.png", "--max-pixels", "60000000", *FAST)
+    )
     assert "mask: size 96x64 differs" in line
 
 
@@ -299,7 +311,12 @@ def damaged_models(tmp_path: Path, tiny_sd15_dir: Path) -> dict[str, list[str]]:
         weights.unlink()
     return {
         "safetensors": ["--model", str(tmp_path / "garbage.safetensors")],
-        "safetensors with config": ["--model", str(tmp_path / "garbage.safetensors"), "--config", str(tiny_sd15_dir)],
+        "safetensors with config": [
+            "--model",
+            str(tmp_path / "garbage.safetensors"),
+            "--config",
+            str(tiny_sd15_dir),
+        ],
         "ckpt": ["--model", str(tmp_path / "garbage.ckpt")],
         "config not json": ["--model", str(tmp_path / "bad-json")],
         "config a list": ["--model", str(tmp_path / "list-json")],
@@ -307,20 +324,25 @@ def damaged_models(tmp_path: Path, tiny_sd15_dir: Path) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize(("case", "expected"), [
-    ("safetensors", "is not a readable .safetensors file"),
-    ("safetensors with config", "is not a readable .safetensors file"),
-    ("ckpt", "is not a readable checkpoint of plain tensors"),
-    ("config not json", "unet/config.json is not valid JSON"),
-    ("config a list", "unet/config.json holds a JSON list, not an object"),
-    ("no unet weights", "unet/ has no weights"),
-])
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("safetensors", "is not a readable .safetensors file"),
+        ("safetensors with config", "is not a readable .safetensors file"),
+        ("ckpt", "is not a readable checkpoint of plain tensors"),
+        ("config not json", "unet/config.json is not valid JSON"),
+        ("config a list", "unet/config.json holds a JSON list, not an object"),
+        ("no unet weights", "unet/ has no weights"),
+    ],
+)
 def test_7_damaged_models_give_one_clear_line(
     case: str, expected: str, damaged_models: dict[str, list[str]], tmp_path: Path
 ) -> None:
     image, mask = write_pair(tmp_path / "inputs", "a")
     api.clear_cache()
-    line = one_error_line(invoke("remove", image, mask, "-o", tmp_path / "out.png", *FAST, *damaged_models[case]))
+    line = one_error_line(
+        invoke("remove", image, mask, "-o", tmp_path / "out.png", *FAST, *damaged_models[case])
+    )
     assert expected in line and "model=" in line
     assert "weights_only=False" not in line and ".bin" not in line
     assert not (tmp_path / "out.png").exists()
@@ -331,10 +353,14 @@ def test_7_damaged_models_give_one_clear_line(
 
 
 @pytest.mark.parametrize("device", ["meta", "xpu", "vulkan", "hip"])
-def test_8_unsupported_devices_are_refused(device: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_8_unsupported_devices_are_refused(
+    device: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     image, mask = write_pair(tmp_path, "a")
     monkeypatch.setattr(api, "load_pipeline", _no_model)
-    line = one_error_line(invoke("remove", image, mask, "-o", tmp_path / "out.png", "--device", device, *FAST))
+    line = one_error_line(
+        invoke("remove", image, mask, "-o", tmp_path / "out.png", "--device", device, *FAST)
+    )
     assert f"device={device!r}" in line
     with pytest.raises(ValueError, match=f"device='{device}'"):
         api.remove(image, mask, device=device)
@@ -354,14 +380,19 @@ def test_9_an_output_name_over_255_bytes(tmp_path: Path, monkeypatch: pytest.Mon
 def test_9_bad_output_cells_fail_their_row_not_the_run(tmp_path: Path) -> None:
     write_pair(tmp_path, "a")
     manifest = tmp_path / "jobs.csv"
-    manifest.write_text(f"image,mask,output\na.png,a_mask.png,{'y' * 300}.png\na.png,a_mask.png,../escape.png\n"
-                        "a.png,a_mask.png,/abs.png\na.png,a_mask.png,fine.png\n")
+    manifest.write_text(
+        f"image,mask,output\na.png,a_mask.png,{'y' * 300}.png\na.png,a_mask.png,../escape.png\n"
+        "a.png,a_mask.png,/abs.png\na.png,a_mask.png,fine.png\n"
+    )
     out = tmp_path / "out"
     result = invoke("batch", manifest, "-o", out, *FAST)
     assert result.exit_code == 1, result.output
     records = read_report(out / "batch-report.jsonl")
-    reasons = {record["output"].rsplit("/", 1)[-1][:8]: record["reason"] for record in records
-               if record["status"] == "failed"}
+    reasons = {
+        record["output"].rsplit("/", 1)[-1][:8]: record["reason"]
+        for record in records
+        if record["status"] == "failed"
+    }
     assert len(reasons) == 3 and sum(record["status"] == "done" for record in records) == 1
     assert "too long" in reasons["y" * 8] and "inside OUT_DIR" in reasons["escape.p"]
     assert not (tmp_path / "escape.png").exists()
@@ -381,12 +412,15 @@ def busy_port() -> object:
         yield listener.getsockname()[1]
 
 
-@pytest.mark.parametrize(("options", "expected"), [
-    (["--max-file-size", "abc"], "max_file_size: 'abc' is not a size"),
-    (["--max-file-size", "-5mb"], "max_file_size: '-5mb' is not a size"),
-    (["--host", "999.1.1.1"], "host: '999.1.1.1' is not a valid IP address"),
-    (["--port", "BUSY"], "is already in use on 127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--max-file-size", "abc"], "max_file_size: 'abc' is not a size"),
+        (["--max-file-size", "-5mb"], "max_file_size: '-5mb' is not a size"),
+        (["--host", "999.1.1.1"], "host: '999.1.1.1' is not a valid IP address"),
+        (["--port", "BUSY"], "is already in use on 127.0.0.1"),
+    ],
+)
 def test_10_bad_server_options_fail_before_the_model_loads(
     options: list[str], expected: str, busy_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -401,7 +435,9 @@ def test_10_bad_server_options_fail_before_the_model_loads(
 # 11. every check before any model work
 
 
-@pytest.mark.parametrize("option", ["--strength", "--removal-guidance-scale", "--suppression-scale", "--feather"])
+@pytest.mark.parametrize(
+    "option", ["--strength", "--removal-guidance-scale", "--suppression-scale", "--feather"]
+)
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_11_not_a_number_is_refused_by_the_command_line(
     option: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -409,7 +445,9 @@ def test_11_not_a_number_is_refused_by_the_command_line(
     image, mask = write_pair(tmp_path, "a")
     monkeypatch.setattr(api, "load_pipeline", _no_model)
     line = one_error_line(invoke("remove", image, mask, "-o", tmp_path / "out.png", option, value, *FAST))
-    assert option in line and ("not a finite number" in line if value == "nan" else "not in the range" in line)
+    assert option in line and (
+        "not a finite number" in line if value == "nan" else "not in the range" in line
+    )
 
 
 def test_11_unwritable_outputs_are_found_before_the_model_runs(
@@ -433,7 +471,9 @@ class FullDisk:
     free = 100  # bytes
 
 
-def test_11_the_python_api_checks_knobs_before_loading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_11_the_python_api_checks_knobs_before_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     image, mask = write_pair(tmp_path, "a")
     monkeypatch.setattr(api, "load_pipeline", _no_model)
     for knob in ("strength", "removal_guidance_scale", "suppression_scale", "feather_radius"):
@@ -446,7 +486,9 @@ def test_11_the_python_api_checks_knobs_before_loading(tmp_path: Path, monkeypat
 
 
 @pytest.mark.parametrize("value", ["no", "maybe", 1, None])
-def test_13_paste_back_must_be_a_boolean(value: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_13_paste_back_must_be_a_boolean(
+    value: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     image, mask = write_pair(tmp_path, "a")
     monkeypatch.setattr(api, "load_pipeline", _no_model)
     with pytest.raises(ValueError, match="paste_back=.* must be True or False"):

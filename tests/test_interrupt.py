@@ -20,8 +20,15 @@ def test_ddim_invert_stops_when_asked() -> None:
 
     alphas = torch.linspace(0.999, 0.01, 1000)
     latents = torch.ones(1, 4, 2, 2)
-    trajectory = ddim_invert(predict, latents, [801, 601, 401, 201, 1], alphas, alphas[0], "epsilon",
-                             should_stop=lambda: len(calls) >= 2)
+    trajectory = ddim_invert(
+        predict,
+        latents,
+        [801, 601, 401, 201, 1],
+        alphas,
+        alphas[0],
+        "epsilon",
+        should_stop=lambda: len(calls) >= 2,
+    )
     assert calls == [1, 201]  # inverted from the lowest timestep up, stopped after two steps
     assert len(trajectory) == 5 and torch.equal(trajectory[0], trajectory[3])
 

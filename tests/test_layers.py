@@ -35,7 +35,9 @@ def _decoder_self_attention(unet: UNet2DConditionModel) -> list[str]:
 
 
 @pytest.mark.parametrize("family", sorted(EXPECTED_COUNTS))
-def test_select_layers_is_the_decoder_self_attention(unets: dict[str, UNet2DConditionModel], family: str) -> None:
+def test_select_layers_is_the_decoder_self_attention(
+    unets: dict[str, UNet2DConditionModel], family: str
+) -> None:
     unet = unets[family]
     names = select_layers(unet)
     assert len(names) == EXPECTED_COUNTS[family]
@@ -46,18 +48,24 @@ def test_select_layers_is_the_decoder_self_attention(unets: dict[str, UNet2DCond
         assert "attn2" not in name and "down_blocks" not in name and "mid_block" not in name
     # every other self-attention layer (encoder, mid block) exists and is left out
     all_self = [n for n in unet.attn_processors if n.endswith("attn1.processor")]
-    assert any(n.startswith("down_blocks") for n in all_self) and any(n.startswith("mid_block") for n in all_self)
+    assert any(n.startswith("down_blocks") for n in all_self) and any(
+        n.startswith("mid_block") for n in all_self
+    )
 
 
 @pytest.mark.parametrize("pattern", [r"nothing\.matches", r"up_blocks\.\d+\.attn1"])
-def test_select_layers_raises_naming_the_pattern(unets: dict[str, UNet2DConditionModel], pattern: str) -> None:
+def test_select_layers_raises_naming_the_pattern(
+    unets: dict[str, UNet2DConditionModel], pattern: str
+) -> None:
     with pytest.raises(ValueError) as error:
         select_layers(unets["sd15"], pattern)
     assert repr(pattern) in str(error.value)  # the message quotes the pattern as written
 
 
 def test_select_layers_custom_pattern(unets: dict[str, UNet2DConditionModel]) -> None:
-    names = select_layers(unets["sdxl"], r"up_blocks\.0\.attentions\.0\.transformer_blocks\.\d+\.attn1\.processor")
+    names = select_layers(
+        unets["sdxl"], r"up_blocks\.0\.attentions\.0\.transformer_blocks\.\d+\.attn1\.processor"
+    )
     assert len(names) == 10
 
 
@@ -132,8 +140,11 @@ def test_pipeline_error_mid_run_restores_processors(pipeline_class: type) -> Non
     mask = np.zeros((64, 64), dtype=bool)
     mask[16:40, 20:44] = True
     steps = 5
-    seeded: dict[str, Any] = {} if pipeline_class is AttentiveEraserDIPPipeline else {
-        "generator": torch.Generator().manual_seed(0)}
+    seeded: dict[str, Any] = (
+        {}
+        if pipeline_class is AttentiveEraserDIPPipeline
+        else {"generator": torch.Generator().manual_seed(0)}
+    )
     # DIP first inverts (5 UNet calls with the stock processors); fail at the 3rd sampling step
     fail_at = 3 + (steps if pipeline_class is AttentiveEraserDIPPipeline else 0)
     hook = _FailAtCall(pipe.unet, fail_at)

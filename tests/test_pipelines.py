@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import pytest
+import reference
 import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler, PNDMScheduler
 
@@ -33,8 +34,6 @@ from attentive_eraser.pipelines import (
 from attentive_eraser.pipelines.base import DIPMixin, SIPMixin
 from attentive_eraser.presets import NON_CALL_FIELDS, PRESETS, Preset, preset_field_names
 from attentive_eraser.testing.tiny import build_components
-
-import reference
 
 RESOLUTION = 96
 ORIGINAL = (77, 130)  # (width, height): odd, non-square
@@ -130,16 +129,21 @@ def _alpha(t: int) -> torch.Tensor:
     return ALPHAS[t] if t >= 0 else FINAL_ALPHA
 
 
-def _x0_eps(output: torch.Tensor, sample: torch.Tensor, alpha: torch.Tensor, prediction_type: str
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def _x0_eps(
+    output: torch.Tensor, sample: torch.Tensor, alpha: torch.Tensor, prediction_type: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     output, sample = output.double(), sample.double()
     if prediction_type == "epsilon":
         return (sample - (1 - alpha).sqrt() * output) / alpha.sqrt(), output
     # v = sqrt(a) eps - sqrt(1 - a) x0
-    return alpha.sqrt() * sample - (1 - alpha).sqrt() * output, alpha.sqrt() * output + (1 - alpha).sqrt() * sample
+    return alpha.sqrt() * sample - (1 - alpha).sqrt() * output, alpha.sqrt() * output + (
+        1 - alpha
+    ).sqrt() * sample
 
 
-def _ddim_step(output: torch.Tensor, t: int, sample: torch.Tensor, ratio: int, prediction_type: str) -> torch.Tensor:
+def _ddim_step(
+    output: torch.Tensor, t: int, sample: torch.Tensor, ratio: int, prediction_type: str
+) -> torch.Tensor:
     """eta = 0 DDIM step from t to t - ratio."""
     x0, eps = _x0_eps(output, sample, _alpha(t), prediction_type)
     alpha_prev = _alpha(t - ratio)
@@ -152,8 +156,13 @@ def _noised(z0: torch.Tensor, noise: torch.Tensor, t: int) -> torch.Tensor:
 
 
 def _empty_prompt_embeds(pipe: Any) -> torch.Tensor:
-    ids = pipe.tokenizer([""], padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt").input_ids
+    ids = pipe.tokenizer(
+        [""],
+        padding="max_length",
+        max_length=pipe.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
     return pipe.text_encoder(ids)[0]
 
 
@@ -167,7 +176,9 @@ def _latent_mask(mask: np.ndarray) -> torch.Tensor:
 
 
 @contextmanager
-def _reference_eraser(unet: Any, mask: np.ndarray, suppression_scale: float, suppressing: Any) -> Iterator[None]:
+def _reference_eraser(
+    unet: Any, mask: np.ndarray, suppression_scale: float, suppressing: Any
+) -> Iterator[None]:
     """The eager reference processor on every decoder self-attention layer of ``unet`` (found by module path)."""
     latent = (mask.shape[0] // 8, mask.shape[1] // 8)
     tokens = {}
@@ -176,8 +187,10 @@ def _reference_eraser(unet: Any, mask: np.ndarray, suppression_scale: float, sup
         tokens[objects.shape[1]] = objects
     processor = reference.ReferenceEraserProcessor(tokens, suppression_scale, suppressing)
     original = dict(unet.attn_processors)
-    patched = {name: processor if name.startswith("up_blocks.") and name.endswith(".attn1.processor") else p
-               for name, p in original.items()}
+    patched = {
+        name: processor if name.startswith("up_blocks.") and name.endswith(".attn1.processor") else p
+        for name, p in original.items()
+    }
     unet.set_attn_processor(patched)
     try:
         yield
@@ -185,8 +198,16 @@ def _reference_eraser(unet: Any, mask: np.ndarray, suppression_scale: float, sup
         unet.set_attn_processor(dict(original))
 
 
-def _sarg_prediction(pipe: Any, z: torch.Tensor, t: int, embeds: torch.Tensor, mask: np.ndarray, scale: float,
-                     suppression_scale: float, suppress: bool) -> torch.Tensor:
+def _sarg_prediction(
+    pipe: Any,
+    z: torch.Tensor,
+    t: int,
+    embeds: torch.Tensor,
+    mask: np.ndarray,
+    scale: float,
+    suppression_scale: float,
+    suppress: bool,
+) -> torch.Tensor:
     """Eq. 18 with the eager reference: one UNet call on [z, z], the second half erased."""
     if scale == 0.0:
         return pipe.unet(z, t, encoder_hidden_states=embeds).sample
@@ -197,15 +218,23 @@ def _sarg_prediction(pipe: Any, z: torch.Tensor, t: int, embeds: torch.Tensor, m
 
 
 @torch.no_grad()
-def _reference_sip(pipe: Any, image: PIL.Image.Image, mask: np.ndarray, seed: int, num_steps: int,
-                   strength: float, removal_guidance_scale: float = 0.0, suppression_scale: float = 0.3,
-                   suppression_steps: int = 10) -> torch.Tensor:
+def _reference_sip(
+    pipe: Any,
+    image: PIL.Image.Image,
+    mask: np.ndarray,
+    seed: int,
+    num_steps: int,
+    strength: float,
+    removal_guidance_scale: float = 0.0,
+    suppression_scale: float = 0.3,
+    suppression_steps: int = 10,
+) -> torch.Tensor:
     """Blended latent diffusion (SIP) with SARG from the eager reference; image at the working size."""
     prediction_type = pipe.scheduler.config.prediction_type
     generator = _generator(seed)
     posterior = pipe.vae.encode(_pixels(image)).latent_dist
     # the random draws in order: the VAE posterior sample, then one noise of the latent shape
-    z0 = (posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator))
+    z0 = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
     z0 = z0 * pipe.vae.config.scaling_factor
     noise = torch.randn(z0.shape, generator=generator)
     m = _latent_mask(mask)
@@ -214,8 +243,16 @@ def _reference_sip(pipe: Any, image: PIL.Image.Image, mask: np.ndarray, seed: in
     embeds = _empty_prompt_embeds(pipe)
     z = _noised(z0, noise, timesteps[0])  # the whole image is noised, object included
     for i, t in enumerate(timesteps):
-        output = _sarg_prediction(pipe, z, t, embeds, mask, removal_guidance_scale, suppression_scale,
-                                  suppress=i < suppression_steps)
+        output = _sarg_prediction(
+            pipe,
+            z,
+            t,
+            embeds,
+            mask,
+            removal_guidance_scale,
+            suppression_scale,
+            suppress=i < suppression_steps,
+        )
         z = _ddim_step(output, t, z, ratio, prediction_type)
         background = _noised(z0, noise, timesteps[i + 1]) if i + 1 < len(timesteps) else z0
         z = m * z + (1 - m) * background
@@ -223,8 +260,9 @@ def _reference_sip(pipe: Any, image: PIL.Image.Image, mask: np.ndarray, seed: in
 
 
 @torch.no_grad()
-def _reference_dip(pipe: Any, image: PIL.Image.Image, mask: np.ndarray, num_steps: int
-                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _reference_dip(
+    pipe: Any, image: PIL.Image.Image, mask: np.ndarray, num_steps: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """DiffEdit-style DIP (s = 0): DDIM inversion over the sampling schedule, then blended sampling."""
     prediction_type = pipe.scheduler.config.prediction_type
     z0 = pipe.vae.encode(_pixels(image)).latent_dist.mean * pipe.vae.config.scaling_factor
@@ -258,7 +296,9 @@ def test_working_size_is_non_square() -> None:
 
 @pytest.mark.parametrize("family", ["sd15", "sd21v", "sdxl"])
 @pytest.mark.parametrize("method", ["sip", "dip"])
-def test_runs_and_returns_original_size(all_pipes: dict[str, dict[str, Any]], family: str, method: str) -> None:
+def test_runs_and_returns_original_size(
+    all_pipes: dict[str, dict[str, Any]], family: str, method: str
+) -> None:
     pipe = all_pipes[family][method]
     mask = _box(40, 20, 90, 60)
     result = _run(pipe, method, _image(0), mask)
@@ -298,12 +338,18 @@ def test_dip_is_deterministic_without_generator(all_pipes: dict[str, dict[str, A
 
 @pytest.mark.parametrize("method", ["sip", "dip"])
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
-def test_sarg_changes_the_object_region_only(all_pipes: dict[str, dict[str, Any]], family: str, method: str) -> None:
+def test_sarg_changes_the_object_region_only(
+    all_pipes: dict[str, dict[str, Any]], family: str, method: str
+) -> None:
     pipe = all_pipes[family][method]
     mask = _box(40, 8, 96, 56, size=WORKING)
     image = _image(3, size=WORKING)
-    guided = _run(pipe, method, image, mask, removal_guidance_scale=9.0, mask_dilation=0, output_type="latent").images
-    plain = _run(pipe, method, image, mask, removal_guidance_scale=0.0, mask_dilation=0, output_type="latent").images
+    guided = _run(
+        pipe, method, image, mask, removal_guidance_scale=9.0, mask_dilation=0, output_type="latent"
+    ).images
+    plain = _run(
+        pipe, method, image, mask, removal_guidance_scale=0.0, mask_dilation=0, output_type="latent"
+    ).images
     inside = _latent_mask(mask).bool().expand_as(guided)
     assert (guided - plain)[inside].abs().max() > 1e-2
     # the last blend puts z0 back outside the mask whatever s is
@@ -312,13 +358,25 @@ def test_sarg_changes_the_object_region_only(all_pipes: dict[str, dict[str, Any]
 
 # ------------------------------------------------------------------------- s = 0 is the plain method
 @pytest.mark.parametrize("family", ["sd15", "sd21v"])
-def test_sip_without_sarg_is_blended_latent_diffusion(all_pipes: dict[str, dict[str, Any]], family: str) -> None:
+def test_sip_without_sarg_is_blended_latent_diffusion(
+    all_pipes: dict[str, dict[str, Any]], family: str
+) -> None:
     pipe = all_pipes[family]["sip"]
     image = _image(4, size=WORKING)  # already at the working size: no resampling to mirror
     mask = _box(37, 9, 91, 43, size=WORKING)  # not aligned to the 8 px latent cells
     for num_steps, strength in ((STEPS, 0.8), (10, 0.5)):
-        got = _run(pipe, "sip", image, mask, seed=7, num_inference_steps=num_steps, strength=strength,
-                   removal_guidance_scale=0.0, mask_dilation=0, output_type="latent").images
+        got = _run(
+            pipe,
+            "sip",
+            image,
+            mask,
+            seed=7,
+            num_inference_steps=num_steps,
+            strength=strength,
+            removal_guidance_scale=0.0,
+            mask_dilation=0,
+            output_type="latent",
+        ).images
         expected = _reference_sip(pipe, image, mask, seed=7, num_steps=num_steps, strength=strength)
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
@@ -344,7 +402,9 @@ def test_dip_without_sarg_is_inversion_then_blended_sampling(
     pipe = all_pipes[family]["dip"]
     image = _image(5, size=WORKING)
     mask = _box(37, 9, 91, 43, size=WORKING)
-    got = _run(pipe, "dip", image, mask, removal_guidance_scale=0.0, mask_dilation=0, output_type="latent").images
+    got = _run(
+        pipe, "dip", image, mask, removal_guidance_scale=0.0, mask_dilation=0, output_type="latent"
+    ).images
     expected, trajectory = _reference_dip(pipe, image, mask, STEPS)
     inversion = pipe.invert(image, num_inference_steps=STEPS, resolution=RESOLUTION)
     assert [int(t) for t in inversion.timesteps] == _schedule(STEPS, 1.0, 1)
@@ -352,7 +412,7 @@ def test_dip_without_sarg_is_inversion_then_blended_sampling(
     # DDIM near t = 1000 divides by sqrt(alpha) ~ 0.07 and the random UNet is far from smooth: float32
     # rounding (the package) against float64 (this reference) grows to ~7e-6 on the trajectory and ~6e-5
     # on the result (measured; latents are up to ~4). A wrong timestep or mask is off by 1e-1 or more.
-    for ours, theirs in zip(trajectory, inversion.trajectory):
+    for ours, theirs in zip(trajectory, inversion.trajectory, strict=False):
         torch.testing.assert_close(theirs, ours, atol=3e-5, rtol=1e-5)
     torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-4)
 
@@ -367,8 +427,15 @@ def test_dip_background_follows_the_trajectory(sd15: dict[str, Any], removal_gui
     unet_inputs: list[torch.Tensor] = []
     handle = pipe.unet.register_forward_pre_hook(lambda module, args: unet_inputs.append(args[0].clone()))
     try:
-        latents = _run(pipe, "dip", image, mask, removal_guidance_scale=removal_guidance_scale, mask_dilation=0,
-                       output_type="latent").images
+        latents = _run(
+            pipe,
+            "dip",
+            image,
+            mask,
+            removal_guidance_scale=removal_guidance_scale,
+            mask_dilation=0,
+            output_type="latent",
+        ).images
     finally:
         handle.remove()
     outside = ~_latent_mask(mask).bool().expand_as(latents)
@@ -404,8 +471,9 @@ def test_dip_inversion_then_plain_sampling_reconstructs(
     x_independent_dip: AttentiveEraserDIPPipeline, num_steps: int, strength: float
 ) -> None:
     pipe = x_independent_dip
-    inversion = pipe.invert(_image(7, size=WORKING), num_inference_steps=num_steps, strength=strength,
-                            resolution=RESOLUTION)
+    inversion = pipe.invert(
+        _image(7, size=WORKING), num_inference_steps=num_steps, strength=strength, resolution=RESOLUTION
+    )
     timesteps = [int(t) for t in inversion.timesteps]
     assert timesteps == _schedule(num_steps, strength, 1)
     embeds = _empty_prompt_embeds(pipe)
@@ -426,8 +494,13 @@ def test_sip_batch_equals_one_by_one(sd15: dict[str, Any], removal_guidance_scal
     pipe = sd15["sip"]
     images = [_image(10), _image(11)]
     masks = [_box(40, 20, 90, 60), _box(0, 0, 50, 40)]
-    common = {"removal_guidance_scale": removal_guidance_scale, "output_type": "latent",
-              "num_inference_steps": STEPS, "strength": 0.8, "resolution": RESOLUTION}
+    common = {
+        "removal_guidance_scale": removal_guidance_scale,
+        "output_type": "latent",
+        "num_inference_steps": STEPS,
+        "strength": 0.8,
+        "resolution": RESOLUTION,
+    }
     batched = pipe(images, masks, generator=[_generator(1), _generator(2)], **common).images
     singles = [pipe(images[i], masks[i], generator=_generator(i + 1), **common).images for i in range(2)]
     assert batched.shape[0] == 2
@@ -452,7 +525,12 @@ def test_num_images_per_prompt_with_one_generator_per_seed(sd15: dict[str, Any])
     pipe = sd15["sip"]
     image, mask = _image(14), _box(40, 20, 90, 60)
     seeds = (123, 321, 777)  # the paper's stability seeds
-    common = {"output_type": "latent", "num_inference_steps": STEPS, "strength": 0.8, "resolution": RESOLUTION}
+    common = {
+        "output_type": "latent",
+        "num_inference_steps": STEPS,
+        "strength": 0.8,
+        "resolution": RESOLUTION,
+    }
     several = pipe(image, mask, num_images_per_prompt=3, generator=[_generator(s) for s in seeds], **common)
     assert several.images.shape[0] == 3 and len(several.masks) == 3
     singles = torch.cat([pipe(image, mask, generator=_generator(s), **common).images for s in seeds])
@@ -462,8 +540,14 @@ def test_num_images_per_prompt_with_one_generator_per_seed(sd15: dict[str, Any])
 
 def test_generator_list_length_is_checked(sd15: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="generator"):
-        sd15["sip"](_image(0), _box(40, 20, 90, 60), num_images_per_prompt=2, generator=[_generator(0)],
-                    num_inference_steps=2, resolution=RESOLUTION)
+        sd15["sip"](
+            _image(0),
+            _box(40, 20, 90, 60),
+            num_images_per_prompt=2,
+            generator=[_generator(0)],
+            num_inference_steps=2,
+            resolution=RESOLUTION,
+        )
 
 
 # ------------------------------------------------------------------------------------- paste-back
@@ -472,7 +556,7 @@ def _far_from(mask: np.ndarray, distance: float) -> np.ndarray:
     rows, cols = np.nonzero(mask)
     yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
     nearest = np.full(mask.shape, np.inf)
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=False):
         nearest = np.minimum(nearest, (yy - r) ** 2 + (xx - c) ** 2)
     return nearest > distance**2
 
@@ -486,9 +570,14 @@ def test_paste_back_keeps_far_pixels_bit_identical(sd15: dict[str, Any], method:
     scale = ORIGINAL[0] / WORKING[0]  # working pixels -> original pixels
     far = _far_from(mask, (dilation + feather) * scale + 2)
     original = np.asarray(image)
-    pasted = np.asarray(_run(pipe, method, image, mask, mask_dilation=dilation, feather_radius=feather).images[0])
-    raw = np.asarray(_run(pipe, method, image, mask, mask_dilation=dilation, feather_radius=feather,
-                          paste_back=False).images[0])
+    pasted = np.asarray(
+        _run(pipe, method, image, mask, mask_dilation=dilation, feather_radius=feather).images[0]
+    )
+    raw = np.asarray(
+        _run(
+            pipe, method, image, mask, mask_dilation=dilation, feather_radius=feather, paste_back=False
+        ).images[0]
+    )
     assert far.sum() > 0.8 * far.size
     assert np.array_equal(pasted[far], original[far])
     assert not np.array_equal(pasted[mask], original[mask])  # the object region was regenerated
@@ -505,7 +594,9 @@ def test_every_decoder_layer_matches_the_reference_and_ss_stops_after_t_ss(
     pipe = sd15[method]
     image, mask = _image(16, size=WORKING), _box(37, 9, 91, 43, size=WORKING)
     latent = (WORKING[1] // 8, WORKING[0] // 8)
-    objects = {level: torch.from_numpy(reference.token_object_mask(mask, latent, level)) for level in range(3)}
+    objects = {
+        level: torch.from_numpy(reference.token_object_mask(mask, latent, level)) for level in range(3)
+    }
     levels = {int(tokens.numel()): level for level, tokens in objects.items()}  # 128, 32, 8 tokens
     num_steps, t_ss = 10, 3
     runs = 8 if method == "sip" else 10
@@ -513,8 +604,9 @@ def test_every_decoder_layer_matches_the_reference_and_ss_stops_after_t_ss(
     records: list[tuple[int, int, int, float, float]] = []
     real_call = AttentiveEraserAttnProcessor.__call__
 
-    def checking_call(self: AttentiveEraserAttnProcessor, attn: Any, hidden_states: torch.Tensor, *args: Any,
-                      **kwargs: Any) -> torch.Tensor:
+    def checking_call(
+        self: AttentiveEraserAttnProcessor, attn: Any, hidden_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         out = real_call(self, attn, hidden_states, *args, **kwargs)
         batch, num_tokens = hidden_states.shape[:2]
         level = levels[num_tokens]
@@ -523,23 +615,42 @@ def test_every_decoder_layer_matches_the_reference_and_ss_stops_after_t_ss(
         suppress = step[0] < t_ss
         expected = reference.attention_module_forward(attn, hidden_states, layout, 0.3, suppress)
         contrast = reference.attention_module_forward(attn, hidden_states, layout, 0.3, not suppress)
-        records.append((step[0], level, self.state.step_index, float((out.double() - expected).abs().max()),
-                        float((out.double() - contrast).abs().max())))
+        records.append(
+            (
+                step[0],
+                level,
+                self.state.step_index,
+                float((out.double() - expected).abs().max()),
+                float((out.double() - contrast).abs().max()),
+            )
+        )
         return out
 
     monkeypatch.setattr(AttentiveEraserAttnProcessor, "__call__", checking_call)
     states: list[tuple[int, int, bool]] = []
 
     def callback(pipeline: Any, i: int, t: int, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        processors = [p for p in pipeline.unet.attn_processors.values() if isinstance(p, AttentiveEraserAttnProcessor)]
+        processors = [
+            p for p in pipeline.unet.attn_processors.values() if isinstance(p, AttentiveEraserAttnProcessor)
+        ]
         assert len(processors) == 9
         state = processors[0].state
         states.append((i, state.step_index, state.suppressing))
         step[0] = i + 1
         return tensors
 
-    _run(pipe, method, image, mask, num_inference_steps=num_steps, suppression_steps=t_ss, suppression_scale=0.3,
-         mask_dilation=0, callback_on_step_end=callback, output_type="latent")
+    _run(
+        pipe,
+        method,
+        image,
+        mask,
+        num_inference_steps=num_steps,
+        suppression_steps=t_ss,
+        suppression_scale=0.3,
+        mask_dilation=0,
+        callback_on_step_end=callback,
+        output_type="latent",
+    )
     assert states == [(i, i, i < t_ss) for i in range(runs)]
     # 9 decoder self-attention layers per step, 3 per grid, and the state's step is the loop's
     assert [r[0] for r in records] == [i for i in range(runs) for _ in range(9)]
@@ -582,7 +693,10 @@ def test_presets_are_the_papers(name: str) -> None:
     assert preset.suppression_steps == 10
     assert preset.num_inference_steps == 50 and preset.strength == 0.8
     assert preset.dip_num_inference_steps == 50 and preset.dip_strength == 1.0
-    assert preset.call_kwargs("dip")["num_inference_steps"] == 50 and preset.call_kwargs("dip")["strength"] == 1.0
+    assert (
+        preset.call_kwargs("dip")["num_inference_steps"] == 50
+        and preset.call_kwargs("dip")["strength"] == 1.0
+    )
     expected = {"sd15": (512, 2, 1), "sd21": (512, 2, 1), "sdxl": (1024, 15, 0)}[name]
     assert (preset.resolution, preset.mask_dilation, preset.steps_offset) == expected
     assert preset.feather_radius == 15
@@ -592,17 +706,28 @@ def test_presets_are_the_papers(name: str) -> None:
 
 @pytest.mark.parametrize("family", ["sd15", "sd21", "sdxl"])
 def test_scheduler_is_ddim_with_spec_settings(family: str) -> None:
-    components = build_components(family, seed=0, prediction_type="v_prediction" if family == "sd21" else None)
+    components = build_components(
+        family, seed=0, prediction_type="v_prediction" if family == "sd21" else None
+    )
     given_offset = 1
     if family == "sdxl":
         components["scheduler"] = EulerDiscreteScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=given_offset,
-            timestep_spacing="leading")
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            steps_offset=given_offset,
+            timestep_spacing="leading",
+        )
     else:
         components["scheduler"] = PNDMScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
-            steps_offset=0, set_alpha_to_one=True,
-            prediction_type="v_prediction" if family == "sd21" else "epsilon")
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            skip_prk_steps=True,
+            steps_offset=0,
+            set_alpha_to_one=True,
+            prediction_type="v_prediction" if family == "sd21" else "epsilon",
+        )
     sip_class, dip_class = CLASSES["sdxl" if family == "sdxl" else "sd"]
     for cls in (sip_class, dip_class):
         pipe = cls(**components)
@@ -616,12 +741,16 @@ def test_scheduler_is_ddim_with_spec_settings(family: str) -> None:
         torch.testing.assert_close(scheduler.alphas_cumprod.double(), ALPHAS, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("family", "expected"), [
-    ("sd15", list(range(781, 0, -20))),
-    ("sdxl", list(range(780, -1, -20))),
-])
-def test_sip_runs_the_papers_timesteps(all_pipes: dict[str, dict[str, Any]], family: str, expected: list[int]
-                                      ) -> None:
+@pytest.mark.parametrize(
+    ("family", "expected"),
+    [
+        ("sd15", list(range(781, 0, -20))),
+        ("sdxl", list(range(780, -1, -20))),
+    ],
+)
+def test_sip_runs_the_papers_timesteps(
+    all_pipes: dict[str, dict[str, Any]], family: str, expected: list[int]
+) -> None:
     pipe = all_pipes[family]["sip"]
     assert len(expected) == 40 and expected == _schedule(50, 0.8, 0 if family == "sdxl" else 1)
     pipe.scheduler.set_timesteps(50)
@@ -634,8 +763,13 @@ def test_sip_runs_the_papers_timesteps(all_pipes: dict[str, dict[str, Any]], fam
         return tensors
 
     # the preset defaults (50 steps, strength 0.8) at the tiny models' native 64 px
-    pipe(_image(17, size=(64, 64)), _box(20, 20, 40, 40, size=(64, 64)), generator=_generator(0),
-         callback_on_step_end=callback, output_type="latent")
+    pipe(
+        _image(17, size=(64, 64)),
+        _box(20, 20, 40, 40, size=(64, 64)),
+        generator=_generator(0),
+        callback_on_step_end=callback,
+        output_type="latent",
+    )
     assert seen == expected
 
 
@@ -664,8 +798,14 @@ def test_api_remove_round_trip(family: str, request: pytest.FixtureRequest) -> N
 
 def test_api_remove_dip(tiny_sd15_dir: Path) -> None:
     try:
-        result = api.remove(_image(19), _box(40, 20, 90, 60), model=str(tiny_sd15_dir), method="dip",
-                            num_inference_steps=3, progress=False)
+        result = api.remove(
+            _image(19),
+            _box(40, 20, 90, 60),
+            model=str(tiny_sd15_dir),
+            method="dip",
+            num_inference_steps=3,
+            progress=False,
+        )
     finally:
         api.clear_cache()
     assert result.size == ORIGINAL
@@ -678,15 +818,20 @@ def test_detect_family_on_tiny_folders(tiny_sd15_dir: Path, tiny_sd21_dir: Path,
     assert api.detect_family(tiny_sd21_dir) in ("sd15", "sd21")
 
 
-@pytest.mark.parametrize(("config", "family"), [
-    ({"cross_attention_dim": 768, "sample_size": 64}, "sd15"),
-    ({"cross_attention_dim": 1024, "sample_size": 64}, "sd21"),
-    ({"cross_attention_dim": 1024, "sample_size": 96}, "sd21-768"),
-    ({"cross_attention_dim": 2048, "sample_size": 128, "addition_embed_type": "text_time"}, "sdxl"),
-])
+@pytest.mark.parametrize(
+    ("config", "family"),
+    [
+        ({"cross_attention_dim": 768, "sample_size": 64}, "sd15"),
+        ({"cross_attention_dim": 1024, "sample_size": 64}, "sd21"),
+        ({"cross_attention_dim": 1024, "sample_size": 96}, "sd21-768"),
+        ({"cross_attention_dim": 2048, "sample_size": 128, "addition_embed_type": "text_time"}, "sdxl"),
+    ],
+)
 def test_detect_family_on_real_configs(tmp_path: Path, config: dict[str, Any], family: str) -> None:
     (tmp_path / "unet").mkdir()
-    (tmp_path / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel", **config}))
+    (tmp_path / "unet" / "config.json").write_text(
+        json.dumps({"_class_name": "UNet2DConditionModel", **config})
+    )
     assert api.detect_family(tmp_path) == family
 
 
@@ -697,21 +842,25 @@ def test_detect_family_rejects_a_non_pipeline_folder(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------ validation
 @pytest.mark.parametrize("method", ["sip", "dip"])
-@pytest.mark.parametrize(("kwargs", "argument"), [
-    ({"strength": 0}, "strength=0"),
-    ({"strength": 0.0}, "strength=0.0"),
-    ({"strength": 1.5}, "strength=1.5"),
-    ({"suppression_scale": 2.0}, "suppression_scale=2.0"),
-    ({"suppression_scale": -0.1}, "suppression_scale=-0.1"),
-    ({"num_inference_steps": 0}, "num_inference_steps=0"),
-    ({"num_inference_steps": 2.5}, "num_inference_steps=2.5"),
-    ({"removal_guidance_scale": -1.0}, "removal_guidance_scale=-1.0"),
-    ({"removal_guidance_scale": math.nan}, "removal_guidance_scale=nan"),
-    ({"suppression_steps": -1}, "suppression_steps=-1"),
-    ({"output_type": "tensor"}, "output_type='tensor'"),
-])
-def test_invalid_arguments_are_named(sd15: dict[str, Any], method: str, kwargs: dict[str, Any], argument: str
-                                     ) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"strength": 0}, "strength=0"),
+        ({"strength": 0.0}, "strength=0.0"),
+        ({"strength": 1.5}, "strength=1.5"),
+        ({"suppression_scale": 2.0}, "suppression_scale=2.0"),
+        ({"suppression_scale": -0.1}, "suppression_scale=-0.1"),
+        ({"num_inference_steps": 0}, "num_inference_steps=0"),
+        ({"num_inference_steps": 2.5}, "num_inference_steps=2.5"),
+        ({"removal_guidance_scale": -1.0}, "removal_guidance_scale=-1.0"),
+        ({"removal_guidance_scale": math.nan}, "removal_guidance_scale=nan"),
+        ({"suppression_steps": -1}, "suppression_steps=-1"),
+        ({"output_type": "tensor"}, "output_type='tensor'"),
+    ],
+)
+def test_invalid_arguments_are_named(
+    sd15: dict[str, Any], method: str, kwargs: dict[str, Any], argument: str
+) -> None:
     with pytest.raises(ValueError) as error:
         _run(sd15[method], method, _image(0), _box(40, 20, 90, 60), **kwargs)
     assert argument in str(error.value)

@@ -63,9 +63,23 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         model = save_tiny_model(tmp_path_factory.mktemp("tiny") / "sd15", family="sd15")
     out = tmp_path_factory.mktemp("removal_quality")
     completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "removal_quality.py"), "--quick", "--sweep", "--model", str(model),
-         "--threads", "1", "--no-progress", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            str(BENCHMARKS / "removal_quality.py"),
+            "--quick",
+            "--sweep",
+            "--model",
+            str(model),
+            "--threads",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return out, completed.stdout

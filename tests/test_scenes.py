@@ -35,7 +35,7 @@ def _arrays(scene: Scene) -> list[np.ndarray]:
 def test_same_seed_same_scene_and_different_seeds_differ() -> None:
     first, again, other = make_scene(7), make_scene(7), make_scene(8)
     assert len(_arrays(first)) == len(_arrays(again))
-    for a, b in zip(_arrays(first), _arrays(again)):
+    for a, b in zip(_arrays(first), _arrays(again), strict=False):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     for name in ("shapes", "colours", "background_kind", "objects_below", "objects_above"):
         assert getattr(first, name) == getattr(again, name)
@@ -46,7 +46,7 @@ def test_shapes_dtypes_and_sizes() -> None:
     scene = make_scene(3, size=(96, 48))  # (width, height)
     assert scene.image.shape == (48, 96, 3) and scene.image.dtype == np.uint8
     assert scene.background.shape == (48, 96, 3)
-    for mask, background in zip(scene.masks, scene.backgrounds):
+    for mask, background in zip(scene.masks, scene.backgrounds, strict=False):
         assert mask.shape == (48, 96) and mask.dtype == bool
         assert background.shape == (48, 96, 3) and background.dtype == np.uint8
     assert make_scene(3, size=128).image.shape == (128, 128, 3)
@@ -67,7 +67,7 @@ def test_arrays_are_read_only() -> None:
 def test_ground_truth_equals_image_outside_each_mask(scenes: list[Scene]) -> None:
     for scene in scenes:
         assert len(scene.masks) == len(scene.backgrounds) == scene.num_objects
-        for mask, background in zip(scene.masks, scene.backgrounds):
+        for mask, background in zip(scene.masks, scene.backgrounds, strict=False):
             assert np.array_equal(background[~mask], scene.image[~mask])
             # ... and the object did change the image inside its mask
             assert not np.array_equal(background[mask], scene.image[mask])
@@ -115,7 +115,7 @@ def test_object_colours_are_far_from_every_background(scenes: list[Scene]) -> No
 def test_object_colour_fraction_separates_objects_from_ground_truth(scenes: list[Scene]) -> None:
     isolated = 0
     for scene in scenes:
-        for index, (mask, background) in enumerate(zip(scene.masks, scene.backgrounds)):
+        for index, (mask, background) in enumerate(zip(scene.masks, scene.backgrounds, strict=False)):
             if scene.is_isolated(index):
                 isolated += 1
                 assert object_colour_fraction(background, mask) == 0.0
@@ -167,10 +167,13 @@ def test_the_bundled_demo_scene_is_the_first_usable_held_out_scene() -> None:
     for seed in HELD_OUT_SEEDS:
         scene = make_scene(seed, 64)
         usable = [
-            index for index in range(scene.num_objects)
+            index
+            for index in range(scene.num_objects)
             if scene.is_isolated(index)
-            and np.array_equal(scene.backgrounds[index][dilate_mask(scene.masks[index], dilation)],
-                               scene.background[dilate_mask(scene.masks[index], dilation)])
+            and np.array_equal(
+                scene.backgrounds[index][dilate_mask(scene.masks[index], dilation)],
+                scene.background[dilate_mask(scene.masks[index], dilation)],
+            )
         ]
         if usable:
             break
@@ -183,7 +186,9 @@ def test_the_bundled_demo_scene_is_the_first_usable_held_out_scene() -> None:
 def test_structured_kinds_have_edges_everywhere() -> None:
     """Tiles, bricks and plaid are not smooth: strong gradients occur across the whole image."""
     for kind in ("tiles", "bricks", "plaid"):
-        scenes = [scene for scene in (make_scene(seed, 64) for seed in range(400)) if scene.background_kind == kind]
+        scenes = [
+            scene for scene in (make_scene(seed, 64) for seed in range(400)) if scene.background_kind == kind
+        ]
         assert len(scenes) >= 10, kind
         for scene in scenes[:10]:
             background = scene.background.astype(np.float32)

@@ -71,8 +71,9 @@ def test_request_fields_become_a_selection() -> None:
     assert selection_of_request([]) is None
     assert selection_of_request(["", "", "", ""]) is None
     request = selection_of_request(["10,20; 30,40", "5,5", "0,0,50,60", "the red disc"])
-    assert request == SelectionRequest(((10.0, 20.0), (30.0, 40.0)), ((5.0, 5.0),), (0.0, 0.0, 50.0, 60.0),
-                                       "the red disc")
+    assert request == SelectionRequest(
+        ((10.0, 20.0), (30.0, 40.0)), ((5.0, 5.0),), (0.0, 0.0, 50.0, 60.0), "the red disc"
+    )
     with pytest.raises(io.InputError, match=r"^points: 'here' is not X,Y"):
         selection_of_request(["here"])
     with pytest.raises(io.InputError, match=r"^box: 12 is not text"):
@@ -111,11 +112,17 @@ def test_the_api_removes_a_clicked_object(server: tuple[Any, str], tmp_path: Pat
     app, url = server
     photo_path, disc = _disc_photo(tmp_path / "photo.png")
     client = Client(url, verbose=False, download_files=True)
-    _, _, result, status = client.predict(image=handle_file(str(photo_path)), mask=None, seeds="7",
-                                          points=f"{CENTRE[0]},{CENTRE[1]}", api_name="/remove")
+    _, _, result, status = client.predict(
+        image=handle_file(str(photo_path)),
+        mask=None,
+        seeds="7",
+        points=f"{CENTRE[0]},{CENTRE[1]}",
+        api_name="/remove",
+    )
     assert "1 result at 200×150" in status
-    expected = remove_with_the_library(photo_path, points=[CENTRE], seed=7, num_inference_steps=8,
-                                       progress=False)
+    expected = remove_with_the_library(
+        photo_path, points=[CENTRE], seed=7, num_inference_steps=8, progress=False
+    )
     got = _pixels(result)
     np.testing.assert_array_equal(got, np.asarray(expected).astype(np.int16))
     changed = (got != _pixels(photo_path)).any(axis=2)
@@ -127,8 +134,9 @@ def test_api_selection_errors_name_the_field(server: tuple[Any, str], tmp_path: 
     _, url = server
     photo_path, _ = _disc_photo(tmp_path / "photo.png")
     with photo_path.open("rb") as photo:
-        uploaded = httpx.post(f"{url}/gradio_api/upload", files={"files": ("photo.png", photo, "image/png")},
-                              timeout=30).json()[0]
+        uploaded = httpx.post(
+            f"{url}/gradio_api/upload", files={"files": ("photo.png", photo, "image/png")}, timeout=30
+        ).json()[0]
     upload = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
     knobs = ["built-in default model", "sip", "1", 8, 0.8, 9, 0.3, 10, 1, 2, 64, True, "resize"]
     for selection, expected in (
@@ -155,13 +163,16 @@ def browser() -> Iterator[BrowserContext]:
 def _wait_value(page: Page, selector: str) -> str:
     page.wait_for_function(
         "(selector) => { const node = document.querySelector(selector);"
-        " return node !== null && node.value.trim() !== ''; }", arg=selector, timeout=WAIT_MS,
+        " return node !== null && node.value.trim() !== ''; }",
+        arg=selector,
+        timeout=WAIT_MS,
     )
     return page.locator(selector).input_value()
 
 
-def test_click_the_object_remove_download(browser: BrowserContext, server: tuple[Any, str],
-                                          tmp_path: Path) -> None:
+def test_click_the_object_remove_download(
+    browser: BrowserContext, server: tuple[Any, str], tmp_path: Path
+) -> None:
     app, url = server
     photo_path, disc = _disc_photo(tmp_path / "photo.png")
     page = browser.new_page()

@@ -45,10 +45,12 @@ def test_manifest_cells_become_selections(tmp_path: Path) -> None:
 def test_batch_removes_clicked_objects_like_remove(tmp_path: Path) -> None:
     folder = _setup(tmp_path)
     manifest = folder / "list.csv"
-    manifest.write_text('image,output,seed,points,box\n'
-                        'scene.png,click.png,123,"9,2",\n'
-                        'scene.png,box.png,123,,"0,0,26,26"\n'
-                        'scene.png,outside.png,123,"99,2",\n')
+    manifest.write_text(
+        "image,output,seed,points,box\n"
+        'scene.png,click.png,123,"9,2",\n'
+        'scene.png,box.png,123,,"0,0,26,26"\n'
+        'scene.png,outside.png,123,"99,2",\n'
+    )
     out = folder / "out"
     result = CliRunner().invoke(main, ["batch", str(manifest), "-o", str(out), "--steps", "4", "-q"])
     assert result.exit_code == 1, result.output  # one row fails

@@ -35,8 +35,9 @@ def _error(result: Result) -> str:
 
 def test_a_click_removes_the_object_and_saves_the_mask(tmp_path: Path) -> None:
     out, saved = tmp_path / "out.png", tmp_path / "mask.png"
-    result = invoke("remove", SCENE, "--point", f"{CLICK[0]},{CLICK[1]}", "-o", out, "--save-mask", saved,
-                    *FAST)
+    result = invoke(
+        "remove", SCENE, "--point", f"{CLICK[0]},{CLICK[1]}", "-o", out, "--save-mask", saved, *FAST
+    )
     assert result.exit_code == 0, result.output
     scene, truth = example_scene()
     mask = np.asarray(Image.open(saved)) > 0
@@ -54,8 +55,20 @@ def test_box_exclude_and_mask_combine(tmp_path: Path) -> None:
     mask_path = tmp_path / "corner.png"
     Image.fromarray(painted).save(mask_path)
     saved = tmp_path / "used.png"
-    result = invoke("remove", SCENE, mask_path, "--box", "0,0,26,26", "--exclude", "40,40",
-                    "-o", tmp_path / "o.png", "--save-mask", saved, *FAST)
+    result = invoke(
+        "remove",
+        SCENE,
+        mask_path,
+        "--box",
+        "0,0,26,26",
+        "--exclude",
+        "40,40",
+        "-o",
+        tmp_path / "o.png",
+        "--save-mask",
+        saved,
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     used = np.asarray(Image.open(saved)) > 0
     scene, _ = example_scene()
@@ -73,13 +86,19 @@ def test_box_exclude_and_mask_combine(tmp_path: Path) -> None:
         (["--box", "20,20,10,30"], "error: box: (20.0, 20.0, 10.0, 30.0) is empty"),
         (["--object", "the red ring"], "error: text: 'the red ring' needs a text-capable segmenter"),
         (["--segmenter", "classic"], "error: segmenter: 'classic' is given but nothing to select"),
-        (["--point", "9,2", "--segmenter", "sam:facebook/sam-vit-absent"],
-         "error: segmenter: 'sam:facebook/sam-vit-absent': the weights 'facebook/sam-vit-absent' are not"),
+        (
+            ["--point", "9,2", "--segmenter", "sam:facebook/sam-vit-absent"],
+            "error: segmenter: 'sam:facebook/sam-vit-absent': the weights 'facebook/sam-vit-absent' are not",
+        ),
         (["--point", "40,40"], "error: selection: points=[(40, 40)] selects"),
-        (["--point", "9,2", "--save-mask", "{tmp}/mask.jpg"],
-         "error: save-mask: '{tmp}/mask.jpg' needs a lossless"),
-        (["--point", "9,2", "--save-mask", "{tmp}/out.png"],
-         "error: save-mask: '{tmp}/out.png' is also the OUTPUT"),
+        (
+            ["--point", "9,2", "--save-mask", "{tmp}/mask.jpg"],
+            "error: save-mask: '{tmp}/mask.jpg' needs a lossless",
+        ),
+        (
+            ["--point", "9,2", "--save-mask", "{tmp}/out.png"],
+            "error: save-mask: '{tmp}/out.png' is also the OUTPUT",
+        ),
         (["--point", "9,2", "--save-mask", str(SCENE)], "error: save-mask: "),
     ],
 )
@@ -97,9 +116,26 @@ def test_fresh_clone_offline_command(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = tmp_path / "out.png"
     done = subprocess.run(
-        [sys.executable, "-m", "attentive_eraser", "remove", str(SCENE), "--point", "9,2", "-o", str(out),
-         "--steps", "4", "-q"], check=False,
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "attentive_eraser",
+            "remove",
+            str(SCENE),
+            "--point",
+            "9,2",
+            "-o",
+            str(out),
+            "--steps",
+            "4",
+            "-q",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert Image.open(out).size == (64, 64)

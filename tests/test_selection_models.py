@@ -73,8 +73,12 @@ def test_sam_prompts_reach_the_processor_as_one_object(sam_dir: Path) -> None:
     segmenter = load_segmenter(f"sam:{sam_dir}")
     recorder = _Recorder(segmenter.processor)
     segmenter.processor = recorder
-    segmenter.segment(_image(), Prompt(points=((10.0, 20.0), (30.0, 5.0)), negative_points=((70.0, 40.0),),
-                                       box=(5.0, 4.0, 50.0, 40.0)))
+    segmenter.segment(
+        _image(),
+        Prompt(
+            points=((10.0, 20.0), (30.0, 5.0)), negative_points=((70.0, 40.0),), box=(5.0, 4.0, 50.0, 40.0)
+        ),
+    )
     call = recorder.calls[-1]
     assert call["input_points"] == [[[[10.0, 20.0], [30.0, 5.0], [70.0, 40.0]]]]
     assert call["input_labels"] == [[[1, 1, 0]]]
@@ -90,10 +94,15 @@ def test_sam_keeps_the_candidate_with_the_best_predicted_iou(sam_dir: Path) -> N
     processor, model = segmenter.processor, segmenter.model
     inputs = processor(images=image, input_points=[[[[10, 20]]]], input_labels=[[[1]]], return_tensors="pt")
     with torch.no_grad():
-        outputs = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"],
-                        input_labels=inputs["input_labels"], multimask_output=True)
-    candidates = processor.post_process_masks(outputs.pred_masks, inputs["original_sizes"],
-                                              inputs["reshaped_input_sizes"])[0][0]  # (3, H, W)
+        outputs = model(
+            pixel_values=inputs["pixel_values"],
+            input_points=inputs["input_points"],
+            input_labels=inputs["input_labels"],
+            multimask_output=True,
+        )
+    candidates = processor.post_process_masks(
+        outputs.pred_masks, inputs["original_sizes"], inputs["reshaped_input_sizes"]
+    )[0][0]  # (3, H, W)
     best = int(outputs.iou_scores[0, 0].argmax())
     chosen = segmenter.segment(image, Prompt(points=((10.0, 20.0),)))
     assert np.array_equal(chosen, candidates[best].numpy())
@@ -135,8 +144,9 @@ def test_select_object_post_processes_model_masks() -> None:
     expected = np.zeros_like(mask)
     expected[10:30, 10:30] = True
     assert np.array_equal(selected, expected)
-    kept = select_object(_image(), points=[(20, 20)], segmenter=_Fixed(mask), fill_holes=False,
-                         largest_component=False)
+    kept = select_object(
+        _image(), points=[(20, 20)], segmenter=_Fixed(mask), fill_holes=False, largest_component=False
+    )
     assert np.array_equal(kept, mask)
 
 

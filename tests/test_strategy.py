@@ -54,8 +54,14 @@ def _photo(width: int, height: int) -> PIL.Image.Image:
 def test_crop_changes_only_the_window_and_matches_the_input_size(pipe) -> None:
     photo = _photo(800, 600)
     mask = _mask((600, 800), (500, 280, 530, 310))
-    raw = pipe(photo, mask, strategy="crop", paste_back=False, num_inference_steps=4,
-               generator=torch.Generator().manual_seed(0)).images[0]
+    raw = pipe(
+        photo,
+        mask,
+        strategy="crop",
+        paste_back=False,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(0),
+    ).images[0]
     assert raw.size == photo.size
     window = io.place_window(mask, io.context_window([mask], pipe.preset.resolution))
     changed = np.abs(np.asarray(raw, int) - np.asarray(photo, int)).sum(-1) > 0
@@ -68,7 +74,9 @@ def test_crop_changes_only_the_window_and_matches_the_input_size(pipe) -> None:
 def test_crop_with_paste_back_keeps_everything_but_the_feathered_mask(pipe) -> None:
     photo = _photo(800, 600)
     mask = _mask((600, 800), (100, 100, 140, 130))
-    out = pipe(photo, mask, strategy="crop", num_inference_steps=4, generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        photo, mask, strategy="crop", num_inference_steps=4, generator=torch.Generator().manual_seed(0)
+    )
     result = np.asarray(out.images[0], int)
     band = io.feather_alpha(out.masks[0], 40) > 0  # generous: dilation + feather at the window's scale
     changed = np.abs(result - np.asarray(photo, int)).sum(-1) > 0

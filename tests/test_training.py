@@ -147,7 +147,9 @@ class _Killed(Exception):
     """Stands in for a SIGKILL right after a checkpoint was written."""
 
 
-def test_resume_after_a_kill_gives_the_uninterrupted_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_kill_gives_the_uninterrupted_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from attentive_eraser.training import train_demo
 
     config = TrainingConfig(**{**SMOKE, "vae_steps": 3, "unet_steps": 4})
@@ -179,12 +181,20 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(tmp_path: Path, monk
     # The loss log reads as one run: every step once, in order.
     lines = [json.loads(line) for line in (tmp_path / "killed" / "loss_log.jsonl").read_text().splitlines()]
     assert [(line["stage"], line["step"]) for line in lines if "loss" in line] == [
-        ("vae", 1), ("vae", 2), ("vae", 3), ("unet", 1), ("unet", 2), ("unet", 3), ("unet", 4)]
+        ("vae", 1),
+        ("vae", 2),
+        ("vae", 3),
+        ("unet", 1),
+        ("unet", 2),
+        ("unet", 3),
+        ("unet", 4),
+    ]
 
     # Resuming needs the same config, and a run to resume.
     with pytest.raises(ValueError, match="config differs"):
-        train_demo.train(TrainingConfig(**{**SMOKE, "unet_steps": 5}), tmp_path / "killed", progress=False,
-                         resume=True)
+        train_demo.train(
+            TrainingConfig(**{**SMOKE, "unet_steps": 5}), tmp_path / "killed", progress=False, resume=True
+        )
     assert main(["--out", str(tmp_path / "nothing"), "--resume", "--no-progress"]) == 2
 
 

@@ -44,9 +44,13 @@ KNOWN_MODELS = {
 }
 
 _DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
@@ -74,8 +78,9 @@ def _check_available(device: torch.device, given: object) -> None:
     available = backend is not None and backend.is_available()
     count = backend.device_count() if available else 0
     if (device.index or 0) >= count:
-        raise ValueError(f"device={given!r} is not available: this machine has {count} {device.type.upper()} "
-                         "device(s)")
+        raise ValueError(
+            f"device={given!r} is not available: this machine has {count} {device.type.upper()} device(s)"
+        )
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -127,8 +132,10 @@ def _checkpoint_keys(path: Path) -> list[str]:
             with safe_open(str(path), framework="pt") as handle:
                 return list(handle.keys())
         except Exception as error:  # SafetensorError, OSError: a truncated or foreign file
-            raise ValueError(f"model={str(path)!r} is not a readable .safetensors file "
-                             f"({type(error).__name__}: {' '.join(str(error).split())[:120]})") from None
+            raise ValueError(
+                f"model={str(path)!r} is not a readable .safetensors file "
+                f"({type(error).__name__}: {' '.join(str(error).split())[:120]})"
+            ) from None
     # Only plain tensors are ever unpickled (weights_only=True); a file that needs more is refused, never
     # loaded the unsafe way.
     try:
@@ -136,10 +143,14 @@ def _checkpoint_keys(path: Path) -> list[str]:
             warnings.simplefilter("ignore")
             checkpoint = torch.load(str(path), map_location="meta", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError, OSError
-        raise ValueError(f"model={str(path)!r} is not a readable checkpoint of plain tensors "
-                         f"({type(error).__name__}); convert it to .safetensors") from None
+        raise ValueError(
+            f"model={str(path)!r} is not a readable checkpoint of plain tensors "
+            f"({type(error).__name__}); convert it to .safetensors"
+        ) from None
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"model={str(path)!r} holds a {type(checkpoint).__name__}, not a dictionary of weights")
+        raise ValueError(
+            f"model={str(path)!r} holds a {type(checkpoint).__name__}, not a dictionary of weights"
+        )
     weights = checkpoint.get("state_dict", checkpoint)
     return [str(key) for key in weights] if isinstance(weights, dict) else []
 
@@ -161,7 +172,9 @@ def _read_config(config_path: Path, model: str) -> dict[str, Any]:
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"model={model!r}: {where} is not valid JSON ({' '.join(str(error).split())})") from None
+        raise ValueError(
+            f"model={model!r}: {where} is not valid JSON ({' '.join(str(error).split())})"
+        ) from None
     if not isinstance(config, dict):
         raise ValueError(f"model={model!r}: {where} holds a JSON {type(config).__name__}, not an object")
     return config
@@ -183,9 +196,14 @@ def _check_weights(folder: Path, model: str) -> None:
             message = " ".join(str(error).split())
             raise ValueError(f"model={model!r}: model_index.json is not valid JSON ({message})") from None
         if not isinstance(index, dict):
-            raise ValueError(f"model={model!r}: model_index.json holds a JSON {type(index).__name__}, not an object")
-        components = [name for name in _WEIGHT_FOLDERS if isinstance(index.get(name), list)
-                      and index[name][0] is not None]
+            raise ValueError(
+                f"model={model!r}: model_index.json holds a JSON {type(index).__name__}, not an object"
+            )
+        components = [
+            name
+            for name in _WEIGHT_FOLDERS
+            if isinstance(index.get(name), list) and index[name][0] is not None
+        ]
     for name in components:
         component = folder / name
         if not component.is_dir():
@@ -194,7 +212,11 @@ def _check_weights(folder: Path, model: str) -> None:
             raise ValueError(f"model={model!r}: {name}/config.json is missing")
         _read_config(component / "config.json", model)
         if not any(any(component.glob(pattern)) for pattern in _WEIGHT_PATTERNS):
-            expected = "model.safetensors" if name.startswith("text_encoder") else "diffusion_pytorch_model.safetensors"
+            expected = (
+                "model.safetensors"
+                if name.startswith("text_encoder")
+                else "diffusion_pytorch_model.safetensors"
+            )
             raise ValueError(f"model={model!r}: {name}/ has no weights (expected {name}/{expected})")
 
 
@@ -224,7 +246,9 @@ def detect_family(model: str | os.PathLike) -> str:
         return _family_of_unet_config(_read_config(config_path, text))
     if path.is_file():
         if path.suffix not in _SINGLE_FILE_SUFFIXES:
-            raise ValueError(f"model={text!r} is a file but not a checkpoint ({', '.join(_SINGLE_FILE_SUFFIXES)})")
+            raise ValueError(
+                f"model={text!r} is a file but not a checkpoint ({', '.join(_SINGLE_FILE_SUFFIXES)})"
+            )
         return _family_of_single_file(path)
     if text in KNOWN_MODELS:
         return KNOWN_MODELS[text]
@@ -248,7 +272,11 @@ def _pipeline_class(family: str, method: Method) -> type:
     if method not in ("sip", "dip"):
         raise ValueError(f"method={method!r} must be 'sip' or 'dip'")
     if family == "sdxl":
-        return pipelines.AttentiveEraserSDXLSIPPipeline if method == "sip" else pipelines.AttentiveEraserSDXLDIPPipeline
+        return (
+            pipelines.AttentiveEraserSDXLSIPPipeline
+            if method == "sip"
+            else pipelines.AttentiveEraserSDXLDIPPipeline
+        )
     return pipelines.AttentiveEraserSIPPipeline if method == "sip" else pipelines.AttentiveEraserDIPPipeline
 
 
@@ -262,7 +290,9 @@ def _dtype_kwargs(dtype: torch.dtype) -> dict[str, torch.dtype]:
 
 def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | None) -> Any:
     path = Path(model).expanduser()
-    extra: dict[str, Any] = {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
+    extra: dict[str, Any] = (
+        {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
+    )
     extra.update(_dtype_kwargs(dtype))
     if path.is_file():
         kwargs = {"config": config} if config else {}
@@ -280,7 +310,9 @@ def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | 
     try:
         return cls.from_pretrained(str(path) if path.is_dir() else model, **extra)
     except OSError as error:
-        raise ValueError(f"model={model!r} could not be loaded: {_describe(error, with_type=False)}") from None
+        raise ValueError(
+            f"model={model!r} could not be loaded: {_describe(error, with_type=False)}"
+        ) from None
     except Exception as error:  # damaged weights or configs inside the folder
         raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
 
@@ -410,10 +442,14 @@ def remove(
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
     knobs = {
-        "num_inference_steps": num_inference_steps, "strength": strength,
-        "removal_guidance_scale": removal_guidance_scale, "suppression_scale": suppression_scale,
-        "suppression_steps": suppression_steps, "mask_dilation": mask_dilation,
-        "feather_radius": feather_radius, "resolution": resolution,
+        "num_inference_steps": num_inference_steps,
+        "strength": strength,
+        "removal_guidance_scale": removal_guidance_scale,
+        "suppression_scale": suppression_scale,
+        "suppression_steps": suppression_steps,
+        "mask_dilation": mask_dilation,
+        "feather_radius": feather_radius,
+        "resolution": resolution,
     }
     from .pipelines.base import check_knobs
 
@@ -424,8 +460,9 @@ def remove(
         resolve_dtype(dtype, torch.device("cpu"))
     selecting = any(value is not None for value in (points, negative_points, box, object))
     if segmenter is not None and not selecting:
-        raise io.InputError("segmenter", f"{segmenter!r} is given but nothing to select: add points, box or "
-                            "object")
+        raise io.InputError(
+            "segmenter", f"{segmenter!r} is given but nothing to select: add points, box or object"
+        )
 
     # 2. Read the image and the mask (files over max_pixels are refused from their header)
     picture, alpha = io.split_alpha(io.load_image(image, max_pixels=max_pixels))
@@ -442,8 +479,15 @@ def remove(
             io.check_resolution(picture.size, resolution)  # before a segmenter's model loads
         from .selection import select_object
 
-        selected = select_object(picture, points=points, negative_points=negative_points, box=box,
-                                 text=object, segmenter=segmenter, device=device)
+        selected = select_object(
+            picture,
+            points=points,
+            negative_points=negative_points,
+            box=box,
+            text=object,
+            segmenter=segmenter,
+            device=device,
+        )
         object_mask = selected if mask is None else object_mask | selected
     io.validate_mask(object_mask)
     if resolution is not None:
@@ -457,4 +501,3 @@ def remove(
         kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
     result = pipe(picture, object_mask, paste_back=paste_back, strategy=strategy, **kwargs).images[0]
     return io.merge_alpha(result, alpha)
-

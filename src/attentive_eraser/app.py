@@ -50,8 +50,16 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "EraserService", "RemovalRun", "RemovalSettings", "build_app", "check_remove_request", "check_server_options",
-    "launch", "parse_file_size", "parse_seeds", "serve",
+    "EraserService",
+    "RemovalRun",
+    "RemovalSettings",
+    "build_app",
+    "check_remove_request",
+    "check_server_options",
+    "launch",
+    "parse_file_size",
+    "parse_seeds",
+    "serve",
 ]
 
 Method = Literal["sip", "dip"]
@@ -72,7 +80,12 @@ PREVIEW_CONCURRENCY = 1
 
 # Pillow format -> the extension results are written with (the upload's own spelling wins if it agrees).
 _SUFFIX_OF_FORMAT = {
-    "PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif",
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
 }
 # What every browser displays; other results get a PNG copy for the page.
 _BROWSER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -81,20 +94,37 @@ _PAINTED, _DILATED, _BLENDED = (255, 45, 85), (255, 200, 0), (60, 170, 255)
 _BRUSH_COLOUR = ("#ff2d55", 0.55)
 
 _KNOBS = (
-    "num_inference_steps", "strength", "removal_guidance_scale", "suppression_scale", "suppression_steps",
-    "mask_dilation", "feather_radius", "resolution",
+    "num_inference_steps",
+    "strength",
+    "removal_guidance_scale",
+    "suppression_scale",
+    "suppression_steps",
+    "mask_dilation",
+    "feather_radius",
+    "resolution",
 )
 #: the page's sliders, (minimum, maximum, step); the HTTP API accepts the same ranges
 _SLIDERS: dict[str, tuple[float, float, float]] = {
-    "num_inference_steps": (1, 200, 1), "strength": (0.05, 1.0, 0.05),
-    "removal_guidance_scale": (0.0, 30.0, 0.5), "suppression_scale": (0.0, 1.0, 0.05),
-    "suppression_steps": (0, 200, 1), "mask_dilation": (0, 64, 1), "feather_radius": (0, 64, 1),
+    "num_inference_steps": (1, 200, 1),
+    "strength": (0.05, 1.0, 0.05),
+    "removal_guidance_scale": (0.0, 30.0, 0.5),
+    "suppression_scale": (0.0, 1.0, 0.05),
+    "suppression_steps": (0, 200, 1),
+    "mask_dilation": (0, 64, 1),
+    "feather_radius": (0, 64, 1),
     "resolution": (64, 2048, 64),
 }
 _WHOLE_KNOBS = frozenset({"num_inference_steps", "suppression_steps", "mask_dilation", "resolution"})
 #: the parameters of the ``/remove`` endpoint, in order
 REMOVE_PARAMETERS = (
-    "image", "mask", "model", "method", "seeds", *_KNOBS, "paste_back", "strategy",
+    "image",
+    "mask",
+    "model",
+    "method",
+    "seeds",
+    *_KNOBS,
+    "paste_back",
+    "strategy",
 )
 #: optional trailing parameters of ``/remove`` that select the object (clicks, a box, words); a request
 #: without them is one with none
@@ -172,8 +202,9 @@ def check_server_options(host: str, port: int | None, max_file_size: str | int |
         try:
             found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
-            raise io.InputError("host", f"{host!r} is neither an IP address nor a name this machine resolves") \
-                from None
+            raise io.InputError(
+                "host", f"{host!r} is neither an IP address nor a name this machine resolves"
+            ) from None
         addresses = sorted({str(entry[4][0]) for entry in found})
     if port is None:
         return
@@ -192,8 +223,9 @@ def check_server_options(host: str, port: int | None, max_file_size: str | int |
                 raise io.InputError("host", f"{host!r} is not an address of this machine") from None
             if error.errno in (errno.EACCES, errno.EPERM):
                 raise io.InputError("port", f"{port} on {host} needs privileges this user lacks") from None
-            raise io.InputError("host", f"cannot listen on {host}:{port} ({' '.join(str(error).split())})") \
-                from None
+            raise io.InputError(
+                "host", f"cannot listen on {host}:{port} ({' '.join(str(error).split())})"
+            ) from None
 
 
 def _shown(value: Any) -> str:
@@ -210,9 +242,11 @@ def check_remove_request(service: "EraserService", values: Sequence[Any]) -> Non
     belongs, a number outside its slider, a fraction for a whole number, a flag that is not true/false.
     """
     if len(values) < len(REMOVE_PARAMETERS):
-        missing = ", ".join(REMOVE_PARAMETERS[len(values):])
-        raise io.InputError("data", f"expected {len(REMOVE_PARAMETERS)} values, got {len(values)} (missing: {missing})")
-    given = dict(zip(REMOVE_PARAMETERS, values))
+        missing = ", ".join(REMOVE_PARAMETERS[len(values) :])
+        raise io.InputError(
+            "data", f"expected {len(REMOVE_PARAMETERS)} values, got {len(values)} (missing: {missing})"
+        )
+    given = dict(zip(REMOVE_PARAMETERS, values, strict=False))
     for name in ("image", "mask"):
         value = given[name]
         if value is None:
@@ -221,8 +255,11 @@ def check_remove_request(service: "EraserService", values: Sequence[Any]) -> Non
             continue
         path = value.get("path") if isinstance(value, dict) else None
         if not isinstance(path, str) or not path:
-            raise io.InputError(name, f"{_shown(value)} is not an uploaded file (expected {{'path': <the name "
-                                "/gradio_api/upload returned>, 'meta': {'_type': 'gradio.FileData'}})")
+            raise io.InputError(
+                name,
+                f"{_shown(value)} is not an uploaded file (expected {{'path': <the name "
+                "/gradio_api/upload returned>, 'meta': {'_type': 'gradio.FileData'}})",
+            )
         service.check_upload(path, name)
     if not isinstance(given["model"], str) or given["model"] not in service.models:
         service._model(given["model"] if isinstance(given["model"], str) else _shown(given["model"]))
@@ -244,18 +281,23 @@ def check_remove_request(service: "EraserService", values: Sequence[Any]) -> Non
         raise io.InputError("paste_back", f"{_shown(given['paste_back'])} must be true or false")
     if given["strategy"] not in ("resize", "crop"):
         raise io.InputError("strategy", f"{_shown(given['strategy'])} must be 'resize' or 'crop'")
-    selection_of_request(list(values[len(REMOVE_PARAMETERS):]))
+    selection_of_request(list(values[len(REMOVE_PARAMETERS) :]))
 
 
 def selection_of_request(values: Sequence[Any]) -> SelectionRequest | None:
     """The selection of a ``/remove`` request's trailing values (``points``, ``exclude``: ``"X,Y;X,Y"``;
     ``box``: ``"X0,Y0,X1,Y1"``; ``object``: words; missing or empty: not set), or ``None``."""
-    given = dict(zip(SELECTION_PARAMETERS, values))
+    given = dict(zip(SELECTION_PARAMETERS, values, strict=False))
     for name, value in given.items():
         if value is not None and not isinstance(value, str):
             raise io.InputError(name, f"{_shown(value)} is not text (e.g. '120,80;130,90' for points)")
-    return SelectionRequest.parse(given.get("points") or "", given.get("exclude") or "", given.get("box"),
-                                  given.get("object"), names=("points", "exclude", "box"))
+    return SelectionRequest.parse(
+        given.get("points") or "",
+        given.get("exclude") or "",
+        given.get("box"),
+        given.get("object"),
+        names=("points", "exclude", "box"),
+    )
 
 
 @dataclass(frozen=True)
@@ -503,8 +545,13 @@ class EraserService:
         return str(path)
 
     def prepare_mask(
-        self, image: str | None, layers: Sequence[Image.Image] = (), upload: str | None = None,
-        *, session: str = "", selection: SelectionRequest | None = None,
+        self,
+        image: str | None,
+        layers: Sequence[Image.Image] = (),
+        upload: str | None = None,
+        *,
+        session: str = "",
+        selection: SelectionRequest | None = None,
     ) -> str | None:
         """The mask a Remove click sends: painted ∪ uploaded, as a PNG path; ``None`` = the photo's alpha.
 
@@ -526,9 +573,17 @@ class EraserService:
         return self.write_mask(mask, photo.stem)
 
     def preview(
-        self, image: str | None, layers: Sequence[Image.Image] = (), upload: str | None = None,
-        *, model: str | None = None, mask_dilation: int | None = None, feather_radius: float | None = None,
-        resolution: int | None = None, strategy: Strategy = "resize", paste_back: bool = True,
+        self,
+        image: str | None,
+        layers: Sequence[Image.Image] = (),
+        upload: str | None = None,
+        *,
+        model: str | None = None,
+        mask_dilation: int | None = None,
+        feather_radius: float | None = None,
+        resolution: int | None = None,
+        strategy: Strategy = "resize",
+        paste_back: bool = True,
         selection: SelectionRequest | None = None,
     ) -> tuple[Image.Image | None, str]:
         """The photo with the mask, its dilation and the paste-back band drawn over it, and a caption.
@@ -567,10 +622,15 @@ class EraserService:
         share = 100.0 * mask.mean()
         parts = [
             f"Mask: {int(mask.sum()):,} px ({share:.1f} % of {size[0]}×{size[1]}).",
-            (f"Working size {working[0]}×{working[1]}: dilation {dilation} px there = "
-             f"{round(dilation * scale)} px here (yellow)."),
-            (f"Paste-back band {feather * scale:.0f} px (blue); pixels outside it are kept bit-identical."
-             if paste_back else "No paste-back: the whole image is the raw decode."),
+            (
+                f"Working size {working[0]}×{working[1]}: dilation {dilation} px there = "
+                f"{round(dilation * scale)} px here (yellow)."
+            ),
+            (
+                f"Paste-back band {feather * scale:.0f} px (blue); pixels outside it are kept bit-identical."
+                if paste_back
+                else "No paste-back: the whole image is the raw decode."
+            ),
         ]
         if note:
             parts.append(note.capitalize() + ".")
@@ -593,8 +653,14 @@ class EraserService:
             return cancelled
 
     def remove(
-        self, image: str | Path, mask: str | Path | None, settings: RemovalSettings, *,
-        session: str = "", progress: ProgressFn | None = None, selection: SelectionRequest | None = None,
+        self,
+        image: str | Path,
+        mask: str | Path | None,
+        settings: RemovalSettings,
+        *,
+        session: str = "",
+        progress: ProgressFn | None = None,
+        selection: SelectionRequest | None = None,
     ) -> RemovalRun:
         """Erase the object under ``mask`` for each seed, in one batched call; write the results.
 
@@ -610,8 +676,9 @@ class EraserService:
                 raise io.InputError("mask", "no mask given and the photo has no transparent pixels")
             object_mask, alpha = io.mask_from_alpha(alpha), None
         elif mask is not None:
-            object_mask = io.load_mask(self.check_upload(mask, "mask"), size=photo.picture.size,
-                                       max_pixels=self.max_pixels)
+            object_mask = io.load_mask(
+                self.check_upload(mask, "mask"), size=photo.picture.size, max_pixels=self.max_pixels
+            )
         if selection is not None:  # clicks, a box or words: the photo's alpha is kept, as with a mask
             selected = self.select(photo, selection)
             object_mask = selected if mask is None else object_mask | selected
@@ -695,7 +762,9 @@ def _overlay(picture: Image.Image, mask: np.ndarray, grown: np.ndarray, blended:
     pixels = np.asarray(picture.convert("RGB"), dtype=np.float32)
     out = pixels.copy()
     for region, colour, weight in (
-        (blended & ~grown, _BLENDED, 0.35), (grown & ~mask, _DILATED, 0.6), (mask, _PAINTED, 0.6)
+        (blended & ~grown, _BLENDED, 0.35),
+        (grown & ~mask, _DILATED, 0.6),
+        (mask, _PAINTED, 0.6),
     ):
         out[region] = (1 - weight) * pixels[region] + weight * np.asarray(colour, dtype=np.float32)
     return _shrink(Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8)))
@@ -712,8 +781,12 @@ def _mark_clicks(overlay: Image.Image, size: tuple[int, int], selection: Selecti
     for name, points in (("points", selection.points), ("exclude", selection.negative_points)):
         for x, y in points:
             cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
-            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=_CLICK_COLOURS[name],
-                         outline=(255, 255, 255), width=max(1, round(radius / 3)))
+            draw.ellipse(
+                (cx - radius, cy - radius, cx + radius, cy + radius),
+                fill=_CLICK_COLOURS[name],
+                outline=(255, 255, 255),
+                width=max(1, round(radius / 3)),
+            )
     return marked
 
 
@@ -800,12 +873,17 @@ def build_app(
     import gradio as gr
     from gradio.utils import get_upload_folder
 
-    service = service or EraserService(models, device=device, dtype=dtype, max_seeds=max_seeds,
-                                       segmenter=segmenter)
+    service = service or EraserService(
+        models, device=device, dtype=dtype, max_seeds=max_seeds, segmenter=segmenter
+    )
     service.allow_root(get_upload_folder())
     initial: dict[str, Any] = {
-        "method": "sip", "seeds": "123", "paste_back": True, "strategy": "resize",
-        **service.knob_defaults(service.default_model), **dict(defaults or {}),
+        "method": "sip",
+        "seeds": "123",
+        "paste_back": True,
+        "strategy": "resize",
+        **service.knob_defaults(service.default_model),
+        **dict(defaults or {}),
     }
     unknown = set(initial) - {*_KNOBS, "method", "seeds", "paste_back", "strategy"}
     if unknown:
@@ -869,99 +947,182 @@ def build_app(
                 photo = gr.File(label="1. Photo", file_types=["image"], type="filepath", elem_id="photo")
                 editor = gr.ImageEditor(
                     label="2. Paint over the object (brush / eraser; size: the ◎ tool)",
-                    type="pil", image_mode="RGBA", format="png", sources=(), transforms=(), layers=False,
+                    type="pil",
+                    image_mode="RGBA",
+                    format="png",
+                    sources=(),
+                    transforms=(),
+                    layers=False,
                     brush=gr.Brush(default_size="auto", colors=[_BRUSH_COLOUR], color_mode="fixed"),
-                    eraser=gr.Eraser(default_size="auto"), height=420, elem_id="editor",
+                    eraser=gr.Eraser(default_size="auto"),
+                    height=420,
+                    elem_id="editor",
                     placeholder="Upload a photo above (or pick an example below), then paint here.",
                 )
                 with gr.Group(elem_id="selection"):
                     click_mode = gr.Radio(
-                        [("add to the object", "points"), ("exclude (keep)", "exclude")], value="points",
-                        label="…or click the object on the mask preview: clicks", elem_id="click-mode",
+                        [("add to the object", "points"), ("exclude (keep)", "exclude")],
+                        value="points",
+                        label="…or click the object on the mask preview: clicks",
+                        elem_id="click-mode",
                     )
                     with gr.Row():
                         clicked = gr.Textbox(label="Object clicks (x,y; …)", elem_id="points", max_lines=1)
                         excluded = gr.Textbox(label="Excluded clicks", elem_id="exclude", max_lines=1)
                     with gr.Row():
                         object_text = gr.Textbox(
-                            label="…or the object to remove, in words (Enter)", elem_id="object",
+                            label="…or the object to remove, in words (Enter)",
+                            elem_id="object",
                             max_lines=1,
                             placeholder="the red car (needs a server started with a detector)",
                         )
                         clear_clicks = gr.Button("Clear clicks", size="sm", elem_id="clear-clicks")
                 mask_upload = gr.File(
                     label="…or upload a mask (white = remove; painted strokes are added to it)",
-                    file_types=["image"], type="filepath", elem_id="mask-upload",
+                    file_types=["image"],
+                    type="filepath",
+                    elem_id="mask-upload",
                 )
                 example_gallery = gr.Gallery(
                     value=[(photo_path, name) for photo_path, _, name in examples],
                     label="Examples: click one",
-                    columns=3, height=140, allow_preview=False, object_fit="contain", elem_id="examples",
-                    interactive=False, buttons=[],
+                    columns=3,
+                    height=140,
+                    allow_preview=False,
+                    object_fit="contain",
+                    elem_id="examples",
+                    interactive=False,
+                    buttons=[],
                 )
             with gr.Column(scale=1):
                 preview = gr.Image(
                     label="Mask preview (click it to select): red mask · yellow dilation · blue paste-back",
-                    type="pil", format="png", interactive=False, height=300, elem_id="preview",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    height=300,
+                    elem_id="preview",
                 )
                 preview_info = gr.Markdown(elem_id="preview-info")
                 with gr.Accordion("Settings", open=True):
                     with gr.Row():
                         model = gr.Dropdown(
-                            service.model_labels, value=service.default_model, label="Model",
-                            info=_HELP["model"], elem_id="model",
+                            service.model_labels,
+                            value=service.default_model,
+                            label="Model",
+                            info=_HELP["model"],
+                            elem_id="model",
                         )
                         method = gr.Radio(
                             [("SIP (stochastic)", "sip"), ("DIP (deterministic)", "dip")],
-                            value=initial["method"], label="Method", info=_HELP["method"], elem_id="method",
+                            value=initial["method"],
+                            label="Method",
+                            info=_HELP["method"],
+                            elem_id="method",
                         )
                     seeds = gr.Textbox(
-                        value=str(initial["seeds"]), label="Seeds",
-                        info=_HELP["seeds"].format(max_seeds=service.max_seeds), elem_id="seeds",
+                        value=str(initial["seeds"]),
+                        label="Seeds",
+                        info=_HELP["seeds"].format(max_seeds=service.max_seeds),
+                        elem_id="seeds",
                     )
                     with gr.Row():
-                        steps = gr.Slider(*_range("num_inference_steps"), value=initial["num_inference_steps"],
-                                          label="Steps (T_I)", info=_HELP["num_inference_steps"],
-                                          elem_id="steps")
-                        strength = gr.Slider(*_range("strength"), value=initial["strength"],
-                                             label="Strength", info=_HELP["strength"], elem_id="strength")
+                        steps = gr.Slider(
+                            *_range("num_inference_steps"),
+                            value=initial["num_inference_steps"],
+                            label="Steps (T_I)",
+                            info=_HELP["num_inference_steps"],
+                            elem_id="steps",
+                        )
+                        strength = gr.Slider(
+                            *_range("strength"),
+                            value=initial["strength"],
+                            label="Strength",
+                            info=_HELP["strength"],
+                            elem_id="strength",
+                        )
                     with gr.Row():
-                        guidance = gr.Slider(*_range("removal_guidance_scale"), value=initial["removal_guidance_scale"],
-                                             label="Guidance s", info=_HELP["removal_guidance_scale"],
-                                             elem_id="guidance")
-                        suppression = gr.Slider(*_range("suppression_scale"), value=initial["suppression_scale"],
-                                                label="Suppression λ", info=_HELP["suppression_scale"],
-                                                elem_id="suppression")
-                        suppression_steps = gr.Slider(*_range("suppression_steps"), value=initial["suppression_steps"],
-                                                      label="T_SS", info=_HELP["suppression_steps"],
-                                                      elem_id="suppression-steps")
+                        guidance = gr.Slider(
+                            *_range("removal_guidance_scale"),
+                            value=initial["removal_guidance_scale"],
+                            label="Guidance s",
+                            info=_HELP["removal_guidance_scale"],
+                            elem_id="guidance",
+                        )
+                        suppression = gr.Slider(
+                            *_range("suppression_scale"),
+                            value=initial["suppression_scale"],
+                            label="Suppression λ",
+                            info=_HELP["suppression_scale"],
+                            elem_id="suppression",
+                        )
+                        suppression_steps = gr.Slider(
+                            *_range("suppression_steps"),
+                            value=initial["suppression_steps"],
+                            label="T_SS",
+                            info=_HELP["suppression_steps"],
+                            elem_id="suppression-steps",
+                        )
                     with gr.Row():
-                        dilation = gr.Slider(*_range("mask_dilation"), value=initial["mask_dilation"],
-                                             label="Mask dilation (px)", info=_HELP["mask_dilation"],
-                                             elem_id="dilation")
-                        feather = gr.Slider(*_range("feather_radius"), value=initial["feather_radius"],
-                                            label="Feather (px)", info=_HELP["feather_radius"],
-                                            elem_id="feather")
-                        resolution = gr.Slider(*_range("resolution"), value=initial["resolution"],
-                                               label="Resolution", info=_HELP["resolution"],
-                                               elem_id="resolution")
+                        dilation = gr.Slider(
+                            *_range("mask_dilation"),
+                            value=initial["mask_dilation"],
+                            label="Mask dilation (px)",
+                            info=_HELP["mask_dilation"],
+                            elem_id="dilation",
+                        )
+                        feather = gr.Slider(
+                            *_range("feather_radius"),
+                            value=initial["feather_radius"],
+                            label="Feather (px)",
+                            info=_HELP["feather_radius"],
+                            elem_id="feather",
+                        )
+                        resolution = gr.Slider(
+                            *_range("resolution"),
+                            value=initial["resolution"],
+                            label="Resolution",
+                            info=_HELP["resolution"],
+                            elem_id="resolution",
+                        )
                     with gr.Row():
-                        paste_back = gr.Checkbox(value=initial["paste_back"], label="Paste back",
-                                                 info=_HELP["paste_back"], elem_id="paste-back")
-                        strategy = gr.Radio(["resize", "crop"], value=initial["strategy"], label="Strategy",
-                                            info=_HELP["strategy"], elem_id="strategy")
+                        paste_back = gr.Checkbox(
+                            value=initial["paste_back"],
+                            label="Paste back",
+                            info=_HELP["paste_back"],
+                            elem_id="paste-back",
+                        )
+                        strategy = gr.Radio(
+                            ["resize", "crop"],
+                            value=initial["strategy"],
+                            label="Strategy",
+                            info=_HELP["strategy"],
+                            elem_id="strategy",
+                        )
                 with gr.Row():
                     remove_button = gr.Button("3. Remove", variant="primary", elem_id="remove")
                     cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel")
                 status = gr.Markdown(label="Status", elem_id="status")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                comparison = gr.ImageSlider(label="Before / after", type="filepath",
-                                            interactive=False, elem_id="comparison", max_height=600)
+                comparison = gr.ImageSlider(
+                    label="Before / after",
+                    type="filepath",
+                    interactive=False,
+                    elem_id="comparison",
+                    max_height=600,
+                )
             with gr.Column(scale=1):
-                gallery = gr.Gallery(label="Candidates", columns=4, fit_columns=False, height="auto",
-                                     allow_preview=False, object_fit="contain",
-                                     interactive=False, elem_id="candidates")
+                gallery = gr.Gallery(
+                    label="Candidates",
+                    columns=4,
+                    fit_columns=False,
+                    height="auto",
+                    allow_preview=False,
+                    object_fit="contain",
+                    interactive=False,
+                    elem_id="candidates",
+                )
                 download = gr.DownloadButton("Download the result", variant="primary", elem_id="download")
                 mask_used = gr.File(label="Mask used", interactive=False, elem_id="mask-used")
         candidates = gr.State([])
@@ -979,21 +1140,40 @@ def build_app(
             photo_path, mask_path, _ = examples[event.index]
             return photo_path, mask_path
 
-        def update_preview(image: str | None, editor_value: dict[str, Any] | None, upload: str | None,
-                           model_label: str, dilation_px: float, feather_px: float, resolution_px: float,
-                           strategy_name: Strategy, paste: bool, points: str = "", exclude: str = "",
-                           words: str = "") -> tuple[Any, str]:
+        def update_preview(
+            image: str | None,
+            editor_value: dict[str, Any] | None,
+            upload: str | None,
+            model_label: str,
+            dilation_px: float,
+            feather_px: float,
+            resolution_px: float,
+            strategy_name: Strategy,
+            paste: bool,
+            points: str = "",
+            exclude: str = "",
+            words: str = "",
+        ) -> tuple[Any, str]:
             with user_errors():
-                selection = SelectionRequest.parse(points or "", exclude or "", None, words,
-                                                   names=("points", "exclude", "box"))
+                selection = SelectionRequest.parse(
+                    points or "", exclude or "", None, words, names=("points", "exclude", "box")
+                )
                 return service.preview(
-                    image, layers_of(editor_value), upload, model=model_label, mask_dilation=int(dilation_px),
-                    feather_radius=float(feather_px), resolution=int(resolution_px), strategy=strategy_name,
-                    paste_back=bool(paste), selection=selection,
+                    image,
+                    layers_of(editor_value),
+                    upload,
+                    model=model_label,
+                    mask_dilation=int(dilation_px),
+                    feather_radius=float(feather_px),
+                    resolution=int(resolution_px),
+                    strategy=strategy_name,
+                    paste_back=bool(paste),
+                    selection=selection,
                 )
 
-        def add_click(image: str | None, points: str, exclude: str, mode: str,
-                      event: gr.SelectData) -> tuple[str, str]:
+        def add_click(
+            image: str | None, points: str, exclude: str, mode: str, event: gr.SelectData
+        ) -> tuple[str, str]:
             if image is None or event.index is None:
                 return points, exclude
             with user_errors():
@@ -1019,40 +1199,99 @@ def build_app(
         photo.change(show_photo, photo, editor, **decoding)
         example_gallery.select(pick_example, None, [photo, mask_upload], **light)
         gr.on(
-            [photo.change, editor.change, mask_upload.change, model.change, dilation.change, feather.change,
-             resolution.change, strategy.change, paste_back.change, clicked.change, excluded.change,
-             object_text.submit],
+            [
+                photo.change,
+                editor.change,
+                mask_upload.change,
+                model.change,
+                dilation.change,
+                feather.change,
+                resolution.change,
+                strategy.change,
+                paste_back.change,
+                clicked.change,
+                excluded.change,
+                object_text.submit,
+            ],
             update_preview,
-            [photo, editor, mask_upload, model, dilation, feather, resolution, strategy, paste_back,
-             clicked, excluded, object_text],
-            [preview, preview_info], trigger_mode="always_last", **decoding,
+            [
+                photo,
+                editor,
+                mask_upload,
+                model,
+                dilation,
+                feather,
+                resolution,
+                strategy,
+                paste_back,
+                clicked,
+                excluded,
+                object_text,
+            ],
+            [preview, preview_info],
+            trigger_mode="always_last",
+            **decoding,
         )
         preview.select(add_click, [photo, clicked, excluded, click_mode], [clicked, excluded], **light)
         clear_clicks.click(lambda: ("", ""), None, [clicked, excluded], **light)
         photo.change(lambda: ("", "", ""), None, [clicked, excluded, object_text], **light)
         knob_sliders = [
-            steps, strength, guidance, suppression, suppression_steps, dilation, feather, resolution,
+            steps,
+            strength,
+            guidance,
+            suppression,
+            suppression_steps,
+            dilation,
+            feather,
+            resolution,
         ]
         model.input(model_defaults, [model, method], knob_sliders, **light)
         method.input(method_defaults, [model, method], [steps, strength], **light)
 
         # ---- events: removal (serialised by the queue), cancel, picking a candidate
-        def prepare(image: str | None, editor_value: dict[str, Any] | None, upload: str | None,
-                    points: str, exclude: str, words: str, request: gr.Request) -> str | None:
+        def prepare(
+            image: str | None,
+            editor_value: dict[str, Any] | None,
+            upload: str | None,
+            points: str,
+            exclude: str,
+            words: str,
+            request: gr.Request,
+        ) -> str | None:
             with user_errors():
-                selection = SelectionRequest.parse(points or "", exclude or "", None, words,
-                                                   names=("points", "exclude", "box"))
+                selection = SelectionRequest.parse(
+                    points or "", exclude or "", None, words, names=("points", "exclude", "box")
+                )
                 return service.prepare_mask(
-                    image, layers_of(editor_value), upload, session=session_of(request), selection=selection,
+                    image,
+                    layers_of(editor_value),
+                    upload,
+                    session=session_of(request),
+                    selection=selection,
                 )
 
         def remove(
-            image: str, mask: str | None, model: str, method: Method, seeds: str,
-            num_inference_steps: int, strength: float, removal_guidance_scale: float,
-            suppression_scale: float, suppression_steps: int, mask_dilation: int, feather_radius: float,
-            resolution: int, paste_back: bool, strategy: Strategy,
-            points: str, exclude: str, box: str, object: str,
-            request: gr.Request, progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's idiom)
+            image: str,
+            mask: str | None,
+            model: str,
+            method: Method,
+            seeds: str,
+            num_inference_steps: int,
+            strength: float,
+            removal_guidance_scale: float,
+            suppression_scale: float,
+            suppression_steps: int,
+            mask_dilation: int,
+            feather_radius: float,
+            resolution: int,
+            paste_back: bool,
+            strategy: Strategy,
+            points: str,
+            exclude: str,
+            box: str,
+            object: str,
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's idiom)
         ) -> tuple[Any, ...]:
             """Remove the object under `mask` (white = remove; None: the image's transparent pixels).
 
@@ -1070,16 +1309,24 @@ def build_app(
 
             with user_errors():
                 settings = RemovalSettings(
-                    model=model, method=method, seeds=parse_seeds(seeds, limit=service.max_seeds),
-                    num_inference_steps=int(num_inference_steps), strength=float(strength),
+                    model=model,
+                    method=method,
+                    seeds=parse_seeds(seeds, limit=service.max_seeds),
+                    num_inference_steps=int(num_inference_steps),
+                    strength=float(strength),
                     removal_guidance_scale=float(removal_guidance_scale),
-                    suppression_scale=float(suppression_scale), suppression_steps=int(suppression_steps),
-                    mask_dilation=int(mask_dilation), feather_radius=float(feather_radius),
-                    resolution=int(resolution), paste_back=paste_back, strategy=strategy,
+                    suppression_scale=float(suppression_scale),
+                    suppression_steps=int(suppression_steps),
+                    mask_dilation=int(mask_dilation),
+                    feather_radius=float(feather_radius),
+                    resolution=int(resolution),
+                    paste_back=paste_back,
+                    strategy=strategy,
                 )
                 selection = selection_of_request([points, exclude, box, object])
-                run = service.remove(image, mask, settings, session=session_of(request), progress=report,
-                                     selection=selection)
+                run = service.remove(
+                    image, mask, settings, session=session_of(request), progress=report, selection=selection
+                )
             if run.cancelled:
                 return gr.skip(), gr.skip(), gr.skip(), run.status, gr.skip()
             first = run.candidates[0]
@@ -1088,8 +1335,15 @@ def build_app(
                 (run.before, first.display),
                 first.result,
                 run.status,
-                [{"before": run.before, "result": item.result, "display": item.display,
-                  "caption": item.caption} for item in run.candidates],
+                [
+                    {
+                        "before": run.before,
+                        "result": item.result,
+                        "display": item.display,
+                        "caption": item.caption,
+                    }
+                    for item in run.candidates
+                ],
             )
 
         def cancel(request: gr.Request) -> str:
@@ -1108,10 +1362,27 @@ def build_app(
             prepare, [photo, editor, mask_upload, clicked, excluded, object_text], mask_used, **light
         ).success(
             remove,
-            [photo, mask_used, model, method, seeds, steps, strength, guidance, suppression,
-             suppression_steps, dilation, feather, resolution, paste_back, strategy, *api_selection],
+            [
+                photo,
+                mask_used,
+                model,
+                method,
+                seeds,
+                steps,
+                strength,
+                guidance,
+                suppression,
+                suppression_steps,
+                dilation,
+                feather,
+                resolution,
+                paste_back,
+                strategy,
+                *api_selection,
+            ],
             [gallery, comparison, download, status, candidates],
-            api_name="remove", show_progress_on=[comparison, status],
+            api_name="remove",
+            show_progress_on=[comparison, status],
         )
         cancel_button.click(cancel, None, status, queue=False, api_name="cancel")
         gallery.select(pick, candidates, [comparison, download, status], **light)
@@ -1133,8 +1404,15 @@ def launch(
     if host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("Serving on %s: anyone who can reach this address can use the app.", host)
     _, url, _ = app.launch(
-        server_name=host, server_port=port, max_file_size=max_file_size, ssr_mode=False, share=False,
-        inbrowser=False, show_error=False, prevent_thread_lock=not block, quiet=quiet,
+        server_name=host,
+        server_port=port,
+        max_file_size=max_file_size,
+        ssr_mode=False,
+        share=False,
+        inbrowser=False,
+        show_error=False,
+        prevent_thread_lock=not block,
+        quiet=quiet,
     )
     return str(url)
 
@@ -1158,8 +1436,9 @@ def serve(
     from .api import detect_family
 
     check_server_options(host, port, max_file_size)
-    service = EraserService(models or (None,), device=device, dtype=dtype, max_pixels=max_pixels,
-                            segmenter=segmenter)
+    service = EraserService(
+        models or (None,), device=device, dtype=dtype, max_pixels=max_pixels, segmenter=segmenter
+    )
     if segmenter is not None:  # a wrong spec, or weights missing offline, fail now
         from .selection import load_segmenter
 

@@ -33,7 +33,9 @@ def key_bias(object_tokens: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return bias.masked_fill_(object_tokens, negative)[:, None, None, :]
 
 
-def query_row_scale(object_tokens: torch.Tensor, suppression_scale: float, dtype: torch.dtype) -> torch.Tensor:
+def query_row_scale(
+    object_tokens: torch.Tensor, suppression_scale: float, dtype: torch.dtype
+) -> torch.Tensor:
     """Per-row query factor ``(B, 1, N, 1)``: lambda on object rows, 1 on background rows (Eqs. 13, 17)."""
     scale = torch.ones(object_tokens.shape, dtype=dtype, device=object_tokens.device)
     return scale.masked_fill_(object_tokens, suppression_scale)[:, None, :, None]
@@ -90,8 +92,11 @@ class EraserState:
             usable = ~objects.all(dim=1)
             objects = objects & usable[:, None]
             self._grids[num_tokens] = TokenGrid(
-                shape=shape, objects=objects, usable=usable,
-                has_object=bool(objects.any()), has_full=not bool(usable.all()),
+                shape=shape,
+                objects=objects,
+                usable=usable,
+                has_object=bool(objects.any()),
+                has_full=not bool(usable.all()),
             )
 
     @property
@@ -130,7 +135,9 @@ class EraserState:
             )
         return found
 
-    def grid_masks(self, num_tokens: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def grid_masks(
+        self, num_tokens: int, dtype: torch.dtype, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(object_tokens (E, N) bool, usable (E,) bool)`` for a layer with ``num_tokens`` tokens."""
         found = self.grid(num_tokens)
         return found.objects.to(device), found.usable.to(device)
@@ -196,7 +203,9 @@ class AttentiveEraserAttnProcessor:
         batch, num_tokens, _ = hidden_states.shape  # (P + E, N, C)
         num_erased = state.num_erased
         if num_erased > batch:
-            raise ValueError(f"the eraser state holds {num_erased} masks but the UNet batch has {batch} samples")
+            raise ValueError(
+                f"the eraser state holds {num_erased} masks but the UNet batch has {batch} samples"
+            )
 
         if not state.grid(num_tokens).has_object:
             # no object token at this grid: AAS is the identity; keep the stock result bit for bit
@@ -224,7 +233,9 @@ class AttentiveEraserAttnProcessor:
 
         # Eqs. 11-17 in one call: lambda-scaled object rows, object keys masked, rows combined implicitly
         hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
-        hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
+        hidden_states = (
+            hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
+        )
 
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)

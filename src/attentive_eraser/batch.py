@@ -166,15 +166,18 @@ def _find_mask(
     try:
         name = pattern.format(stem=image.stem, name=image.name, suffix=image.suffix)
     except (KeyError, IndexError, ValueError) as error:
-        raise io.InputError("mask-pattern", f"{pattern!r} is not a valid pattern ({error!r}); use "
-                            "{stem}, {name} or {suffix}") from None
+        raise io.InputError(
+            "mask-pattern",
+            f"{pattern!r} is not a valid pattern ({error!r}); use {{stem}}, {{name}} or {{suffix}}",
+        ) from None
     if not any(character in name for character in "*?["):
         candidate = folder / name
         if candidate.is_file():
             return candidate, None, [candidate]
         return None, f"no mask: {str(candidate)!r} not found", []
     matches = sorted(
-        path for path in folder.glob(name)
+        path
+        for path in folder.glob(name)
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and path.resolve() != exclude.resolve()
     )
     if not matches:
@@ -186,8 +189,13 @@ def _find_mask(
 
 
 def items_from_folder(
-    folder: Path, out_dir: Path, *, masks: Path | None = None, mask_pattern: str | None = None,
-    base_seed: int = 123, fixed_seed: bool = False,
+    folder: Path,
+    out_dir: Path,
+    *,
+    masks: Path | None = None,
+    mask_pattern: str | None = None,
+    base_seed: int = 123,
+    fixed_seed: bool = False,
 ) -> list[BatchItem]:
     """Every image under ``folder`` (recursively, hidden files and OUT_DIR excluded) and its mask.
 
@@ -203,8 +211,13 @@ def items_from_folder(
     candidates = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(relative)
-                and not _inside(path, out_dir) and not (mask_root is not None and _inside(path, mask_root))):
+        if (
+            path.is_file()
+            and path.suffix.lower() in IMAGE_SUFFIXES
+            and not _is_hidden(relative)
+            and not _inside(path, out_dir)
+            and not (mask_root is not None and _inside(path, mask_root))
+        ):
             candidates.append(relative)
     found: dict[Path, tuple[Path | None, str | None, list[Path]]] = {}
     for relative in candidates:
@@ -258,7 +271,12 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def items_from_manifest(
-    manifest: Path, out_dir: Path, *, masks: Path | None = None, base_seed: int = 123, fixed_seed: bool = False,
+    manifest: Path,
+    out_dir: Path,
+    *,
+    masks: Path | None = None,
+    base_seed: int = 123,
+    fixed_seed: bool = False,
 ) -> list[BatchItem]:
     """The items of a CSV/JSONL manifest; relative paths are relative to the manifest's folder.
 
@@ -273,32 +291,50 @@ def items_from_manifest(
     for number, row in _manifest_rows(manifest):
         unknown = sorted(set(row) - _MANIFEST_COLUMNS)
         if unknown:
-            raise io.InputError("source", f"{manifest.name} line {number}: unknown column(s) {unknown}; "
-                                f"known: {sorted(_MANIFEST_COLUMNS)}")
+            raise io.InputError(
+                "source",
+                f"{manifest.name} line {number}: unknown column(s) {unknown}; "
+                f"known: {sorted(_MANIFEST_COLUMNS)}",
+            )
         row = {key: value for key, value in row.items() if value is not None and str(value).strip() != ""}
         if "image" not in row:
             raise io.InputError("source", f"{manifest.name} line {number}: no image")
         image = root / str(row["image"]).strip()
         mask = root / str(row["mask"]).strip() if "mask" in row else masks
         selection, problem = _selection_of(row, manifest.name, number)
-        error = None if mask is not None or selection is not None else (
-            "no mask: the manifest row has none and --masks was not given")
+        error = (
+            None
+            if mask is not None or selection is not None
+            else ("no mask: the manifest row has none and --masks was not given")
+        )
         error = problem or error
         if "output" in row:
             output_relative = Path(str(row["output"]).strip())
             if error is None and (output_relative.is_absolute() or ".." in output_relative.parts):
-                error = (f"manifest line {number}: output {str(output_relative)!r} must be a relative path "
-                         "inside OUT_DIR")
+                error = (
+                    f"manifest line {number}: output {str(output_relative)!r} must be a relative path "
+                    "inside OUT_DIR"
+                )
             elif error is None and output_relative.suffix.lower() not in io.SAVE_FORMATS:
-                error = (f"manifest line {number}: output {str(output_relative)!r} needs one of the "
-                         f"extensions {', '.join(io.SAVE_FORMATS)}")
+                error = (
+                    f"manifest line {number}: output {str(output_relative)!r} needs one of the "
+                    f"extensions {', '.join(io.SAVE_FORMATS)}"
+                )
         else:
-            relative = image.relative_to(root) if _inside(image, root) and not image.is_absolute() else Path(image.name)
+            relative = (
+                image.relative_to(root)
+                if _inside(image, root) and not image.is_absolute()
+                else Path(image.name)
+            )
             output_relative = _output_relative(relative)
         item_id = output_relative.as_posix()
         knobs = {}
         try:
-            seed = int(row["seed"]) if "seed" in row else (base_seed if fixed_seed else item_seed(item_id, base_seed))
+            seed = (
+                int(row["seed"])
+                if "seed" in row
+                else (base_seed if fixed_seed else item_seed(item_id, base_seed))
+            )
             if seed < 0:
                 raise ValueError(f"seed={seed} must be >= 0")
             for name, parse in KNOBS.items():
@@ -307,8 +343,18 @@ def items_from_manifest(
         except ValueError as problem:
             seed = base_seed
             error = error or f"manifest line {number}: {' '.join(str(problem).split())}"
-        items.append(BatchItem(item_id, image, mask, out_dir / output_relative, seed,
-                               tuple(sorted(knobs.items())), error, selection))
+        items.append(
+            BatchItem(
+                item_id,
+                image,
+                mask,
+                out_dir / output_relative,
+                seed,
+                tuple(sorted(knobs.items())),
+                error,
+                selection,
+            )
+        )
     return items
 
 
@@ -328,25 +374,42 @@ def _selection_of(row: dict[str, Any], name: str, number: int) -> tuple[Any, str
 
     try:
         request = SelectionRequest.parse(
-            text(row.get("points", "")), text(row.get("exclude", "")),
-            text(row["box"]) if "box" in row else None, str(row["object"]) if "object" in row else None,
-            str(row["segmenter"]) if "segmenter" in row else None, names=("points", "exclude", "box"))
+            text(row.get("points", "")),
+            text(row.get("exclude", "")),
+            text(row["box"]) if "box" in row else None,
+            str(row["object"]) if "object" in row else None,
+            str(row["segmenter"]) if "segmenter" in row else None,
+            names=("points", "exclude", "box"),
+        )
     except ValueError as problem:
         return None, f"manifest line {number}: {' '.join(str(problem).split())}"
     return request, None
 
 
 def list_items(
-    source: Path, out_dir: Path, *, masks: Path | None = None, mask_pattern: str | None = None,
-    base_seed: int = 123, fixed_seed: bool = False,
+    source: Path,
+    out_dir: Path,
+    *,
+    masks: Path | None = None,
+    mask_pattern: str | None = None,
+    base_seed: int = 123,
+    fixed_seed: bool = False,
 ) -> list[BatchItem]:
     """The items of a folder or manifest SOURCE, sorted by id; a repeated output fails all but the first."""
     if source.is_dir():
-        items = items_from_folder(source, out_dir, masks=masks, mask_pattern=mask_pattern, base_seed=base_seed,
-                                  fixed_seed=fixed_seed)
+        items = items_from_folder(
+            source,
+            out_dir,
+            masks=masks,
+            mask_pattern=mask_pattern,
+            base_seed=base_seed,
+            fixed_seed=fixed_seed,
+        )
     elif source.is_file():
         if mask_pattern is not None:
-            raise io.InputError("mask-pattern", "only applies to a folder SOURCE (a manifest names its masks)")
+            raise io.InputError(
+                "mask-pattern", "only applies to a folder SOURCE (a manifest names its masks)"
+            )
         items = items_from_manifest(source, out_dir, masks=masks, base_seed=base_seed, fixed_seed=fixed_seed)
     else:
         raise io.InputError("source", f"{str(source)!r} does not exist")
@@ -357,8 +420,11 @@ def list_items(
     for item in items:
         if item.id in first:
             other = first[item.id]
-            item = replace(item, error=f"output {item.id!r} is also the output of {str(other.image)!r}; "
-                           "give each row its own output")
+            item = replace(
+                item,
+                error=f"output {item.id!r} is also the output of {str(other.image)!r}; "
+                "give each row its own output",
+            )
         else:
             first[item.id] = item
             problem = None if item.error is not None else _output_problem(item, out_dir, protected)
@@ -419,8 +485,10 @@ def _output_problem(item: BatchItem, out_dir: Path, protected: dict[Any, Path]) 
     except OSError as error:
         return f"output: cannot use {str(item.output)!r}: {' '.join(str(error).split())}"
     if escapes:
-        return (f"output {item.id!r} resolves to {str(item.output.resolve())!r}, outside OUTPUT_DIR "
-                "(a symbolic link inside it); refusing to write there")
+        return (
+            f"output {item.id!r} resolves to {str(item.output.resolve())!r}, outside OUTPUT_DIR "
+            "(a symbolic link inside it); refusing to write there"
+        )
     if source is not None:
         return f"output {item.id!r} is the input file {str(source)!r}; an input is never overwritten"
     return None
@@ -438,7 +506,9 @@ def _upright_size(path: Path) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def output_status(item: BatchItem, size: tuple[int, int] | None = None) -> Literal["valid", "missing", "partial"]:
+def output_status(
+    item: BatchItem, size: tuple[int, int] | None = None
+) -> Literal["valid", "missing", "partial"]:
     """``valid`` if ``item``'s output decodes fully at the input's size, ``missing``, or ``partial``."""
     try:
         if not item.output.is_file():
@@ -472,8 +542,15 @@ class ItemResult:
 
     @classmethod
     def of(cls, item: BatchItem, status: Status, **fields: Any) -> ItemResult:
-        return cls(item.id, status, str(item.image), None if item.mask is None else str(item.mask),
-                   str(item.output), item.seed, **fields)
+        return cls(
+            item.id,
+            status,
+            str(item.image),
+            None if item.mask is None else str(item.mask),
+            str(item.output),
+            item.seed,
+            **fields,
+        )
 
 
 @dataclass
@@ -490,7 +567,10 @@ class BatchPlan:
 
 
 def make_batches(
-    items: Sequence[BatchItem], sizes: dict[str, tuple[int, int]], options: RemovalOptions, batch_size: int,
+    items: Sequence[BatchItem],
+    sizes: dict[str, tuple[int, int]],
+    options: RemovalOptions,
+    batch_size: int,
 ) -> list[list[BatchItem]]:
     """Consecutive runs of up to ``batch_size`` items with the same size and settings, in id order.
 
@@ -511,14 +591,19 @@ def make_batches(
 
 
 def make_plan(
-    items: Sequence[BatchItem], options: RemovalOptions, *, batch_size: int = 4, limit: int | None = None,
-    overwrite: bool = False, clean: bool = True,
+    items: Sequence[BatchItem],
+    options: RemovalOptions,
+    *,
+    batch_size: int = 4,
+    limit: int | None = None,
+    overwrite: bool = False,
+    clean: bool = True,
 ) -> BatchPlan:
     """Decide each item's fate: failed at listing, skipped (valid output), or to run (in batches).
 
     With ``clean``, partial outputs and stale temporary files of the items to run are deleted.
     """
-    chosen = list(items)[: limit] if limit is not None else list(items)
+    chosen = list(items)[:limit] if limit is not None else list(items)
     plan = BatchPlan(total=len(chosen))
     pending: list[BatchItem] = []
     sizes: dict[str, tuple[int, int]] = {}
@@ -536,7 +621,9 @@ def make_plan(
             plan.settled.append(ItemResult.of(item, "failed", reason=str(error)))
             continue
         except FileNotFoundError:
-            plan.settled.append(ItemResult.of(item, "failed", reason=f"image: file not found: {str(item.image)!r}"))
+            plan.settled.append(
+                ItemResult.of(item, "failed", reason=f"image: file not found: {str(item.image)!r}")
+            )
             continue
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             reason = f"image: cannot read an image from {str(item.image)!r}: {' '.join(str(error).split())}"
@@ -544,7 +631,9 @@ def make_plan(
             continue
         status = "missing" if overwrite else output_status(item, sizes[item.id])
         if clean:  # nobody writes yet: leftovers of an interrupted run are safe to delete
-            for leftover in io.stale_temporaries(item.output) + ([item.output] if status == "partial" else []):
+            for leftover in io.stale_temporaries(item.output) + (
+                [item.output] if status == "partial" else []
+            ):
                 leftover.unlink(missing_ok=True)
         if status == "valid":
             plan.settled.append(ItemResult.of(item, "skipped", reason="a valid output exists"))
@@ -622,8 +711,14 @@ class _Remover:
         """The (cached) pipeline for ``settings``' model and method."""
         from .api import load_pipeline
 
-        pipe = load_pipeline(settings.model, method=settings.method, device=self.device, dtype=settings.dtype,
-                             config=settings.config, freeu=self.freeu)
+        pipe = load_pipeline(
+            settings.model,
+            method=settings.method,
+            device=self.device,
+            dtype=settings.dtype,
+            config=settings.config,
+            freeu=self.freeu,
+        )
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -633,19 +728,31 @@ class _Remover:
         settings = batch[0].item.settings(self.options)
         pipe = self.pipeline(settings)
         knobs = {
-            "num_inference_steps": settings.num_inference_steps, "strength": settings.strength,
+            "num_inference_steps": settings.num_inference_steps,
+            "strength": settings.strength,
             "removal_guidance_scale": settings.removal_guidance_scale,
-            "suppression_scale": settings.suppression_scale, "suppression_steps": settings.suppression_steps,
-            "mask_dilation": settings.mask_dilation, "feather_radius": settings.feather_radius,
+            "suppression_scale": settings.suppression_scale,
+            "suppression_steps": settings.suppression_steps,
+            "mask_dilation": settings.mask_dilation,
+            "feather_radius": settings.feather_radius,
             "resolution": settings.resolution,
         }
         kwargs: dict[str, Any] = {name: value for name, value in knobs.items() if value is not None}
         if settings.method == "sip":
             # one generator per item, on the CPU as api.remove does: the item's seed alone fixes its noise
-            kwargs["generator"] = [torch.Generator(device="cpu").manual_seed(entry.item.seed) for entry in batch]
-        output = pipe([entry.picture for entry in batch], [entry.mask for entry in batch],
-                      paste_back=settings.paste_back, strategy=settings.strategy, **kwargs)
-        return [io.merge_alpha(image, entry.alpha) for image, entry in zip(output.images, batch)]
+            kwargs["generator"] = [
+                torch.Generator(device="cpu").manual_seed(entry.item.seed) for entry in batch
+            ]
+        output = pipe(
+            [entry.picture for entry in batch],
+            [entry.mask for entry in batch],
+            paste_back=settings.paste_back,
+            strategy=settings.strategy,
+            **kwargs,
+        )
+        return [
+            io.merge_alpha(image, entry.alpha) for image, entry in zip(output.images, batch, strict=False)
+        ]
 
 
 class _Report:
@@ -666,7 +773,12 @@ class _Report:
 
 
 def _process(
-    batches: Sequence[Sequence[BatchItem]], remover: _Remover, report: _Report, *, rank: int, progress: Any,
+    batches: Sequence[Sequence[BatchItem]],
+    remover: _Remover,
+    report: _Report,
+    *,
+    rank: int,
+    progress: Any,
 ) -> None:
     """Load, remove, save and report every item of ``batches``; one bad item never stops the rest."""
     for batch in batches:
@@ -694,14 +806,17 @@ def _process(
                     progress.update()
                 continue
             seconds = (time.perf_counter() - start) / len(attempt)
-            for entry, result in zip(attempt, results):
+            for entry, result in zip(attempt, results, strict=False):
                 try:
                     _save(result, entry.item)
                 except Exception as error:  # noqa: BLE001
                     report.write(ItemResult.of(entry.item, "failed", reason=_reason(error), rank=rank))
                 else:
-                    report.write(ItemResult.of(entry.item, "done", seconds=round(seconds, 4),
-                                               batch_size=len(attempt), rank=rank))
+                    report.write(
+                        ItemResult.of(
+                            entry.item, "done", seconds=round(seconds, 4), batch_size=len(attempt), rank=rank
+                        )
+                    )
                 remaining.discard(id(entry))
                 progress.update()
             if not remaining:
@@ -726,15 +841,19 @@ def _merge_reports(report: Path, count: int) -> None:
             records.extend(read_report(part))
     records.sort(key=lambda record: record["id"])
     temporary = report.with_name(f".{report.name}.merging")
-    temporary.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records),
-                         encoding="utf-8")
+    temporary.write_text(
+        "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8"
+    )
     os.replace(temporary, report)
     for stale in report.parent.glob(f".{report.name}.part-*"):
         stale.unlink(missing_ok=True)
 
 
 def check_report_path(
-    report: Path, items: Sequence[BatchItem], *, inputs: Sequence[Path] = (),
+    report: Path,
+    items: Sequence[BatchItem],
+    *,
+    inputs: Sequence[Path] = (),
 ) -> None:
     """Refuse, before any work, a report path that is an input or an output of the run, or a folder.
 
@@ -756,12 +875,15 @@ def check_report_path(
                 protected[inode] = path
     source = _is_protected(report, protected)
     if source is not None:
-        raise io.InputError("report", f"{str(report)!r} is the input file {str(source)!r}; an input is never "
-                            "overwritten")
+        raise io.InputError(
+            "report", f"{str(report)!r} is the input file {str(source)!r}; an input is never overwritten"
+        )
     outputs = {_file_key(item.output)[0]: item for item in items if item.error is None}
     clash = outputs.get(_file_key(report)[0])
     if clash is not None:
-        raise io.InputError("report", f"{str(report)!r} is the output of {str(clash.image)!r}; choose another path")
+        raise io.InputError(
+            "report", f"{str(report)!r} is the output of {str(clash.image)!r}; choose another path"
+        )
     io.check_output_path(report, argument="report")
 
 
@@ -774,7 +896,8 @@ def _distributed_state(device: str | None) -> Any:
     from accelerate import PartialState
 
     no_accelerator = not torch.cuda.is_available() and not (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    )
     return PartialState(cpu=no_accelerator or (device is not None and device.startswith("cpu")))
 
 
@@ -795,8 +918,15 @@ class BatchSummary:
 
 
 def run_batch(
-    items: Sequence[BatchItem], options: RemovalOptions, *, report_path: Path, batch_size: int = 4,
-    limit: int | None = None, overwrite: bool = False, resize_mask: bool = False, progress: bool = True,
+    items: Sequence[BatchItem],
+    options: RemovalOptions,
+    *,
+    report_path: Path,
+    batch_size: int = 4,
+    limit: int | None = None,
+    overwrite: bool = False,
+    resize_mask: bool = False,
+    progress: bool = True,
     freeu: bool = False,
 ) -> BatchSummary:
     """Plan on the main process, split the batches between the processes, run, merge the report."""
@@ -829,8 +959,15 @@ def run_batch(
             remover.pipeline(mine[0][0].settings(options))
         total = sum(len(batch) for batch in mine)
         label = f"batch [{rank + 1}/{count}]" if count > 1 else "batch"
-        with tqdm(total=total, desc=label, unit="img", disable=not progress, position=rank, leave=True,
-                  dynamic_ncols=True) as bar:
+        with tqdm(
+            total=total,
+            desc=label,
+            unit="img",
+            disable=not progress,
+            position=rank,
+            leave=True,
+            dynamic_ncols=True,
+        ) as bar:
             _process(mine, remover, report, rank=rank, progress=bar)
     report.close()
 
@@ -841,13 +978,19 @@ def run_batch(
     if state.is_main_process:
         _merge_reports(report_path, count)
     totals = {key: sum(part[key] for part in counts) for key in ("done", "skipped", "failed")}
-    return BatchSummary(plan.total, totals["done"], totals["skipped"], totals["failed"],
-                        time.perf_counter() - start, count)
+    return BatchSummary(
+        plan.total, totals["done"], totals["skipped"], totals["failed"], time.perf_counter() - start, count
+    )
 
 
 def plan_dry_run(
-    items: Sequence[BatchItem], options: RemovalOptions, *, batch_size: int = 4, limit: int | None = None,
-    overwrite: bool = False, resize_mask: bool = False,
+    items: Sequence[BatchItem],
+    options: RemovalOptions,
+    *,
+    batch_size: int = 4,
+    limit: int | None = None,
+    overwrite: bool = False,
+    resize_mask: bool = False,
 ) -> tuple[BatchPlan, list[ItemResult]]:
     """What a run would do, without a model and without writing or deleting anything.
 
@@ -873,34 +1016,78 @@ _PATH = click.Path(path_type=Path)
 
 @main.command("batch")
 @click.argument("source", type=_PATH)
-@click.option("-o", "--output-dir", type=_PATH, required=True,
-              help="Folder for the results; each keeps its input's relative path and format.")
-@click.option("--masks", type=_PATH, default=None, metavar="FILE|DIR",
-              help="One mask FILE for every image, or a DIR of masks mirroring SOURCE's folders "
-              "(default: masks lie beside their images).")
-@click.option("--mask-pattern", default=None, metavar="PATTERN",
-              help="Name of an image's mask; {stem}, {name} and {suffix} are the image's, * and ? glob. "
-              "Default: '{stem}_mask.*' beside the images, '{stem}.*' in a --masks folder.")
+@click.option(
+    "-o",
+    "--output-dir",
+    type=_PATH,
+    required=True,
+    help="Folder for the results; each keeps its input's relative path and format.",
+)
+@click.option(
+    "--masks",
+    type=_PATH,
+    default=None,
+    metavar="FILE|DIR",
+    help="One mask FILE for every image, or a DIR of masks mirroring SOURCE's folders "
+    "(default: masks lie beside their images).",
+)
+@click.option(
+    "--mask-pattern",
+    default=None,
+    metavar="PATTERN",
+    help="Name of an image's mask; {stem}, {name} and {suffix} are the image's, * and ? glob. "
+    "Default: '{stem}_mask.*' beside the images, '{stem}.*' in a --masks folder.",
+)
 @removal_options
-@click.option("--fixed-seed", is_flag=True,
-              help="Give every item the seed --seed itself (the paper's protocol), instead of a hash of the "
-              "item's output path and --seed.")
-@click.option("--batch-size", type=click.IntRange(1, 256), default=4, show_default=True,
-              help="Items per pipeline call (items of one size and settings run together).")
-@click.option("--limit", type=click.IntRange(min=0), default=None,
-              help="Only the first N items (in output-path order).")
-@click.option("--dry-run", is_flag=True,
-              help="Check every input and print what would run; no model, nothing written.")
+@click.option(
+    "--fixed-seed",
+    is_flag=True,
+    help="Give every item the seed --seed itself (the paper's protocol), instead of a hash of the "
+    "item's output path and --seed.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 256),
+    default=4,
+    show_default=True,
+    help="Items per pipeline call (items of one size and settings run together).",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=None, help="Only the first N items (in output-path order)."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Check every input and print what would run; no model, nothing written."
+)
 @click.option("--overwrite", is_flag=True, help="Redo items whose output already exists.")
-@click.option("--resize-mask", is_flag=True, help="Resize masks whose size differs from their image's; else fail.")
-@click.option("--freeu", is_flag=True, help="Enable FreeU with SD 2.1's factors (as for the paper's SD 2.1 numbers).")
-@click.option("--report", "report_path", type=_PATH, default=None,
-              help="JSONL report, one line per item. Default: OUTPUT_DIR/batch-report.jsonl.")
+@click.option(
+    "--resize-mask", is_flag=True, help="Resize masks whose size differs from their image's; else fail."
+)
+@click.option(
+    "--freeu", is_flag=True, help="Enable FreeU with SD 2.1's factors (as for the paper's SD 2.1 numbers)."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=_PATH,
+    default=None,
+    help="JSONL report, one line per item. Default: OUTPUT_DIR/batch-report.jsonl.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def batch_command(
-    source: Path, output_dir: Path, masks: Path | None, mask_pattern: str | None, fixed_seed: bool,
-    batch_size: int, limit: int | None, dry_run: bool, overwrite: bool, resize_mask: bool, freeu: bool,
-    report_path: Path | None, quiet: bool, **settings: Any,
+    source: Path,
+    output_dir: Path,
+    masks: Path | None,
+    mask_pattern: str | None,
+    fixed_seed: bool,
+    batch_size: int,
+    limit: int | None,
+    dry_run: bool,
+    overwrite: bool,
+    resize_mask: bool,
+    freeu: bool,
+    report_path: Path | None,
+    quiet: bool,
+    **settings: Any,
 ) -> None:
     """Remove objects from every image of SOURCE (a folder, or a CSV/JSONL manifest) into OUTPUT_DIR.
 
@@ -914,26 +1101,53 @@ def batch_command(
         if output_dir.exists() and not output_dir.is_dir():
             raise io.InputError("output-dir", f"{str(output_dir)!r} is a file, not a folder")
         if source.is_dir() and _inside(source, output_dir):
-            raise io.InputError("output-dir", f"{str(output_dir)!r} contains SOURCE; write the results elsewhere")
-        items = list_items(source, output_dir, masks=masks, mask_pattern=mask_pattern, base_seed=options.seed,
-                           fixed_seed=fixed_seed)
+            raise io.InputError(
+                "output-dir", f"{str(output_dir)!r} contains SOURCE; write the results elsewhere"
+            )
+        items = list_items(
+            source,
+            output_dir,
+            masks=masks,
+            mask_pattern=mask_pattern,
+            base_seed=options.seed,
+            fixed_seed=fixed_seed,
+        )
         read_too = [path for path in (source if source.is_file() else None, masks) if path is not None]
         check_report_path(report_path, items, inputs=read_too)
         io.check_output_path(output_dir / "batch-report.jsonl", argument="output-dir", needed_bytes=2**20)
         if dry_run:
-            plan, failing = plan_dry_run(items, options, batch_size=batch_size, limit=limit, overwrite=overwrite,
-                                    resize_mask=resize_mask)
+            plan, failing = plan_dry_run(
+                items,
+                options,
+                batch_size=batch_size,
+                limit=limit,
+                overwrite=overwrite,
+                resize_mask=resize_mask,
+            )
             _print_dry_run(plan, failing)
-            click.get_current_context().exit(1 if failing or any(r.status == "failed" for r in plan.settled) else 0)
+            click.get_current_context().exit(
+                1 if failing or any(r.status == "failed" for r in plan.settled) else 0
+            )
         with _quiet_third_party(quiet):
             _check_device(options.device)
-            summary = run_batch(items, options, report_path=report_path, batch_size=batch_size, limit=limit,
-                                overwrite=overwrite, resize_mask=resize_mask, progress=not quiet, freeu=freeu)
+            summary = run_batch(
+                items,
+                options,
+                report_path=report_path,
+                batch_size=batch_size,
+                limit=limit,
+                overwrite=overwrite,
+                resize_mask=resize_mask,
+                progress=not quiet,
+                freeu=freeu,
+            )
     rate = summary.done / summary.seconds if summary.seconds > 0 else math.inf
     if _is_main_process():
-        click.echo(f"{summary.total} items: {summary.done} done, {summary.skipped} skipped, {summary.failed} "
-                   f"failed in {summary.seconds:.1f} s ({rate:.2f} items/s, {summary.processes} process"
-                   f"{'es' if summary.processes > 1 else ''}); report: {report_path}")
+        click.echo(
+            f"{summary.total} items: {summary.done} done, {summary.skipped} skipped, {summary.failed} "
+            f"failed in {summary.seconds:.1f} s ({rate:.2f} items/s, {summary.processes} process"
+            f"{'es' if summary.processes > 1 else ''}); report: {report_path}"
+        )
     click.get_current_context().exit(summary.exit_code)
 
 
@@ -951,12 +1165,17 @@ def _print_dry_run(plan: BatchPlan, failing: Iterable[ItemResult]) -> None:
     for batch in plan.batches:
         for item in batch:
             if item.id not in bad:
-                click.echo(f"run   {item.id}  image={item.image} mask={item.mask} seed={item.seed} "
-                           f"batch={len(batch)}")
+                click.echo(
+                    f"run   {item.id}  image={item.image} mask={item.mask} seed={item.seed} "
+                    f"batch={len(batch)}"
+                )
     for result in failing:
         click.echo(f"FAIL  {result.id}  ({result.reason})")
     skipped = sum(result.status == "skipped" for result in plan.settled)
     failed = len(failing) + sum(result.status == "failed" for result in plan.settled)
-    click.echo(f"dry run: {plan.total} items: {plan.pending - len(failing)} to run in {len(plan.batches)} "
-               f"batches, {skipped} skipped, {failed} would fail", err=False)
+    click.echo(
+        f"dry run: {plan.total} items: {plan.pending - len(failing)} to run in {len(plan.batches)} "
+        f"batches, {skipped} skipped, {failed} would fail",
+        err=False,
+    )
     sys.stdout.flush()

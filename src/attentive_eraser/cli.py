@@ -103,80 +103,119 @@ class _FiniteFloatRange(click.FloatRange):
 # Defaults are written into the help: ``None`` means "the model's preset", which click cannot show.
 _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
     click.option(
-        "--model", default=None, metavar="ID|DIR|FILE",
+        "--model",
+        default=None,
+        metavar="ID|DIR|FILE",
         help="Stable Diffusion 1.x/2.x/XL weights: a hub id, a local diffusers folder or a .safetensors "
         "file. Default: the built-in default model.",
     ),
     click.option(
-        "--config", default=None, metavar="DIR",
+        "--config",
+        default=None,
+        metavar="DIR",
         help="For a single-file --model: a local diffusers folder of the same family whose configs to use "
         "(needed offline; online they are fetched).",
     ),
     click.option(
-        "--method", type=click.Choice(["sip", "dip"], case_sensitive=False), default="sip",
+        "--method",
+        type=click.Choice(["sip", "dip"], case_sensitive=False),
+        default="sip",
         help="sip: stochastic inpainting (seeded); dip: deterministic inpainting from a DDIM inversion. "
         "Default: sip.",
     ),
     click.option(
-        "--seed", type=click.IntRange(min=0), default=123,
+        "--seed",
+        type=click.IntRange(min=0),
+        default=123,
         help="Seed of SIP's noise; DIP is deterministic and ignores it. Default: 123.",
     ),
     click.option(
-        "--steps", "num_inference_steps", type=click.IntRange(1, 1000), default=None,
+        "--steps",
+        "num_inference_steps",
+        type=click.IntRange(1, 1000),
+        default=None,
         help="T_I: DDIM steps of the full schedule (num_inference_steps). Default: the preset's, 50.",
     ),
     click.option(
-        "--strength", type=_FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
+        "--strength",
+        type=_FiniteFloatRange(0.0, 1.0, min_open=True),
+        default=None,
         help="Share of the schedule that is run (0.8: the last 40 of 50 steps). Default: 0.8 SIP, 1.0 DIP.",
     ),
     click.option(
-        "--removal-guidance-scale", type=_FiniteFloatRange(0.0, 100.0), default=None,
+        "--removal-guidance-scale",
+        type=_FiniteFloatRange(0.0, 100.0),
+        default=None,
         help="s (Eq. 18): strength of Self-Attention Redirection Guidance; 0 turns SARG off. Default: 9.",
     ),
     click.option(
-        "--suppression-scale", type=_FiniteFloatRange(0.0, 1.0), default=None,
+        "--suppression-scale",
+        type=_FiniteFloatRange(0.0, 1.0),
+        default=None,
         help="λ (Eq. 13): Similarity Suppression factor on the object queries' logits. Default: 0.3.",
     ),
     click.option(
-        "--suppression-steps", type=click.IntRange(0, 1000), default=None,
+        "--suppression-steps",
+        type=click.IntRange(0, 1000),
+        default=None,
         help="T_SS: Similarity Suppression applies during the first T_SS denoising steps. Default: 10.",
     ),
     click.option(
-        "--dilate", "mask_dilation", type=click.IntRange(0, 1024), default=None,
+        "--dilate",
+        "mask_dilation",
+        type=click.IntRange(0, 1024),
+        default=None,
         help="Grow the mask outwards by this many pixels at the working resolution (mask_dilation). "
         "Default: the preset's, 2 on SD, 15 on SDXL.",
     ),
     click.option(
-        "--feather", "feather_radius", type=_FiniteFloatRange(0.0, 1024.0), default=None,
+        "--feather",
+        "feather_radius",
+        type=_FiniteFloatRange(0.0, 1024.0),
+        default=None,
         help="Width of the feathered paste-back band, in pixels at the working resolution "
         "(feather_radius). Default: the preset's, 15.",
     ),
     click.option(
-        "--resolution", type=click.IntRange(64, 8192), default=None,
+        "--resolution",
+        type=click.IntRange(64, 8192),
+        default=None,
         help="Working resolution: the image is processed at about RESOLUTION² pixels, aspect ratio kept. "
         "Default: the model's native size (512 SD, 1024 SDXL).",
     ),
     click.option(
-        "--strategy", type=click.Choice(["resize", "crop"], case_sensitive=False), default="resize",
+        "--strategy",
+        type=click.Choice(["resize", "crop"], case_sensitive=False),
+        default="resize",
         help="resize: process the whole image at the working resolution; crop: process only a window "
         "around the mask (2x its box, at least RESOLUTION² pixels) and paste it back at full resolution "
         "- better for large photos with small objects. Default: resize.",
     ),
     click.option(
-        "--no-paste-back", "paste_back", flag_value=False, default=True,
+        "--no-paste-back",
+        "paste_back",
+        flag_value=False,
+        default=True,
         help="Write the raw decode (as the paper's metrics do) instead of pasting the original pixels "
         "back outside the feathered mask.",
     ),
     click.option(
-        "--device", default=None, metavar="DEVICE",
+        "--device",
+        default=None,
+        metavar="DEVICE",
         help="Where to run: cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.",
     ),
     click.option(
-        "--dtype", type=click.Choice(["fp32", "fp16", "bf16"], case_sensitive=False), default=None,
+        "--dtype",
+        type=click.Choice(["fp32", "fp16", "bf16"], case_sensitive=False),
+        default=None,
         help="Precision of the model. Default: fp16 on a GPU, fp32 on the CPU.",
     ),
     click.option(
-        "--max-pixels", type=click.IntRange(min=1), default=io.DEFAULT_MAX_PIXELS, metavar="N",
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=io.DEFAULT_MAX_PIXELS,
+        metavar="N",
         help="Refuse images (and masks) of more than N pixels, checked from the file header before "
         f"decoding. Default: {io.DEFAULT_MAX_PIXELS:,} (50 megapixels).".replace(",", " "),
     ),
@@ -186,31 +225,50 @@ _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
 #: how to select the object instead of (or besides) painting MASK (attentive_eraser.selection)
 _SELECTION_OPTIONS: tuple[Callable[[F], F], ...] = (
     click.option(
-        "--point", "points", multiple=True, metavar="X,Y",
+        "--point",
+        "points",
+        multiple=True,
+        metavar="X,Y",
         help="A click on the object, in pixels of IMAGE from its top-left corner; repeat for its parts. "
         "MASK becomes optional.",
     ),
     click.option(
-        "--exclude", "negative_points", multiple=True, metavar="X,Y",
+        "--exclude",
+        "negative_points",
+        multiple=True,
+        metavar="X,Y",
         help="A click on what must stay (a negative point); repeat as needed.",
     ),
-    click.option("--box", "box", default=None, metavar="X0,Y0,X1,Y1",
-                 help="A box around the object, in pixels."),
     click.option(
-        "--object", "object_text", default=None, metavar="TEXT",
+        "--box", "box", default=None, metavar="X0,Y0,X1,Y1", help="A box around the object, in pixels."
+    ),
+    click.option(
+        "--object",
+        "object_text",
+        default=None,
+        metavar="TEXT",
         help='The object in words ("the red car"); needs a --segmenter with a detector.',
     ),
     click.option(
-        "--segmenter", default=None, metavar="SPEC",
+        "--segmenter",
+        default=None,
+        metavar="SPEC",
         help="Who turns the selection into a mask: classic (no weights; the default), sam:<hub id or "
         "folder>, either + detector:<hub id or folder> (OWLv2, Grounding DINO) for --object.",
     ),
     click.option(
-        "--top-k", "top_k", type=click.IntRange(min=1), default=None, metavar="K",
+        "--top-k",
+        "top_k",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="K",
         help="With --object: only the K best-scoring matches (default: every match, united).",
     ),
     click.option(
-        "--save-mask", type=click.Path(path_type=Path), default=None, metavar="PATH",
+        "--save-mask",
+        type=click.Path(path_type=Path),
+        default=None,
+        metavar="PATH",
         help="Also write the mask used (selection and MASK united; white = removed) to PATH (.png).",
     ),
 )
@@ -336,7 +394,11 @@ def _check_device(device: str | None) -> None:
 
 
 def _object_mask(
-    picture: Image.Image, mask: Path | None, *, resize_mask: bool, max_pixels: int | None = io.DEFAULT_MAX_PIXELS
+    picture: Image.Image,
+    mask: Path | None,
+    *,
+    resize_mask: bool,
+    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """The object mask, read from MASK, or from the image's transparency when there is no MASK."""
     width, height = picture.size
@@ -367,7 +429,10 @@ _PATH = click.Path(path_type=Path)
 @click.argument("image", type=_PATH)
 @click.argument("mask", type=_PATH, required=False)
 @click.option(
-    "-o", "--output", type=_PATH, required=True,
+    "-o",
+    "--output",
+    type=_PATH,
+    required=True,
     help="Result file; its extension picks the format (.png, .jpg, .webp, .bmp, .tif).",
 )
 @removal_options
@@ -376,10 +441,20 @@ _PATH = click.Path(path_type=Path)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (an input is never replaced).")
 def remove_command(
-    image: Path, mask: Path | None, output: Path, resize_mask: bool, quiet: bool, overwrite: bool,
-    points: tuple[str, ...] = (), negative_points: tuple[str, ...] = (), box: str | None = None,
-    object_text: str | None = None, segmenter: str | None = None, top_k: int | None = None,
-    save_mask: Path | None = None, **settings: Any,
+    image: Path,
+    mask: Path | None,
+    output: Path,
+    resize_mask: bool,
+    quiet: bool,
+    overwrite: bool,
+    points: tuple[str, ...] = (),
+    negative_points: tuple[str, ...] = (),
+    box: str | None = None,
+    object_text: str | None = None,
+    segmenter: str | None = None,
+    top_k: int | None = None,
+    save_mask: Path | None = None,
+    **settings: Any,
 ) -> None:
     """Remove the object under MASK from IMAGE and write the result to OUTPUT.
 
@@ -433,8 +508,9 @@ def _check_mask_output(
     """``--save-mask PATH``: a lossless format, not OUTPUT, not an input, not an existing file (unless
     --overwrite), in a folder that accepts it."""
     if path.suffix.lower() not in (".png", ".bmp", ".tif", ".tiff", ".webp"):
-        raise io.InputError("save-mask", f"{str(path)!r} needs a lossless extension (.png, .bmp, .tif, "
-                            ".webp)")
+        raise io.InputError(
+            "save-mask", f"{str(path)!r} needs a lossless extension (.png, .bmp, .tif, .webp)"
+        )
     if _same_file(path, output):
         raise io.InputError("save-mask", f"{str(path)!r} is also the OUTPUT; give the mask its own file")
     try:
@@ -445,16 +521,24 @@ def _check_mask_output(
 
 @main.command("demo")
 @click.option(
-    "-o", "--output", type=_PATH, default=DEMO_OUTPUT, show_default=True,
+    "-o",
+    "--output",
+    type=_PATH,
+    default=DEMO_OUTPUT,
+    show_default=True,
     help="Where to write the figure (replaced if it exists).",
 )
 @click.option(
-    "--model", default=None, metavar="ID|DIR|FILE",
+    "--model",
+    default=None,
+    metavar="ID|DIR|FILE",
     help="Weights to run the demo with (hub id, diffusers folder or .safetensors file). "
     "Default: the built-in default model.",
 )
 @click.option(
-    "--device", default=None, metavar="DEVICE",
+    "--device",
+    default=None,
+    metavar="DEVICE",
     help="cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -478,25 +562,58 @@ def demo_command(output: Path, model: str | None, device: str | None, quiet: boo
 
 
 @main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; 0.0.0.0 exposes the app to the network.")
-@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port to listen on.")
 @click.option(
-    "--model", "models", multiple=True, metavar="ID|DIR|FILE",
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; 0.0.0.0 exposes the app to the network.",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port to listen on."
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="ID|DIR|FILE",
     help="Weights to offer (hub id, diffusers folder or .safetensors file); repeat to offer several, the "
     "first is preselected. Requests can only choose among these. Default: the built-in default model.",
 )
-@click.option("--device", default=None, metavar="DEVICE",
-              help="cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.")
-@click.option("--max-file-size", default="20mb", show_default=True, metavar="SIZE",
-              help="Largest upload accepted (e.g. 20mb, 500kb).")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=io.DEFAULT_MAX_PIXELS, show_default=True,
-              metavar="N", help="Refuse photos and masks of more than N pixels (checked before decoding).")
-@click.option("--segmenter", default=None, metavar="SPEC",
-              help="Who turns clicks and words into masks: classic (no weights; the default), sam:<hub id or "
-              "folder>, either + detector:<hub id or folder> for the 'object to remove' text box.")
+@click.option(
+    "--device",
+    default=None,
+    metavar="DEVICE",
+    help="cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.",
+)
+@click.option(
+    "--max-file-size",
+    default="20mb",
+    show_default=True,
+    metavar="SIZE",
+    help="Largest upload accepted (e.g. 20mb, 500kb).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=io.DEFAULT_MAX_PIXELS,
+    show_default=True,
+    metavar="N",
+    help="Refuse photos and masks of more than N pixels (checked before decoding).",
+)
+@click.option(
+    "--segmenter",
+    default=None,
+    metavar="SPEC",
+    help="Who turns clicks and words into masks: classic (no weights; the default), sam:<hub id or "
+    "folder>, either + detector:<hub id or folder> for the 'object to remove' text box.",
+)
 def serve_command(
-    host: str, port: int, models: tuple[str, ...], device: str | None, max_file_size: str, max_pixels: int,
+    host: str,
+    port: int,
+    models: tuple[str, ...],
+    device: str | None,
+    max_file_size: str,
+    max_pixels: int,
     segmenter: str | None = None,
 ) -> None:
     """Start the web app (paint, remove, compare, download) and its HTTP API on HOST:PORT.
@@ -513,12 +630,20 @@ def serve_command(
         check_server_options(host, port, max_file_size)  # before anything is loaded
         with _quiet_third_party():
             _check_device(device)
-        serve(host=host, port=port, models=list(models) or [None], device=device, max_file_size=max_file_size,
-              max_pixels=max_pixels, segmenter=segmenter)
+        serve(
+            host=host,
+            port=port,
+            models=list(models) or [None],
+            device=device,
+            max_file_size=max_file_size,
+            max_pixels=max_pixels,
+            segmenter=segmenter,
+        )
 
 
 # Commands kept in their own modules register themselves on ``main`` when imported.
-from . import batch as _batch, evaluate as _evaluate  # noqa: E402,F401
+from . import batch as _batch  # noqa: E402,F401
+from . import evaluate as _evaluate
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -26,7 +26,10 @@ def example_scene() -> tuple[Image.Image, np.ndarray]:
     Made by ``scripts/make_demo_scene.py`` from a seed the demo model never saw in training.
     """
     folder = resources.files("attentive_eraser") / "assets" / "demo"
-    with resources.as_file(folder / "scene.png") as scene_path, resources.as_file(folder / "mask.png") as mask_path:
+    with (
+        resources.as_file(folder / "scene.png") as scene_path,
+        resources.as_file(folder / "mask.png") as mask_path,
+    ):
         scene = io.load_image(scene_path)
         mask = io.load_mask(mask_path, size=scene.size)
     return scene.convert("RGB"), mask

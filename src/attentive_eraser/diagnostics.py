@@ -56,8 +56,13 @@ class SARGSignal:
         return float(torch.tensor(self.inside).median())
 
     def as_dict(self) -> dict[str, object]:
-        return {"timesteps": self.timesteps, "inside": self.inside, "outside": self.outside,
-                "share_inside": self.share_inside, "median_inside": self.median_inside}
+        return {
+            "timesteps": self.timesteps,
+            "inside": self.inside,
+            "outside": self.outside,
+            "share_inside": self.share_inside,
+            "median_inside": self.median_inside,
+        }
 
 
 @torch.no_grad()
@@ -78,7 +83,9 @@ def sarg_signal(
     lambda applied to the erased half (1 = AAS alone). Returns one value per timestep, over the whole batch.
     """
     if latents.shape != noise.shape:
-        raise ValueError(f"noise must have the latents' shape {tuple(latents.shape)}, got {tuple(noise.shape)}")
+        raise ValueError(
+            f"noise must have the latents' shape {tuple(latents.shape)}, got {tuple(noise.shape)}"
+        )
     if mask.ndim != 4 or mask.shape[0] != latents.shape[0] or mask.shape[1] != 1:
         raise ValueError(f"mask must have shape ({latents.shape[0]}, 1, H, W), got {tuple(mask.shape)}")
     size = (int(latents.shape[-2]), int(latents.shape[-1]))
@@ -204,9 +211,13 @@ class _RecordingProcessor:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
-        probs = (query.float() @ key.float().transpose(-1, -2) * attn.scale).softmax(dim=-1)  # (B, heads, N, N)
+        probs = (query.float() @ key.float().transpose(-1, -2) * attn.scale).softmax(
+            dim=-1
+        )  # (B, heads, N, N)
         self._tally(probs, num_tokens)
-        hidden_states = (probs.to(value.dtype) @ value).transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
+        hidden_states = (
+            (probs.to(value.dtype) @ value).transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
+        )
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if input_ndim == 4:
             hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channels, height, width)
@@ -231,7 +242,9 @@ class _RecordingProcessor:
         tally.samples += int(has_object.sum())
 
 
-def _recording(unet: UNet2DConditionModel, state: _RecorderState, pattern: str) -> AbstractContextManager[list[str]]:
+def _recording(
+    unet: UNet2DConditionModel, state: _RecorderState, pattern: str
+) -> AbstractContextManager[list[str]]:
     return swapped_processors(unet, lambda name: _RecordingProcessor(name, state), pattern)
 
 
@@ -274,20 +287,23 @@ def attention_selectivity(
         tally = state.tallies.get(name)
         if tally is None:  # pragma: no cover - every selected layer runs in a forward pass
             continue
-        layers.append(LayerSelectivity(
-            layer=_short_name(name),
-            grid=tally.grid,
-            entropy=tally.entropy / max(tally.rows, 1),
-            object_to_object=tally.object_mass / tally.object_rows if tally.object_rows else float("nan"),
-            object_share=tally.share / tally.samples if tally.samples else float("nan"),
-        ))
+        layers.append(
+            LayerSelectivity(
+                layer=_short_name(name),
+                grid=tally.grid,
+                entropy=tally.entropy / max(tally.rows, 1),
+                object_to_object=tally.object_mass / tally.object_rows if tally.object_rows else float("nan"),
+                object_share=tally.share / tally.samples if tally.samples else float("nan"),
+            )
+        )
     return AttentionSelectivity(layers)
 
 
 def _short_name(processor_name: str) -> str:
     """``up_blocks.1.attentions.0.transformer_blocks.0.attn1.processor`` -> ``up1.att0.tb0``."""
-    match = re.fullmatch(r"up_blocks\.(\d+)\.attentions\.(\d+)\.transformer_blocks\.(\d+)\.attn1\.processor",
-                         processor_name)
+    match = re.fullmatch(
+        r"up_blocks\.(\d+)\.attentions\.(\d+)\.transformer_blocks\.(\d+)\.attn1\.processor", processor_name
+    )
     if match is None:
         return processor_name.removesuffix(".processor")
     return "up{}.att{}.tb{}".format(*match.groups())

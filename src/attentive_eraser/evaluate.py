@@ -57,14 +57,34 @@ METRICS = ("fid", "lpips", "local_fid", "clip_consensus", "clip_score", "masked"
 
 #: Table 1 of the paper: FID, LPIPS, local FID, CLIP consensus, CLIP score
 PAPER_TABLE_1: dict[str, dict[str, float | None]] = {
-    "SD2.1inp (mask only)": {"fid": 3.805, "lpips": 0.3012, "local_fid": 8.852, "clip_consensus": 0.1143,
-                             "clip_score": 21.89},
-    "SD2.1+SIP w/o SARG": {"fid": 5.98, "lpips": 0.2998, "local_fid": 15.58, "clip_consensus": 0.1347,
-                           "clip_score": 22.05},
-    "SD2.1+SIP w/ SARG (ours)": {"fid": 7.352, "lpips": 0.3113, "local_fid": 5.835, "clip_consensus": 0.0734,
-                                 "clip_score": 23.56},
-    "SD2.1+DIP w/ SARG (ours)": {"fid": 7.012, "lpips": 0.2995, "local_fid": 5.699, "clip_consensus": None,
-                                 "clip_score": 23.43},
+    "SD2.1inp (mask only)": {
+        "fid": 3.805,
+        "lpips": 0.3012,
+        "local_fid": 8.852,
+        "clip_consensus": 0.1143,
+        "clip_score": 21.89,
+    },
+    "SD2.1+SIP w/o SARG": {
+        "fid": 5.98,
+        "lpips": 0.2998,
+        "local_fid": 15.58,
+        "clip_consensus": 0.1347,
+        "clip_score": 22.05,
+    },
+    "SD2.1+SIP w/ SARG (ours)": {
+        "fid": 7.352,
+        "lpips": 0.3113,
+        "local_fid": 5.835,
+        "clip_consensus": 0.0734,
+        "clip_score": 23.56,
+    },
+    "SD2.1+DIP w/ SARG (ours)": {
+        "fid": 7.012,
+        "lpips": 0.2995,
+        "local_fid": 5.699,
+        "clip_consensus": None,
+        "clip_score": 23.43,
+    },
 }
 
 # --------------------------------------------------------------------------------------------------
@@ -87,13 +107,20 @@ def _find_background(folder: Path, item_id: str) -> Path | None:
     if exact.is_file():
         return exact
     relative = Path(item_id)
-    matches = sorted(path for path in (folder / relative.parent).glob(f"{relative.stem}.*")
-                     if path.suffix.lower() in io.SAVE_FORMATS)
+    matches = sorted(
+        path
+        for path in (folder / relative.parent).glob(f"{relative.stem}.*")
+        if path.suffix.lower() in io.SAVE_FORMATS
+    )
     return matches[0] if matches else None
 
 
 def collect_items(
-    source: Path, results: Sequence[Path], *, masks: Path | None = None, mask_pattern: str | None = None,
+    source: Path,
+    results: Sequence[Path],
+    *,
+    masks: Path | None = None,
+    mask_pattern: str | None = None,
     backgrounds: Path | None = None,
 ) -> tuple[list[EvalItem], list[str]]:
     """The items of SOURCE that have a result in every results folder, and the ids of those that have not."""
@@ -103,14 +130,19 @@ def collect_items(
         raise io.InputError("results", "give at least one results folder")
     for folder in [*results, *([backgrounds] if backgrounds is not None else [])]:
         if not folder.is_dir():
-            raise io.InputError("results" if folder != backgrounds else "backgrounds",
-                                f"{str(folder)!r} is not a folder")
+            raise io.InputError(
+                "results" if folder != backgrounds else "backgrounds", f"{str(folder)!r} is not a folder"
+            )
     items, missing = [], []
     for item in list_items(source, results[0], masks=masks, mask_pattern=mask_pattern):
         found = tuple(folder / item.id for folder in results)
         background = _find_background(backgrounds, item.id) if backgrounds is not None else None
-        if item.error or item.mask is None or not all(path.is_file() for path in found) or (
-                backgrounds is not None and background is None):
+        if (
+            item.error
+            or item.mask is None
+            or not all(path.is_file() for path in found)
+            or (backgrounds is not None and background is None)
+        ):
             missing.append(item.id)
             continue
         items.append(EvalItem(item.id, item.image, item.mask, found, background))
@@ -164,8 +196,14 @@ class EvalReport:
     notes: dict[str, str] = field(default_factory=dict)
 
     def asdict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "items": self.items, "missing": self.missing, "results": self.results,
-                "settings": self.settings, "notes": self.notes}
+        return {
+            "metrics": self.metrics,
+            "items": self.items,
+            "missing": self.missing,
+            "results": self.results,
+            "settings": self.settings,
+            "notes": self.notes,
+        }
 
 
 def _chunks(items: Sequence[EvalItem], size: int) -> Iterator[Sequence[EvalItem]]:
@@ -177,7 +215,9 @@ def _uint8(images: Sequence[Image.Image]) -> Any:
     """``(N, 3, H, W)`` uint8 tensor of same-size RGB images."""
     import torch
 
-    return torch.from_numpy(np.stack([np.asarray(image.convert("RGB")) for image in images])).permute(0, 3, 1, 2)
+    return torch.from_numpy(np.stack([np.asarray(image.convert("RGB")) for image in images])).permute(
+        0, 3, 1, 2
+    )
 
 
 def _unit(images: Sequence[Image.Image]) -> Any:
@@ -191,9 +231,17 @@ def _fid(inception: Any, device: Any) -> Any:
 
 
 def evaluate(
-    items: Sequence[EvalItem], networks: Networks, *, metrics: Sequence[str] = METRICS, size: int = 512,
-    crop_size: int = 299, batch_size: int = 16, device: Any = "cpu", progress: bool = False,
-    missing: Sequence[str] = (), results: Sequence[Path] = (),
+    items: Sequence[EvalItem],
+    networks: Networks,
+    *,
+    metrics: Sequence[str] = METRICS,
+    size: int = 512,
+    crop_size: int = 299,
+    batch_size: int = 16,
+    device: Any = "cpu",
+    progress: bool = False,
+    missing: Sequence[str] = (),
+    results: Sequence[Path] = (),
 ) -> EvalReport:
     """Compute ``metrics`` over ``items``; metrics whose network is absent or whose inputs do not allow them
     (FID needs 2+ items, consensus 2+ results folders, in-mask fidelity ``--backgrounds``) are ``None``."""
@@ -217,9 +265,13 @@ def evaluate(
         if name in wanted and reason:
             notes[name] = reason
             wanted.discard(name)
-    for name, network in (("fid", networks.inception), ("local_fid", networks.inception),
-                          ("lpips", networks.lpips), ("clip_consensus", networks.clip),
-                          ("clip_score", networks.clip)):
+    for name, network in (
+        ("fid", networks.inception),
+        ("local_fid", networks.inception),
+        ("lpips", networks.lpips),
+        ("clip_consensus", networks.clip),
+        ("clip_score", networks.clip),
+    ):
         if name in wanted and network is None:
             notes[name] = "network not loaded"
             wanted.discard(name)
@@ -232,20 +284,30 @@ def evaluate(
     psnr: list[float] = []
     ssim: list[float] = []
     masked_lpips: list[float] = []
-    text = networks.clip.embed_text("background") if networks.clip is not None and "clip_score" in wanted else None
+    text = (
+        networks.clip.embed_text("background")
+        if networks.clip is not None and "clip_score" in wanted
+        else None
+    )
     lpips_net = networks.lpips.to(device) if networks.lpips is not None else None
 
     with torch.no_grad(), tqdm(total=len(items), unit="img", desc="eval", disable=not progress) as bar:
         for chunk in _chunks(items, batch_size):
             originals = [io.split_alpha(io.load_image(item.original))[0] for item in chunk]
-            masks = [io.load_mask(item.mask, size=original.size) for item, original in zip(chunk, originals)]
+            masks = [
+                io.load_mask(item.mask, size=original.size)
+                for item, original in zip(chunk, originals, strict=False)
+            ]
             outputs = [[io.split_alpha(io.load_image(path))[0] for path in item.results] for item in chunk]
             first = [images[0] for images in outputs]
-            for item, original, images in zip(chunk, originals, outputs):
-                for image, path in zip(images, item.results):
+            for item, original, images in zip(chunk, originals, outputs, strict=False):
+                for image, path in zip(images, item.results, strict=False):
                     if image.size != original.size:
-                        raise io.InputError("results", f"{str(path)!r} is {image.width}x{image.height}, its "
-                                            f"original {original.width}x{original.height}")
+                        raise io.InputError(
+                            "results",
+                            f"{str(path)!r} is {image.width}x{image.height}, its "
+                            f"original {original.width}x{original.height}",
+                        )
             boxes = [mask_box(mask) for mask in masks]
             if fid is not None or "lpips" in wanted:
                 real = [original.resize((size, size), Image.Resampling.BICUBIC) for original in originals]
@@ -256,23 +318,36 @@ def evaluate(
                 if "lpips" in wanted:
                     lpips_values += lpips_net(_unit(fake).to(device), _unit(real).to(device)).cpu().tolist()
             if local_fid is not None:
-                local_fid.update(_uint8([square_crop(o, b, crop_size) for o, b in zip(originals, boxes)]).to(device),
-                                 real=True)
-                local_fid.update(_uint8([square_crop(r, b, crop_size) for r, b in zip(first, boxes)]).to(device),
-                                 real=False)
+                local_fid.update(
+                    _uint8([square_crop(o, b, crop_size) for o, b in zip(originals, boxes, strict=False)]).to(
+                        device
+                    ),
+                    real=True,
+                )
+                local_fid.update(
+                    _uint8([square_crop(r, b, crop_size) for r, b in zip(first, boxes, strict=False)]).to(
+                        device
+                    ),
+                    real=False,
+                )
             if "clip_score" in wanted or "clip_consensus" in wanted:
-                per_seed = [networks.clip.embed_images([square_crop(images[k], box)
-                                                        for images, box in zip(outputs, boxes)])
-                            for k in range(seeds)]
+                per_seed = [
+                    networks.clip.embed_images(
+                        [square_crop(images[k], box) for images, box in zip(outputs, boxes, strict=False)]
+                    )
+                    for k in range(seeds)
+                ]
                 if "clip_score" in wanted:
                     clip_scores += networks.clip.logits(per_seed[0], text).tolist()
                 if "clip_consensus" in wanted:
                     consensus += clip_consensus(torch.stack(per_seed)).tolist()
             if "masked" in wanted:
-                for item, image, mask in zip(chunk, first, masks):
+                for item, image, mask in zip(chunk, first, masks, strict=False):
                     truth = io.split_alpha(io.load_image(item.background))[0]
                     if truth.size != image.size:
-                        raise io.InputError("backgrounds", f"{str(item.background)!r} is not the size of its image")
+                        raise io.InputError(
+                            "backgrounds", f"{str(item.background)!r} is not the size of its image"
+                        )
                     result_t, truth_t = _unit([image]).to(device), _unit([truth]).to(device)
                     mask_t = torch.from_numpy(mask)[None, None].to(device)
                     psnr += masked_psnr(result_t, truth_t, mask_t).cpu().tolist()
@@ -285,25 +360,47 @@ def evaluate(
     def mean(values: list[float]) -> float | None:
         return float(np.mean(values)) if values else None
 
-    values: dict[str, float | None] = {name: None for name in
-                                       ("fid", "lpips", "local_fid", "clip_consensus", "clip_score",
-                                        "psnr_masked", "ssim_masked", "lpips_masked")}
+    values: dict[str, float | None] = {
+        name: None
+        for name in (
+            "fid",
+            "lpips",
+            "local_fid",
+            "clip_consensus",
+            "clip_score",
+            "psnr_masked",
+            "ssim_masked",
+            "lpips_masked",
+        )
+    }
     if fid is not None:
         values["fid"] = float(fid.compute())
     if local_fid is not None:
         values["local_fid"] = float(local_fid.compute())
-    values.update(lpips=mean(lpips_values), clip_consensus=mean(consensus), clip_score=mean(clip_scores),
-                  psnr_masked=mean(psnr), ssim_masked=mean(ssim), lpips_masked=mean(masked_lpips))
+    values.update(
+        lpips=mean(lpips_values),
+        clip_consensus=mean(consensus),
+        clip_score=mean(clip_scores),
+        psnr_masked=mean(psnr),
+        ssim_masked=mean(ssim),
+        lpips_masked=mean(masked_lpips),
+    )
     if "masked" in wanted and lpips_net is None:
         notes["lpips_masked"] = "LPIPS network not loaded"
     settings = {"size": size, "crop_size": crop_size, "metrics": sorted(set(metrics))}
     return EvalReport(values, len(items), list(missing), [str(path) for path in results], settings, notes)
 
 
-_COLUMNS = (("fid", "FID ↓", "{:.3f}"), ("lpips", "LPIPS ↓", "{:.4f}"), ("local_fid", "Local FID ↓", "{:.3f}"),
-            ("clip_consensus", "CLIP consensus ↓", "{:.4f}"), ("clip_score", "CLIP score ↑", "{:.2f}"),
-            ("psnr_masked", "PSNR mask ↑", "{:.2f}"), ("ssim_masked", "SSIM mask ↑", "{:.4f}"),
-            ("lpips_masked", "LPIPS mask ↓", "{:.4f}"))
+_COLUMNS = (
+    ("fid", "FID ↓", "{:.3f}"),
+    ("lpips", "LPIPS ↓", "{:.4f}"),
+    ("local_fid", "Local FID ↓", "{:.3f}"),
+    ("clip_consensus", "CLIP consensus ↓", "{:.4f}"),
+    ("clip_score", "CLIP score ↑", "{:.2f}"),
+    ("psnr_masked", "PSNR mask ↑", "{:.2f}"),
+    ("ssim_masked", "SSIM mask ↑", "{:.4f}"),
+    ("lpips_masked", "LPIPS mask ↓", "{:.4f}"),
+)
 
 
 def to_markdown(rows: dict[str, dict[str, float | None]], *, items: dict[str, int] | None = None) -> str:
@@ -312,8 +409,14 @@ def to_markdown(rows: dict[str, dict[str, float | None]], *, items: dict[str, in
     header = ["method", *(title for _, title, _ in columns)] + (["items"] if items else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for name, row in rows.items():
-        cells = [name] + [("–" if row.get(key) is None or (isinstance(row.get(key), float) and math.isnan(row[key]))
-                           else fmt.format(row[key])) for key, _, fmt in columns]
+        cells = [name] + [
+            (
+                "–"
+                if row.get(key) is None or (isinstance(row.get(key), float) and math.isnan(row[key]))
+                else fmt.format(row[key])
+            )
+            for key, _, fmt in columns
+        ]
         if items:
             cells.append(str(items.get(name, "")))
         lines.append("| " + " | ".join(cells) + " |")
@@ -336,38 +439,101 @@ def _parse_metrics(_: click.Context, __: click.Parameter, value: str) -> tuple[s
 
 @main.command("eval")
 @click.argument("source", type=_PATH)
-@click.option("-r", "--results", "results", type=_PATH, multiple=True, required=True,
-              help="A results folder (a batch OUTPUT_DIR); repeat it for the runs with other seeds "
-              "(123, 321, 777) to get the CLIP consensus. The first one is scored.")
+@click.option(
+    "-r",
+    "--results",
+    "results",
+    type=_PATH,
+    multiple=True,
+    required=True,
+    help="A results folder (a batch OUTPUT_DIR); repeat it for the runs with other seeds "
+    "(123, 321, 777) to get the CLIP consensus. The first one is scored.",
+)
 @click.option("--masks", type=_PATH, default=None, metavar="FILE|DIR", help="As for batch.")
 @click.option("--mask-pattern", default=None, metavar="PATTERN", help="As for batch.")
-@click.option("--backgrounds", type=_PATH, default=None, metavar="DIR",
-              help="Ground-truth backgrounds named like the results: adds PSNR, SSIM and LPIPS inside the mask.")
-@click.option("--metrics", default=",".join(METRICS), show_default=True, callback=_parse_metrics,
-              help="Comma-separated metrics to compute.")
-@click.option("--inception", type=_PATH, default=None, metavar="FILE",
-              help="TorchScript Inception for FID. Default: NVlabs' inception-2015-12-05.pt in torch's hub "
-              "cache, downloaded once.")
-@click.option("--lpips-backbone", type=_PATH, default=None, metavar="FILE",
-              help="torchvision's VGG-16 weights (vgg16-397923af.pth). Default: torch's hub cache, downloaded once.")
-@click.option("--lpips-heads", type=_PATH, default=None, metavar="FILE",
-              help="LPIPS v0.1 VGG linear heads. Default: the copy torchmetrics ships.")
-@click.option("--clip", default=None, metavar="ID|DIR",
-              help="CLIP model and processor (a hub id or a saved folder). Default: openai/clip-vit-base-patch32.")
-@click.option("--size", type=click.IntRange(32, 4096), default=512, show_default=True,
-              help="Side of the square images FID and LPIPS compare.")
-@click.option("--crop-size", type=click.IntRange(32, 4096), default=299, show_default=True,
-              help="Side of the box crops local FID compares.")
+@click.option(
+    "--backgrounds",
+    type=_PATH,
+    default=None,
+    metavar="DIR",
+    help="Ground-truth backgrounds named like the results: adds PSNR, SSIM and LPIPS inside the mask.",
+)
+@click.option(
+    "--metrics",
+    default=",".join(METRICS),
+    show_default=True,
+    callback=_parse_metrics,
+    help="Comma-separated metrics to compute.",
+)
+@click.option(
+    "--inception",
+    type=_PATH,
+    default=None,
+    metavar="FILE",
+    help="TorchScript Inception for FID. Default: NVlabs' inception-2015-12-05.pt in torch's hub "
+    "cache, downloaded once.",
+)
+@click.option(
+    "--lpips-backbone",
+    type=_PATH,
+    default=None,
+    metavar="FILE",
+    help="torchvision's VGG-16 weights (vgg16-397923af.pth). Default: torch's hub cache, downloaded once.",
+)
+@click.option(
+    "--lpips-heads",
+    type=_PATH,
+    default=None,
+    metavar="FILE",
+    help="LPIPS v0.1 VGG linear heads. Default: the copy torchmetrics ships.",
+)
+@click.option(
+    "--clip",
+    default=None,
+    metavar="ID|DIR",
+    help="CLIP model and processor (a hub id or a saved folder). Default: openai/clip-vit-base-patch32.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(32, 4096),
+    default=512,
+    show_default=True,
+    help="Side of the square images FID and LPIPS compare.",
+)
+@click.option(
+    "--crop-size",
+    type=click.IntRange(32, 4096),
+    default=299,
+    show_default=True,
+    help="Side of the box crops local FID compares.",
+)
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--device", default=None, metavar="DEVICE", help="Default: CUDA if available, else CPU.")
-@click.option("-o", "--output", type=_PATH, default=None,
-              help="Write the metrics as JSON here (and a markdown table beside it, .md).")
+@click.option(
+    "-o",
+    "--output",
+    type=_PATH,
+    default=None,
+    help="Write the metrics as JSON here (and a markdown table beside it, .md).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_command(
-    source: Path, results: tuple[Path, ...], masks: Path | None, mask_pattern: str | None,
-    backgrounds: Path | None, metrics: tuple[str, ...], inception: Path | None, lpips_backbone: Path | None,
-    lpips_heads: Path | None, clip: str | None, size: int, crop_size: int, batch_size: int, device: str | None,
-    output: Path | None, quiet: bool,
+    source: Path,
+    results: tuple[Path, ...],
+    masks: Path | None,
+    mask_pattern: str | None,
+    backgrounds: Path | None,
+    metrics: tuple[str, ...],
+    inception: Path | None,
+    lpips_backbone: Path | None,
+    lpips_heads: Path | None,
+    clip: str | None,
+    size: int,
+    crop_size: int,
+    batch_size: int,
+    device: str | None,
+    output: Path | None,
+    quiet: bool,
 ) -> None:
     """Score removal results against their originals with the paper's metrics (its Table 1).
 
@@ -375,8 +541,9 @@ def eval_command(
     looked up in every RESULTS folder under its output path. Prints a markdown table.
     """
     with _input_errors():
-        items, missing = collect_items(source, list(results), masks=masks, mask_pattern=mask_pattern,
-                                       backgrounds=backgrounds)
+        items, missing = collect_items(
+            source, list(results), masks=masks, mask_pattern=mask_pattern, backgrounds=backgrounds
+        )
         if not items:
             raise io.InputError("results", "no item of SOURCE has a result in every results folder")
         with _quiet_third_party():
@@ -384,18 +551,31 @@ def eval_command(
 
             from .metrics import load_clip, load_inception, load_lpips
 
-            torch_device = torch.device(device) if device else torch.device(
-                "cuda" if torch.cuda.is_available() else "cpu")
+            torch_device = (
+                torch.device(device)
+                if device
+                else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            )
             wanted = set(metrics)
             networks = Networks(
                 inception=load_inception(inception) if wanted & {"fid", "local_fid"} else None,
                 lpips=load_lpips(lpips_backbone, lpips_heads)
-                if "lpips" in wanted or ("masked" in wanted and backgrounds is not None) else None,
+                if "lpips" in wanted or ("masked" in wanted and backgrounds is not None)
+                else None,
                 clip=load_clip(clip, torch_device) if wanted & {"clip_score", "clip_consensus"} else None,
             )
-            report = evaluate(items, networks, metrics=metrics, size=size, crop_size=crop_size,
-                              batch_size=batch_size, device=torch_device, progress=not quiet, missing=missing,
-                              results=list(results))
+            report = evaluate(
+                items,
+                networks,
+                metrics=metrics,
+                size=size,
+                crop_size=crop_size,
+                batch_size=batch_size,
+                device=torch_device,
+                progress=not quiet,
+                missing=missing,
+                results=list(results),
+            )
     table = to_markdown({str(results[0]): report.metrics}, items={str(results[0]): report.items})
     click.echo(table, nl=False)
     for name, note in report.notes.items():
@@ -407,5 +587,3 @@ def eval_command(
         output.write_text(json.dumps(report.asdict(), indent=2) + "\n", encoding="utf-8")
         output.with_suffix(".md").write_text(table, encoding="utf-8")
         click.echo(f"metrics: {output}")
-
-

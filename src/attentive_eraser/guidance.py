@@ -49,8 +49,11 @@ class SARGBatch:
     def expand_all(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """:meth:`expand` every tensor of a (nested) mapping of per-sample UNet inputs (embeddings, time ids)."""
         return {
-            name: self.expand_all(value) if isinstance(value, Mapping)
-            else self.expand(value) if isinstance(value, torch.Tensor) else value
+            name: self.expand_all(value)
+            if isinstance(value, Mapping)
+            else self.expand(value)
+            if isinstance(value, torch.Tensor)
+            else value
             for name, value in inputs.items()
         }
 

@@ -122,7 +122,9 @@ def _check_max_pixels(max_pixels: object) -> int | None:
     if max_pixels is None:
         return None
     if not isinstance(max_pixels, numbers.Integral) or isinstance(max_pixels, bool) or max_pixels < 1:
-        raise InputError("max_pixels", f"expected a positive whole number of pixels or None, got {max_pixels!r}")
+        raise InputError(
+            "max_pixels", f"expected a positive whole number of pixels or None, got {max_pixels!r}"
+        )
     return int(max_pixels)
 
 
@@ -375,9 +377,7 @@ def check_resolution(size: tuple[int, int], resolution: int, *, argument: str = 
         )
 
 
-def context_window(
-    masks: Sequence[np.ndarray], resolution: int, *, context: float = 2.0
-) -> tuple[int, int]:
+def context_window(masks: Sequence[np.ndarray], resolution: int, *, context: float = 2.0) -> tuple[int, int]:
     """``(width, height)`` of a crop around the masks for the ``"crop"`` strategy, one size for all.
 
     The window has the image's aspect ratio, spans ``context`` times each mask's bounding box (so the
@@ -702,8 +702,9 @@ def check_output_path(path: PathLike, *, argument: str = "output", needed_bytes:
         if size > limit:
             shown = part if len(part) <= 40 else part[:37] + "..."
             raise InputError(
-                argument, f"the name {shown!r} is too long ({len(os.fsencode(part))} bytes; at most "
-                f"{limit - (temporary_extra if part == target.name else 0)} here)"
+                argument,
+                f"the name {shown!r} is too long ({len(os.fsencode(part))} bytes; at most "
+                f"{limit - (temporary_extra if part == target.name else 0)} here)",
             )
     probe: pathlib.Path | None = None
     try:
@@ -732,8 +733,9 @@ def check_output_path(path: PathLike, *, argument: str = "output", needed_bytes:
             free = None
         if free is not None and free < needed_bytes:
             raise InputError(
-                argument, f"only {free / 2**20:.1f} MiB free in {str(ancestor)!r}; the result needs up to "
-                f"{needed_bytes / 2**20:.1f} MiB"
+                argument,
+                f"only {free / 2**20:.1f} MiB free in {str(ancestor)!r}; the result needs up to "
+                f"{needed_bytes / 2**20:.1f} MiB",
             )
     return target
 

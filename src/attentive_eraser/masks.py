@@ -41,7 +41,9 @@ def token_grid(latent_size: tuple[int, int], num_tokens: int) -> tuple[int, int]
         height, width = -(-height // 2), -(-width // 2)
 
 
-def token_masks(mask: torch.Tensor, latent_size: tuple[int, int]) -> dict[int, tuple[tuple[int, int], torch.Tensor]]:
+def token_masks(
+    mask: torch.Tensor, latent_size: tuple[int, int]
+) -> dict[int, tuple[tuple[int, int], torch.Tensor]]:
     """Boolean object tokens ``(B, h*w)`` at every UNet level, keyed by token count (``M_{l,t}``, Eq. 10).
 
     The ``(B, 1, H, W)`` mask is max-pooled onto the latent grid, then halved as the UNet halves it
@@ -57,7 +59,9 @@ def token_masks(mask: torch.Tensor, latent_size: tuple[int, int]) -> dict[int, t
         grid = F.max_pool2d(grid.float(), kernel_size=2, stride=2, ceil_mode=True) > 0.5
 
 
-def token_mask(mask: torch.Tensor, grid: tuple[int, int], latent_size: tuple[int, int] | None = None) -> torch.Tensor:
+def token_mask(
+    mask: torch.Tensor, grid: tuple[int, int], latent_size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Boolean object tokens ``(B, h*w)`` of a ``(B, 1, H, W)`` mask on the ``grid`` of a UNet fed ``latent_size``.
 
     Without ``latent_size`` the grid is taken as the latent grid itself.

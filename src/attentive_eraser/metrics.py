@@ -42,7 +42,9 @@ __all__ = [
     "load_clip",
 ]
 
-INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+INCEPTION_URL = (
+    "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+)
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 CLIP_MODEL = "openai/clip-vit-base-patch32"
 
@@ -76,8 +78,9 @@ def masked_ssim(result: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -
     """SSIM (Gaussian 11×11, σ 1.5) averaged over the masked pixels; torchmetrics computes the SSIM map."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    _, ssim_map = structural_similarity_index_measure(result, truth, data_range=1.0, reduction="none",
-                                                      return_full_image=True)
+    _, ssim_map = structural_similarity_index_measure(
+        result, truth, data_range=1.0, reduction="none", return_full_image=True
+    )
     weight = mask.expand_as(ssim_map).to(ssim_map.dtype)
     return (ssim_map * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1)
 
@@ -134,7 +137,9 @@ class VGG16Features(nn.Module):
             network = cls(widths)
             network.load_state_dict(features)
         except (KeyError, RuntimeError) as error:
-            raise WeightsError("lpips-backbone", f"not VGG-16 weights ({type(error).__name__}: {error})") from None
+            raise WeightsError(
+                "lpips-backbone", f"not VGG-16 weights ({type(error).__name__}: {error})"
+            ) from None
         return network
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -159,11 +164,14 @@ class LPIPS(nn.Module):
         if len(heads) != len(backbone.widths):
             raise WeightsError("lpips-heads", f"{len(heads)} heads for {len(backbone.widths)} layers")
         self.backbone = backbone.eval().requires_grad_(False)
-        self.heads = nn.ParameterList([nn.Parameter(head.reshape(1, -1, 1, 1).float(), requires_grad=False)
-                                       for head in heads])
-        for head, width in zip(self.heads, backbone.widths):
+        self.heads = nn.ParameterList(
+            [nn.Parameter(head.reshape(1, -1, 1, 1).float(), requires_grad=False) for head in heads]
+        )
+        for head, width in zip(self.heads, backbone.widths, strict=False):
             if head.shape[1] != width:
-                raise WeightsError("lpips-heads", f"a head of {head.shape[1]} channels for a layer of {width}")
+                raise WeightsError(
+                    "lpips-heads", f"a head of {head.shape[1]} channels for a layer of {width}"
+                )
         self.register_buffer("shift", torch.tensor(self.SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(self.SCALE).view(1, 3, 1, 1), persistent=False)
 
@@ -173,7 +181,7 @@ class LPIPS(nn.Module):
         features_x = self.backbone((x * 2 - 1 - self.shift) / self.scale)
         features_y = self.backbone((y * 2 - 1 - self.shift) / self.scale)
         total = torch.zeros((), device=x.device)
-        for a, b, head in zip(features_x, features_y, self.heads):
+        for a, b, head in zip(features_x, features_y, self.heads, strict=False):
             a = a / (a.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
             b = b / (b.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
             weighted = ((a - b) ** 2 * head).sum(dim=1, keepdim=True)  # (N, 1, h, w)
@@ -224,7 +232,9 @@ class ClipScorer:
     def logits(self, image_embeddings: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """CLIP's ``logits_per_image``: ``logit_scale.exp() · cos(image, text)``, ``(N,)``."""
         scale = float(self.model.logit_scale.detach().exp())
-        return scale * F.cosine_similarity(image_embeddings, text_embedding.expand_as(image_embeddings), dim=-1)
+        return scale * F.cosine_similarity(
+            image_embeddings, text_embedding.expand_as(image_embeddings), dim=-1
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,14 +255,20 @@ def _cached_download(url: str, path: str | os.PathLike[str] | None, argument: st
     if cached.is_file():
         return cached
     if _offline():
-        raise WeightsError(argument, f"{what} is not in {str(cached)!r} and HF_HUB_OFFLINE is set: download "
-                           f"{url} there, or pass --{argument} FILE")
+        raise WeightsError(
+            argument,
+            f"{what} is not in {str(cached)!r} and HF_HUB_OFFLINE is set: download "
+            f"{url} there, or pass --{argument} FILE",
+        )
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(url, str(cached), progress=False)
     except Exception as error:  # noqa: BLE001 -- offline, proxy, disk: one clear message
-        raise WeightsError(argument, f"{what} could not be downloaded from {url} ({type(error).__name__}); "
-                           f"save it as {str(cached)!r} or pass --{argument} FILE") from None
+        raise WeightsError(
+            argument,
+            f"{what} could not be downloaded from {url} ({type(error).__name__}); "
+            f"save it as {str(cached)!r} or pass --{argument} FILE",
+        ) from None
     return cached
 
 
@@ -272,12 +288,17 @@ def packaged_lpips_heads() -> Path:
 
     spec = find_spec("torchmetrics")
     if spec is None or spec.origin is None:
-        raise WeightsError("lpips-heads", "torchmetrics is not installed (pip install 'attentive-eraser[eval]'); "
-                           "or pass --lpips-heads FILE")
+        raise WeightsError(
+            "lpips-heads",
+            "torchmetrics is not installed (pip install 'attentive-eraser[eval]'); "
+            "or pass --lpips-heads FILE",
+        )
     return Path(spec.origin).parent / "functional" / "image" / "lpips_models" / "vgg.pth"
 
 
-def load_lpips(backbone: str | os.PathLike[str] | None = None, heads: str | os.PathLike[str] | None = None) -> LPIPS:
+def load_lpips(
+    backbone: str | os.PathLike[str] | None = None, heads: str | os.PathLike[str] | None = None
+) -> LPIPS:
     """LPIPS (VGG): torchvision's VGG-16 ImageNet weights (cached, else downloaded) and the LPIPS heads."""
     backbone_file = _cached_download(VGG16_URL, backbone, "lpips-backbone", "the VGG-16 ImageNet weights")
     heads_file = Path(heads) if heads is not None else packaged_lpips_heads()
@@ -285,7 +306,9 @@ def load_lpips(backbone: str | os.PathLike[str] | None = None, heads: str | os.P
         raise WeightsError("lpips-heads", f"{str(heads_file)!r} is not a file")
     state = torch.load(backbone_file, map_location="cpu", weights_only=True)
     head_state = torch.load(heads_file, map_location="cpu", weights_only=True)
-    names = sorted((key for key in head_state if key.startswith("lin")), key=lambda key: int(key[3:].split(".")[0]))
+    names = sorted(
+        (key for key in head_state if key.startswith("lin")), key=lambda key: int(key[3:].split(".")[0])
+    )
     return LPIPS(VGG16Features.from_state_dict(state), [head_state[name] for name in names]).eval()
 
 
@@ -298,7 +321,10 @@ def load_clip(model: str | os.PathLike[str] | None = None, device: torch.device 
         processor = CLIPProcessor.from_pretrained(name)
         network = CLIPModel.from_pretrained(name)
     except (OSError, ValueError) as error:
-        raise WeightsError("clip", f"CLIP {name!r} could not be loaded from a local folder nor the hub "
-                           f"({type(error).__name__}); pass --clip DIR holding a saved CLIPModel and "
-                           "CLIPProcessor") from None
+        raise WeightsError(
+            "clip",
+            f"CLIP {name!r} could not be loaded from a local folder nor the hub "
+            f"({type(error).__name__}); pass --clip DIR holding a saved CLIPModel and "
+            "CLIPProcessor",
+        ) from None
     return ClipScorer(network, processor, device)

@@ -74,7 +74,9 @@ SD21_FREEU = (1.4, 1.6, 0.9, 0.2)
 PRESETS: dict[str, Preset] = {
     "sd15": Preset(name="sd15", family="sd15", resolution=512),
     "sd21": Preset(name="sd21", family="sd21", resolution=512),
-    "sd21-768": Preset(name="sd21-768", family="sd21-768", resolution=768, mask_dilation=3, feather_radius=22),
+    "sd21-768": Preset(
+        name="sd21-768", family="sd21-768", resolution=768, mask_dilation=3, feather_radius=22
+    ),
     "sdxl": Preset(
         name="sdxl", family="sdxl", resolution=1024, mask_dilation=15, feather_radius=15, steps_offset=0
     ),
@@ -82,8 +84,14 @@ PRESETS: dict[str, Preset] = {
     # uses at 512 px (at 64 px one VAE latent cell is 4 px: a 1 px ring leaves object colour in the kept latents).
     # s = 15: this small model's SARG signal is weaker than Stable Diffusion's; chosen on held-out seeds
     # 10_000_600+, disjoint from the benchmark's scenes (60 scenes: s = 9 / 15 left the object in 22 / 13 %)
-    "demo": Preset(name="demo", family="demo", resolution=64, mask_dilation=2, feather_radius=2,
-                   removal_guidance_scale=15.0),
+    "demo": Preset(
+        name="demo",
+        family="demo",
+        resolution=64,
+        mask_dilation=2,
+        feather_radius=2,
+        removal_guidance_scale=15.0,
+    ),
 }
 
 #: every preset field that is not a pipeline ``__call__`` parameter

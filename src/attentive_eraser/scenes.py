@@ -244,8 +244,10 @@ def _horizon(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarr
     height = float(y[-1, 0] + y[0, 0])
     level = rng.uniform(0.3, 0.7) * height
     line = np.full_like(x[0], level)
-    for amplitude, frequency in ((rng.uniform(0.0, 0.08), rng.uniform(0.5, 2.0)),
-                                 (rng.uniform(0.0, 0.03), rng.uniform(2.0, 5.0))):
+    for amplitude, frequency in (
+        (rng.uniform(0.0, 0.08), rng.uniform(0.5, 2.0)),
+        (rng.uniform(0.0, 0.03), rng.uniform(2.0, 5.0)),
+    ):
         line += amplitude * np.sin(2 * np.pi * frequency * x[0] + rng.uniform(0, 2 * np.pi))
     sky = _mix(sky_top, sky_bottom, np.clip(y / level, 0.0, 1.0))
     ground = _mix(ground_top, ground_bottom, np.clip((y - level) / (height - level), 0.0, 1.0))
@@ -348,8 +350,10 @@ def _bricks(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarra
     brick_index = np.floor(shifted / brick_length + phase_brick)
     tone = (np.sin(row * 12.9898 + brick_index * 78.233) * 43758.5453) % 1.0
     image = _mix(brick, shade, (0.6 * tone).astype(np.float32))
-    lines = np.maximum(_grout(across, row_height, phase_row, width, pixel),
-                       _grout(shifted, brick_length, phase_brick, width, pixel))
+    lines = np.maximum(
+        _grout(across, row_height, phase_row, width, pixel),
+        _grout(shifted, brick_length, phase_brick, width, pixel),
+    )
     return _mix(image, mortar, lines)
 
 
@@ -454,8 +458,20 @@ def _shape_distance(shape: str, rng: np.random.Generator, radius: float) -> Dist
         arm = radius * rng.uniform(0.3, 0.4)
         r = radius
         outline = np.array(
-            [[-arm, -r], [arm, -r], [arm, -arm], [r, -arm], [r, arm], [arm, arm],
-             [arm, r], [-arm, r], [-arm, arm], [-r, arm], [-r, -arm], [-arm, -arm]]
+            [
+                [-arm, -r],
+                [arm, -r],
+                [arm, -arm],
+                [r, -arm],
+                [r, arm],
+                [arm, arm],
+                [arm, r],
+                [-arm, r],
+                [-arm, arm],
+                [-r, arm],
+                [-r, -arm],
+                [-arm, -arm],
+            ]
         )
         vertices = _rotate(outline, angle)
     else:  # pragma: no cover - SHAPES lists every case above
@@ -517,7 +533,7 @@ def _visible(coverages: list[np.ndarray]) -> list[np.ndarray]:
     visible = []
     for index, coverage in enumerate(coverages):
         mask = coverage > 0
-        for above in coverages[index + 1:]:
+        for above in coverages[index + 1 :]:
             mask &= above < 1
         visible.append(mask)
     return visible
@@ -566,19 +582,22 @@ def make_scene(seed: int, size: int | tuple[int, int] = 64) -> Scene:
             covered = np.count_nonzero(np.logical_or.reduce(visible))
             if covered <= _MAX_OBJECT_COVER * width * height and all(
                 np.count_nonzero(mask) >= _MIN_VISIBLE_SHARE * np.count_nonzero(c > 0)
-                for mask, c in zip(visible, candidate)
+                for mask, c in zip(visible, candidate, strict=False)
             ):
                 coverages, shapes = candidate, [*shapes, shape]
                 placed.append((*centre, radius))
                 break
     # The first object always fits (it covers at most ~13% of the image); later ones may be dropped.
     colours = colour_indices[: len(coverages)]
-    layers = [(c, np.asarray(OBJECT_COLOURS[k], dtype=np.float32)) for c, k in zip(coverages, colours)]
+    layers = [
+        (c, np.asarray(OBJECT_COLOURS[k], dtype=np.float32)) for c, k in zip(coverages, colours, strict=False)
+    ]
 
     # 3. The image, and per object the image without it
     image = _composite(background, layers)
     backgrounds = tuple(
-        _readonly(_composite(background, layers[:index] + layers[index + 1:])) for index in range(len(layers))
+        _readonly(_composite(background, layers[:index] + layers[index + 1 :]))
+        for index in range(len(layers))
     )
     masks = tuple(_readonly(mask) for mask in _visible(coverages))
     overlapping = [

@@ -123,13 +123,20 @@ def _check_points(name: str, points: object, size: tuple[int, int]) -> tuple[Poi
     for index, point in enumerate(points):
         if isinstance(point, np.ndarray):
             point = point.tolist()
-        if (isinstance(point, (str, bytes)) or not isinstance(point, Sequence) or len(point) != 2
-                or not all(_is_number(value) for value in point)):
+        if (
+            isinstance(point, (str, bytes))
+            or not isinstance(point, Sequence)
+            or len(point) != 2
+            or not all(_is_number(value) for value in point)
+        ):
             raise io.InputError(name, f"{name}[{index}]={point!r} is not an (x, y) pair of finite numbers")
         x, y = float(point[0]), float(point[1])
         if not (0 <= x < width and 0 <= y < height):
-            raise io.InputError(name, f"{name}[{index}]=({point[0]}, {point[1]}) lies outside the "
-                                f"{width}x{height} image (x in [0, {width}), y in [0, {height}))")
+            raise io.InputError(
+                name,
+                f"{name}[{index}]=({point[0]}, {point[1]}) lies outside the "
+                f"{width}x{height} image (x in [0, {width}), y in [0, {height}))",
+            )
         checked.append((x, y))
     return tuple(checked)
 
@@ -140,16 +147,23 @@ def _check_box(box: object, size: tuple[int, int]) -> Box | None:
         return None
     if isinstance(box, np.ndarray):
         box = box.tolist()
-    if (isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4
-            or not all(_is_number(value) for value in box)):
+    if (
+        isinstance(box, (str, bytes))
+        or not isinstance(box, Sequence)
+        or len(box) != 4
+        or not all(_is_number(value) for value in box)
+    ):
         raise io.InputError("box", f"{box!r} is not (x0, y0, x1, y1), four finite numbers")
     x0, y0, x1, y1 = (float(value) for value in box)
     width, height = size
     if not (x0 < x1 and y0 < y1):
         raise io.InputError("box", f"{tuple(box)!r} is empty: it needs x0 < x1 and y0 < y1")
     if not (0 <= x0 and 0 <= y0 and x1 <= width and y1 <= height):
-        raise io.InputError("box", f"{tuple(box)!r} reaches outside the {width}x{height} image "
-                            f"(0 <= x0 < x1 <= {width}, 0 <= y0 < y1 <= {height})")
+        raise io.InputError(
+            "box",
+            f"{tuple(box)!r} reaches outside the {width}x{height} image "
+            f"(0 <= x0 < x1 <= {width}, 0 <= y0 < y1 <= {height})",
+        )
     return x0, y0, x1, y1
 
 
@@ -181,8 +195,9 @@ def parse_box(text: str, *, argument: str = "box") -> Box:
     """``"X0,Y0,X1,Y1"`` -> ``(x0, y0, x1, y1)``; anything else raises ``InputError`` naming ``argument``."""
     match = re.fullmatch(",".join([_NUMBER] * 4), str(text))
     if match is None:
-        raise io.InputError(argument, f"{text!r} is not X0,Y0,X1,Y1 (four numbers, in pixels, e.g. "
-                            "10,20,90,120)")
+        raise io.InputError(
+            argument, f"{text!r} is not X0,Y0,X1,Y1 (four numbers, in pixels, e.g. 10,20,90,120)"
+        )
     x0, y0, x1, y1 = (float(value) for value in match.groups())
     return x0, y0, x1, y1
 
@@ -221,6 +236,7 @@ class SelectionRequest:
     ) -> SelectionRequest | None:
         """The request from strings (``"X,Y"`` each, or one ``"X,Y;X,Y"``; ``"X0,Y0,X1,Y1"``), or ``None``
         when nothing is selected. ``names`` are the user's names of the three fields, for messages."""
+
         def many(values: Sequence[str] | str, name: str) -> tuple[Point, ...]:
             values = [values] if isinstance(values, str) else list(values)
             return tuple(point for value in values for point in parse_points(value, argument=name))
@@ -236,8 +252,9 @@ class SelectionRequest:
         if not request.points and not request.negative_points and request.box is None and not request.text:
             for name, value in (("segmenter", request.segmenter), ("top_k", request.top_k)):
                 if value is not None:
-                    raise io.InputError(name, f"{value!r} is given but nothing to select: add a point, a "
-                                        "box or an object")
+                    raise io.InputError(
+                        name, f"{value!r} is given but nothing to select: add a point, a box or an object"
+                    )
             return None
         return request
 
@@ -245,8 +262,16 @@ class SelectionRequest:
         self, image: str | os.PathLike | Image.Image | np.ndarray, *, device: Any = None
     ) -> np.ndarray:
         """:func:`select_object` with this request's fields."""
-        return select_object(image, points=self.points, negative_points=self.negative_points, box=self.box,
-                             text=self.text, segmenter=self.segmenter, top_k=self.top_k, device=device)
+        return select_object(
+            image,
+            points=self.points,
+            negative_points=self.negative_points,
+            box=self.box,
+            text=self.text,
+            segmenter=self.segmenter,
+            top_k=self.top_k,
+            device=device,
+        )
 
 
 def _as_rgb_array(image: object) -> np.ndarray:
@@ -325,13 +350,19 @@ def _check_selection(mask: np.ndarray, prompt: Prompt, segmenter: str) -> None:
     height, width = mask.shape
     shown = _describe_prompt(prompt)
     if not mask.any():
-        raise io.InputError("selection", f"{shown} selects nothing with segmenter={segmenter!r}; click "
-                            "inside the object, draw a box around it, or try another segmenter")
+        raise io.InputError(
+            "selection",
+            f"{shown} selects nothing with segmenter={segmenter!r}; click "
+            "inside the object, draw a box around it, or try another segmenter",
+        )
     share = float(mask.mean())
     if share > MAX_SELECTION_SHARE:
-        raise io.InputError("selection", f"{shown} selects {share:.0%} of the {width}x{height} image with "
-                            f"segmenter={segmenter!r} (at most {MAX_SELECTION_SHARE:.0%}); click inside the "
-                            "object, add --exclude points on the background, or draw a box")
+        raise io.InputError(
+            "selection",
+            f"{shown} selects {share:.0%} of the {width}x{height} image with "
+            f"segmenter={segmenter!r} (at most {MAX_SELECTION_SHARE:.0%}); click inside the "
+            "object, add --exclude points on the background, or draw a box",
+        )
 
 
 def _describe_prompt(prompt: Prompt) -> str:
@@ -394,7 +425,7 @@ _LEAK_SHARE = 0.004
 def _seed_colour(lab: np.ndarray, x: int, y: int) -> np.ndarray:
     """The clicked colour: the median of the 3x3 neighbours that are close to the clicked pixel itself."""
     height, width = lab.shape[:2]
-    patch = lab[max(0, y - 1): min(height, y + 2), max(0, x - 1): min(width, x + 2)].reshape(-1, 3)
+    patch = lab[max(0, y - 1) : min(height, y + 2), max(0, x - 1) : min(width, x + 2)].reshape(-1, 3)
     centre = lab[y, x]
     close = patch[np.linalg.norm(patch - centre, axis=1) < 10.0]
     return np.median(close, axis=0) if len(close) else centre
@@ -516,16 +547,22 @@ class ClassicSegmenter(Segmenter):
 
     def segment(self, image: np.ndarray, prompt: Prompt) -> np.ndarray:
         if prompt.text:
-            raise io.InputError("text", f"{prompt.text!r} needs a text-capable segmenter; "
-                                "segmenter='classic' understands clicks and boxes only (use e.g. "
-                                "'sam:<model>+detector:<model>')")
+            raise io.InputError(
+                "text",
+                f"{prompt.text!r} needs a text-capable segmenter; "
+                "segmenter='classic' understands clicks and boxes only (use e.g. "
+                "'sam:<model>+detector:<model>')",
+            )
         import cv2
 
         height, width = image.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
         if scale < 1.0:
-            small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
-                               interpolation=cv2.INTER_AREA)
+            small = cv2.resize(
+                image,
+                (max(1, round(width * scale)), max(1, round(height * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
         else:
             small = image
 
@@ -540,8 +577,7 @@ class ClassicSegmenter(Segmenter):
         if prompt.box is not None:
             box = tuple(value * scale for value in prompt.box)
             # clicks inside the box add their regions to what the box selects
-            mask = (mask & _box_mask(small.shape[:2], box)) | self._segment_box(
-                small, box, points, negatives)  # type: ignore[arg-type]
+            mask = (mask & _box_mask(small.shape[:2], box)) | self._segment_box(small, box, points, negatives)  # type: ignore[arg-type]
         if scale < 1.0:
             mask = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) >= 0.5
         return mask
@@ -590,27 +626,35 @@ def _source_error(argument: str, spec: str, source: str, error: BaseException | 
     offline = any(os.environ.get(name, "") not in ("", "0") for name in names)
     detail = f" ({type(error).__name__})" if error is not None else ""
     where = "the hub is unreachable in offline mode (HF_HUB_OFFLINE=1)" if offline else "could not be fetched"
-    return io.InputError(argument, f"{spec!r}: the weights {source!r} are not on this machine and "
-                         f"{where}{detail}; download them once (huggingface-cli download {source}) or pass a "
-                         "local folder")
+    return io.InputError(
+        argument,
+        f"{spec!r}: the weights {source!r} are not on this machine and "
+        f"{where}{detail}; download them once (huggingface-cli download {source}) or pass a "
+        "local folder",
+    )
 
 
 def _check_source(argument: str, spec: str, source: str) -> Path | str:
     """A local folder holding ``config.json``, or a hub id; anything else raises ``InputError``."""
     if not source:
-        raise io.InputError(argument, f"{spec!r} names no model: give a hub id or a local folder after "
-                            "the ':'")
+        raise io.InputError(
+            argument, f"{spec!r} names no model: give a hub id or a local folder after the ':'"
+        )
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise io.InputError(argument, f"{spec!r}: {source!r} is a file; give the model's folder "
-                                "(config.json, model.safetensors, processor files)")
+            raise io.InputError(
+                argument,
+                f"{spec!r}: {source!r} is a file; give the model's folder "
+                "(config.json, model.safetensors, processor files)",
+            )
         if not (path / "config.json").is_file():
             raise io.InputError(argument, f"{spec!r}: the folder {source!r} has no config.json")
         return path
     if not re.fullmatch(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+", source):
-        raise io.InputError(argument, f"{spec!r}: {source!r} is neither a local folder nor a hub id "
-                            "(owner/name)")
+        raise io.InputError(
+            argument, f"{spec!r}: {source!r} is neither a local folder nor a hub id (owner/name)"
+        )
     return source
 
 
@@ -625,11 +669,15 @@ def _load_pretrained(argument: str, spec: str, source: str, loader: Any) -> Any:
             raise io.InputError(argument, f"{spec!r}: cannot load {source!r}: {message}") from None
         raise _source_error(argument, spec, source, error) from None
     except ImportError as error:
-        raise io.InputError(argument, f"{spec!r}: {source!r} needs a missing package: "
-                            f"{' '.join(str(error).split())[:200]}") from None
+        raise io.InputError(
+            argument, f"{spec!r}: {source!r} needs a missing package: {' '.join(str(error).split())[:200]}"
+        ) from None
     except (ValueError, KeyError) as error:
-        raise io.InputError(argument, f"{spec!r}: {source!r} could not be loaded "
-                            f"({type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
+        raise io.InputError(
+            argument,
+            f"{spec!r}: {source!r} could not be loaded "
+            f"({type(error).__name__}: {' '.join(str(error).split())[:200]})",
+        ) from None
 
 
 def _device(device: Any) -> Any:
@@ -662,11 +710,15 @@ class SamSegmenter(Segmenter):
             import transformers
 
             config = transformers.AutoConfig.from_pretrained(where)
-            classes = {"sam": ("SamModel", "SamProcessor"), "sam_hq": ("SamHQModel", "SamHQProcessor"),
-                       "sam2": ("Sam2Model", "Sam2Processor")}
+            classes = {
+                "sam": ("SamModel", "SamProcessor"),
+                "sam_hq": ("SamHQModel", "SamHQProcessor"),
+                "sam2": ("Sam2Model", "Sam2Processor"),
+            }
             if config.model_type not in classes or not hasattr(transformers, classes[config.model_type][0]):
-                raise ValueError(f"model_type {config.model_type!r} is not a Segment Anything model "
-                                 f"({', '.join(classes)})")
+                raise ValueError(
+                    f"model_type {config.model_type!r} is not a Segment Anything model ({', '.join(classes)})"
+                )
             model_name, processor_name = classes[config.model_type]
             processor = getattr(transformers, processor_name).from_pretrained(where)
             model = getattr(transformers, model_name).from_pretrained(where)
@@ -699,8 +751,11 @@ class SamSegmenter(Segmenter):
 
     def segment(self, image: np.ndarray, prompt: Prompt) -> np.ndarray:
         if prompt.text:
-            raise io.InputError("text", f"{prompt.text!r} needs a detector; segmenter={self.name!r} "
-                                f"understands clicks and boxes only (use '{self.name}+detector:<model>')")
+            raise io.InputError(
+                "text",
+                f"{prompt.text!r} needs a detector; segmenter={self.name!r} "
+                f"understands clicks and boxes only (use '{self.name}+detector:<model>')",
+            )
         prompts: dict[str, Any] = {}
         clicks = [*prompt.points, *prompt.negative_points]
         if clicks:
@@ -741,8 +796,9 @@ class ZeroShotDetector:
         self.name = name
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike, *, device: Any = None,
-                        spec: str | None = None) -> ZeroShotDetector:
+    def from_pretrained(
+        cls, source: str | os.PathLike, *, device: Any = None, spec: str | None = None
+    ) -> ZeroShotDetector:
         source = str(source)
         spec = spec or f"detector:{source}"
 
@@ -781,13 +837,18 @@ class ZeroShotDetector:
                 outputs[key] = value.cpu()
         if grounded:
             results = self.processor.post_process_grounded_object_detection(
-                outputs, inputs["input_ids"].cpu(), threshold=threshold, text_threshold=threshold,
-                target_sizes=target)
+                outputs,
+                inputs["input_ids"].cpu(),
+                threshold=threshold,
+                text_threshold=threshold,
+                target_sizes=target,
+            )
         else:
             results = self.processor.post_process_grounded_object_detection(
-                outputs, threshold=threshold, target_sizes=target, text_labels=[[text]])
+                outputs, threshold=threshold, target_sizes=target, text_labels=[[text]]
+            )
         found = []
-        for box, score in zip(results[0]["boxes"].tolist(), results[0]["scores"].tolist()):
+        for box, score in zip(results[0]["boxes"].tolist(), results[0]["scores"].tolist(), strict=False):
             x0, y0 = min(max(box[0], 0.0), width), min(max(box[1], 0.0), height)
             x1, y1 = min(max(box[2], 0.0), width), min(max(box[3], 0.0), height)
             if x1 - x0 >= 1.0 and y1 - y0 >= 1.0:
@@ -805,8 +866,14 @@ class TextSegmenter(Segmenter):
 
     supports_text = True
 
-    def __init__(self, segmenter: Segmenter, detector: ZeroShotDetector, *, threshold: float = 0.1,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        detector: ZeroShotDetector,
+        *,
+        threshold: float = 0.1,
+        name: str | None = None,
+    ) -> None:
         self.segmenter = segmenter
         self.detector = detector
         self.threshold = threshold
@@ -820,8 +887,11 @@ class TextSegmenter(Segmenter):
         if prompt.text:
             detections = self.detector.detect(image, prompt.text, threshold=self.threshold)
             if not detections:
-                raise io.InputError("text", f"{prompt.text!r}: nothing in the image matches it with a score "
-                                    f"of at least {self.threshold:g} (detector {self.detector.name!r})")
+                raise io.InputError(
+                    "text",
+                    f"{prompt.text!r}: nothing in the image matches it with a score "
+                    f"of at least {self.threshold:g} (detector {self.detector.name!r})",
+                )
             chosen = detections[:top_k] if top_k is not None else detections
             for found in self.segmenter.segment_boxes(image, [detection.box for detection in chosen]):
                 if any(found[int(y), int(x)] for x, y in prompt.negative_points):
@@ -866,15 +936,22 @@ def load_segmenter(spec: str | Segmenter | None = None, *, device: Any = None) -
     elif kind == "sam":
         segmenter = SamSegmenter.from_pretrained(source.strip(), device=device, spec=first.strip())
     else:
-        raise io.InputError("segmenter", f"{spec!r} is not 'classic' or 'sam:<hub id or folder>' (optionally "
-                            "followed by '+detector:<hub id or folder>' for text)")
+        raise io.InputError(
+            "segmenter",
+            f"{spec!r} is not 'classic' or 'sam:<hub id or folder>' (optionally "
+            "followed by '+detector:<hub id or folder>' for text)",
+        )
     if plus:
         detector_kind, _, detector_source = second.partition(":")
         if detector_kind.strip().lower() not in ("detector", "owlv2", "owlvit", "grounding-dino"):
-            raise io.InputError("segmenter", f"{spec!r}: after '+' comes 'detector:<hub id or folder>' (an "
-                                "OWLv2, OWL-ViT or Grounding DINO model)")
-        detector = ZeroShotDetector.from_pretrained(detector_source.strip(), device=device,
-                                                    spec=second.strip())
+            raise io.InputError(
+                "segmenter",
+                f"{spec!r}: after '+' comes 'detector:<hub id or folder>' (an "
+                "OWLv2, OWL-ViT or Grounding DINO model)",
+            )
+        detector = ZeroShotDetector.from_pretrained(
+            detector_source.strip(), device=device, spec=second.strip()
+        )
         segmenter = TextSegmenter(segmenter, detector, name=spec)
     _SEGMENTERS[key] = segmenter
     return segmenter
@@ -911,8 +988,9 @@ def select_object(
             raise io.InputError(name, f"{flag!r} must be True or False")
     if not isinstance(grow, numbers.Integral) or isinstance(grow, bool):
         raise io.InputError("grow", f"{grow!r} is not a whole number of pixels (negative shrinks)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral)
-                              or top_k < 1):
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1
+    ):
         raise io.InputError("top_k", f"{top_k!r} must be a whole number >= 1 (or None: every match)")
     array = _as_rgb_array(image)
     height, width = array.shape[:2]
@@ -927,13 +1005,17 @@ def select_object(
     )
     if prompt.is_empty:
         what = "only negative_points" if prompt.negative_points else "nothing"
-        raise io.InputError("points", f"{what} given: click the object (points), draw a box around it "
-                            "(box) or name it (text)")
+        raise io.InputError(
+            "points", f"{what} given: click the object (points), draw a box around it (box) or name it (text)"
+        )
     chosen = load_segmenter(segmenter, device=device) if not isinstance(segmenter, Segmenter) else segmenter
     if prompt.text and not chosen.supports_text:
-        raise io.InputError("text", f"{prompt.text!r} needs a text-capable segmenter; "
-                            f"segmenter={chosen.name!r} understands clicks and boxes only (use "
-                            "'sam:<model>+detector:<model>')")
+        raise io.InputError(
+            "text",
+            f"{prompt.text!r} needs a text-capable segmenter; "
+            f"segmenter={chosen.name!r} understands clicks and boxes only (use "
+            "'sam:<model>+detector:<model>')",
+        )
 
     # 2. Segment
     if isinstance(chosen, TextSegmenter):
@@ -942,8 +1024,9 @@ def select_object(
         mask = chosen.segment(array, prompt)
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != (height, width):
-        raise ValueError(f"segmenter {chosen.name!r} returned a mask of shape {mask.shape}, not "
-                         f"{(height, width)}")
+        raise ValueError(
+            f"segmenter {chosen.name!r} returned a mask of shape {mask.shape}, not {(height, width)}"
+        )
 
     # 3. Post-process: holes, stray parts, growth
     if fill_holes and mask.any():

@@ -122,7 +122,9 @@ def truncated_timesteps(
     return scheduler.timesteps[start:]
 
 
-def sampler_step(scheduler: Any, noise_pred: torch.Tensor, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+def sampler_step(
+    scheduler: Any, noise_pred: torch.Tensor, t: torch.Tensor, latents: torch.Tensor
+) -> torch.Tensor:
     """One sampler update ``z_t -> z_{t-1}``; DDIM deterministically (eta = 0)."""
     if isinstance(scheduler, DDIMScheduler):
         return scheduler.step(noise_pred, t, latents, eta=0.0, return_dict=False)[0]
@@ -139,8 +141,9 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def check_number(name: str, value: Any, *, low: float, high: float, integer: bool = False,
-                 low_open: bool = False) -> None:
+def check_number(
+    name: str, value: Any, *, low: float, high: float, integer: bool = False, low_open: bool = False
+) -> None:
     """Raise ``ValueError`` naming ``name`` and ``value`` unless ``low (<|<=) value <= high``."""
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
@@ -215,11 +218,18 @@ class EraserPipelineMixin:
         if not isinstance(self.scheduler, DDIMScheduler):
             config = dict(self.scheduler.config)
             config.update(
-                beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                set_alpha_to_one=False, steps_offset=steps_offset, timestep_spacing="leading",
+                beta_start=0.00085,
+                beta_end=0.012,
+                beta_schedule="scaled_linear",
+                clip_sample=False,
+                set_alpha_to_one=False,
+                steps_offset=steps_offset,
+                timestep_spacing="leading",
             )
-            logger.info("Replacing %s with DDIMScheduler (the method samples with DDIM).",
-                        type(self.scheduler).__name__)
+            logger.info(
+                "Replacing %s with DDIMScheduler (the method samples with DDIM).",
+                type(self.scheduler).__name__,
+            )
             self.scheduler = DDIMScheduler.from_config(config)
 
     def sampling_scheduler(self, sampler: str) -> Any:
@@ -232,7 +242,10 @@ class EraserPipelineMixin:
             return self.scheduler
         if sampler == "dpm++":
             return DPMSolverMultistepScheduler.from_config(
-                self.scheduler.config, algorithm_type="dpmsolver++", solver_order=2, lower_order_final=True,
+                self.scheduler.config,
+                algorithm_type="dpmsolver++",
+                solver_order=2,
+                lower_order_final=True,
                 final_sigmas_type="zero",
             )
         raise ValueError(f"scheduler={sampler!r} must be one of {list(SAMPLERS)}")
@@ -290,9 +303,12 @@ class EraserPipelineMixin:
         """The knobs of one call, ``None`` taken from :attr:`preset`, validated; errors name argument and value."""
         defaults = self.preset.call_kwargs(method)
         given = {
-            "num_inference_steps": num_inference_steps, "strength": strength,
-            "removal_guidance_scale": removal_guidance_scale, "suppression_scale": suppression_scale,
-            "suppression_steps": suppression_steps, "mask_dilation": mask_dilation,
+            "num_inference_steps": num_inference_steps,
+            "strength": strength,
+            "removal_guidance_scale": removal_guidance_scale,
+            "suppression_scale": suppression_scale,
+            "suppression_steps": suppression_steps,
+            "mask_dilation": mask_dilation,
             "feather_radius": feather_radius,
         }
         values = {name: defaults[name] if value is None else value for name, value in given.items()}
@@ -310,8 +326,14 @@ class EraserPipelineMixin:
         return settings
 
     def prepare_eraser_inputs(
-        self, image: ImageInput, mask_image: MaskInput, *, resolution: int, mask_dilation: int,
-        num_images_per_prompt: int, strategy: Strategy = "resize",
+        self,
+        image: ImageInput,
+        mask_image: MaskInput,
+        *,
+        resolution: int,
+        mask_dilation: int,
+        num_images_per_prompt: int,
+        strategy: Strategy = "resize",
     ) -> EraserInputs:
         """Images and masks at the working size (aspect ratio kept, area ≈ ``resolution``²), masks dilated.
 
@@ -338,14 +360,16 @@ class EraserPipelineMixin:
         if strategy == "crop":
             window = io.context_window(bool_masks, resolution)
             windows = [io.place_window(mask, window) for mask in bool_masks]
-            sources = [picture.crop(box) for picture, box in zip(images, windows)]
-            source_masks = [mask[top:bottom, left:right] for mask, (left, top, right, bottom)
-                            in zip(bool_masks, windows)]
+            sources = [picture.crop(box) for picture, box in zip(images, windows, strict=False)]
+            source_masks = [
+                mask[top:bottom, left:right]
+                for mask, (left, top, right, bottom) in zip(bool_masks, windows, strict=False)
+            ]
         io.check_resolution(size, resolution)
         working = io.working_size(sources[0].size, resolution, multiple=self.size_multiple)
         self._check_memory(working, len(images) * num_images_per_prompt)
         pixels, mask_pixels = [], []
-        for picture, mask in zip(sources, source_masks):
+        for picture, mask in zip(sources, source_masks, strict=False):
             pixels.append(_to_pixels(picture, working))
             dilated = io.dilate_mask(io.resize_mask(mask, working), mask_dilation)
             mask_pixels.append(torch.from_numpy(dilated.astype(np.float32))[None])
@@ -400,10 +424,12 @@ class EraserPipelineMixin:
         with self._vae_precision() as dtype:
             pixels = image.to(device=device, dtype=dtype)
             if isinstance(generator, list):
-                latents = torch.cat([
-                    retrieve_latents(self.vae.encode(pixels[i : i + 1]), generator[i], sample_mode)
-                    for i in range(pixels.shape[0])
-                ])
+                latents = torch.cat(
+                    [
+                        retrieve_latents(self.vae.encode(pixels[i : i + 1]), generator[i], sample_mode)
+                        for i in range(pixels.shape[0])
+                    ]
+                )
             else:
                 latents = retrieve_latents(self.vae.encode(pixels), generator, sample_mode)
         shift, scale = self._latent_scaling(latents.device, latents.dtype)
@@ -431,7 +457,11 @@ class EraserPipelineMixin:
         return eraser_attention(self.unet, state) if batch.guided else nullcontext()
 
     def _step_callback(
-        self, callback: StepCallback | None, tensor_inputs: Sequence[str], index: int, t: torch.Tensor,
+        self,
+        callback: StepCallback | None,
+        tensor_inputs: Sequence[str],
+        index: int,
+        t: torch.Tensor,
         values: dict[str, torch.Tensor],
     ) -> dict[str, torch.Tensor]:
         if callback is None:
@@ -442,15 +472,24 @@ class EraserPipelineMixin:
 
     # ------------------------------------------------------------------ outputs
     def finish(
-        self, latents: torch.Tensor, inputs: EraserInputs, *, output_type: str, paste_back: bool,
-        mask_dilation: int, feather_radius: float, return_dict: bool,
+        self,
+        latents: torch.Tensor,
+        inputs: EraserInputs,
+        *,
+        output_type: str,
+        paste_back: bool,
+        mask_dilation: int,
+        feather_radius: float,
+        return_dict: bool,
     ) -> AttentiveEraserPipelineOutput | tuple:
         """Decode, resize to each input's original size (or crop window) and paste the original back."""
         working_width = inputs.working_size[0]
         windows = inputs.windows or [(0, 0, *original.size) for original in inputs.originals]
         decoded = None if output_type == "latent" else self.decode_latents_to_images(latents)
         out_masks, images = [], []
-        for index, (original, mask, box) in enumerate(zip(inputs.originals, inputs.masks, windows)):
+        for index, (original, mask, box) in enumerate(
+            zip(inputs.originals, inputs.masks, windows, strict=False)
+        ):
             region_size = (box[2] - box[0], box[3] - box[1])
             scale = region_size[0] / working_width  # original pixels per working pixel
             out_mask = io.dilate_mask(mask, round(mask_dilation * scale))
@@ -460,8 +499,9 @@ class EraserPipelineMixin:
             result = io.resize_image(decoded[index], region_size)
             if paste_back:
                 region_mask = out_mask[box[1] : box[3], box[0] : box[2]]
-                result = io.paste_back(original.crop(box), result, region_mask,
-                                       feather_radius=feather_radius * scale)
+                result = io.paste_back(
+                    original.crop(box), result, region_mask, feather_radius=feather_radius * scale
+                )
             if region_size != original.size:
                 whole = original.copy()
                 whole.paste(result, box[:2])
@@ -475,7 +515,6 @@ class EraserPipelineMixin:
         if not return_dict:
             return (images, out_masks)
         return AttentiveEraserPipelineOutput(images=images, masks=out_masks)
-
 
 
 class SIPMixin(EraserPipelineMixin):
@@ -538,18 +577,29 @@ class SIPMixin(EraserPipelineMixin):
         # 1. Check inputs (None = the preset's value)
         sampler = self.sampling_scheduler(scheduler)
         settings = self.resolve_settings(
-            "sip", num_inference_steps=num_inference_steps, strength=strength,
-            removal_guidance_scale=removal_guidance_scale, suppression_scale=suppression_scale,
-            suppression_steps=suppression_steps, mask_dilation=mask_dilation, feather_radius=feather_radius,
-            resolution=resolution, num_images_per_prompt=num_images_per_prompt, output_type=output_type,
+            "sip",
+            num_inference_steps=num_inference_steps,
+            strength=strength,
+            removal_guidance_scale=removal_guidance_scale,
+            suppression_scale=suppression_scale,
+            suppression_steps=suppression_steps,
+            mask_dilation=mask_dilation,
+            feather_radius=feather_radius,
+            resolution=resolution,
+            num_images_per_prompt=num_images_per_prompt,
+            output_type=output_type,
         )
         self._interrupt = False
         device = self._execution_device
 
         # 2. Preprocess images and masks at the working size
         inputs = self.prepare_eraser_inputs(
-            image, mask_image, resolution=settings.resolution, mask_dilation=settings.mask_dilation,
-            num_images_per_prompt=num_images_per_prompt, strategy=strategy,
+            image,
+            mask_image,
+            resolution=settings.resolution,
+            mask_dilation=settings.mask_dilation,
+            num_images_per_prompt=num_images_per_prompt,
+            strategy=strategy,
         )
         if isinstance(generator, list) and len(generator) != inputs.batch_size:
             raise ValueError(f"generator has {len(generator)} entries for {inputs.batch_size} results")
@@ -557,8 +607,9 @@ class SIPMixin(EraserPipelineMixin):
         # 3. Encode the prompt (empty by default) and lay out [plain x B, erased x B]
         batch = SARGBatch(inputs.batch_size, settings.removal_guidance_scale)
         prompts = self._prompts(prompt, inputs, num_images_per_prompt)
-        conditioning = batch.expand_all(self.encode_conditioning(prompts, inputs.batch_size,
-                                                                 inputs.working_size, device))
+        conditioning = batch.expand_all(
+            self.encode_conditioning(prompts, inputs.batch_size, inputs.working_size, device)
+        )
 
         # 4. Timesteps: the sampler's schedule truncated by strength
         timesteps = truncated_timesteps(sampler, settings.num_inference_steps, settings.strength, device)
@@ -566,13 +617,18 @@ class SIPMixin(EraserPipelineMixin):
 
         # 5. Latents: z0, one noise draw, the noised start
         image_latents = self.encode_image(inputs.image, generator, sample_mode="sample")
-        noise = randn_tensor(image_latents.shape, generator=generator, device=device, dtype=image_latents.dtype)
+        noise = randn_tensor(
+            image_latents.shape, generator=generator, device=device, dtype=image_latents.dtype
+        )
         latents = self.scheduler.add_noise(image_latents, noise, timesteps[:1])
         mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
 
         # 6. Eraser state the processors read (AAS on the erased half; SS for the first T_SS steps)
-        state = EraserState(suppression_scale=settings.suppression_scale,
-                            suppression_steps=settings.suppression_steps, enabled=batch.guided)
+        state = EraserState(
+            suppression_scale=settings.suppression_scale,
+            suppression_steps=settings.suppression_steps,
+            enabled=batch.guided,
+        )
         state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
 
         # 7. Denoising loop
@@ -589,14 +645,21 @@ class SIPMixin(EraserPipelineMixin):
                 else:
                     background = image_latents
                 latents = blend(latents, background, mask)
-                latents = self._step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, i, t,
-                                              {"latents": latents})["latents"]
+                latents = self._step_callback(
+                    callback_on_step_end, callback_on_step_end_tensor_inputs, i, t, {"latents": latents}
+                )["latents"]
                 progress_bar.update()
 
         # 8. Decode, back to the original size, paste back
-        return self.finish(latents, inputs, output_type=output_type, paste_back=paste_back,
-                           mask_dilation=settings.mask_dilation, feather_radius=settings.feather_radius,
-                           return_dict=return_dict)
+        return self.finish(
+            latents,
+            inputs,
+            output_type=output_type,
+            paste_back=paste_back,
+            mask_dilation=settings.mask_dilation,
+            feather_radius=settings.feather_radius,
+            return_dict=return_dict,
+        )
 
 
 class DIPMixin(EraserPipelineMixin):
@@ -628,8 +691,9 @@ class DIPMixin(EraserPipelineMixin):
         resolution: int | None = None,
     ) -> DIPInversionOutput:
         """DDIM-invert ``image`` (at the working size) over the timesteps a DIP run would sample."""
-        settings = self.resolve_settings("dip", num_inference_steps=num_inference_steps, strength=strength,
-                                         resolution=resolution)
+        settings = self.resolve_settings(
+            "dip", num_inference_steps=num_inference_steps, strength=strength, resolution=resolution
+        )
         self._interrupt = False
         device = self._execution_device
         images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
@@ -673,18 +737,30 @@ class DIPMixin(EraserPipelineMixin):
         """
         # 1. Check inputs (None = the preset's value)
         settings = self.resolve_settings(
-            "dip", num_inference_steps=num_inference_steps, strength=strength,
-            removal_guidance_scale=removal_guidance_scale, suppression_scale=suppression_scale,
-            suppression_steps=suppression_steps, mask_dilation=mask_dilation, feather_radius=feather_radius,
-            resolution=resolution, num_images_per_prompt=1, output_type=output_type,
+            "dip",
+            num_inference_steps=num_inference_steps,
+            strength=strength,
+            removal_guidance_scale=removal_guidance_scale,
+            suppression_scale=suppression_scale,
+            suppression_steps=suppression_steps,
+            mask_dilation=mask_dilation,
+            feather_radius=feather_radius,
+            resolution=resolution,
+            num_images_per_prompt=1,
+            output_type=output_type,
         )
         self._interrupt = False
         device = self._execution_device
 
         # 2. Preprocess images and masks at the working size
-        inputs = self.prepare_eraser_inputs(image, mask_image, resolution=settings.resolution,
-                                            mask_dilation=settings.mask_dilation, num_images_per_prompt=1,
-                                            strategy=strategy)
+        inputs = self.prepare_eraser_inputs(
+            image,
+            mask_image,
+            resolution=settings.resolution,
+            mask_dilation=settings.mask_dilation,
+            num_images_per_prompt=1,
+            strategy=strategy,
+        )
 
         # 3. Encode the prompt once: inversion and sampling share it
         batch = SARGBatch(inputs.batch_size, settings.removal_guidance_scale)
@@ -703,8 +779,11 @@ class DIPMixin(EraserPipelineMixin):
         mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
 
         # 6. Eraser state the processors read
-        state = EraserState(suppression_scale=settings.suppression_scale,
-                            suppression_steps=settings.suppression_steps, enabled=batch.guided)
+        state = EraserState(
+            suppression_scale=settings.suppression_scale,
+            suppression_steps=settings.suppression_steps,
+            enabled=batch.guided,
+        )
         state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
         conditioning = batch.expand_all(conditioning)
 
@@ -717,12 +796,19 @@ class DIPMixin(EraserPipelineMixin):
                 latents = blend(latents, trajectory[i], mask)
                 noise_pred = self.predict_noise(latents, t, batch, conditioning)  # Eq. 18
                 latents = self.scheduler.step(noise_pred, t, latents, eta=0.0, return_dict=False)[0]
-                latents = self._step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, i, t,
-                                              {"latents": latents})["latents"]
+                latents = self._step_callback(
+                    callback_on_step_end, callback_on_step_end_tensor_inputs, i, t, {"latents": latents}
+                )["latents"]
                 progress_bar.update()
         latents = blend(latents, image_latents, mask)
 
         # 8. Decode, back to the original size, paste back
-        return self.finish(latents, inputs, output_type=output_type, paste_back=paste_back,
-                           mask_dilation=settings.mask_dilation, feather_radius=settings.feather_radius,
-                           return_dict=return_dict)
+        return self.finish(
+            latents,
+            inputs,
+            output_type=output_type,
+            paste_back=paste_back,
+            mask_dilation=settings.mask_dilation,
+            feather_radius=settings.feather_radius,
+            return_dict=return_dict,
+        )

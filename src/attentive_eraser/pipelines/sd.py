@@ -28,8 +28,17 @@ class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):
         image_encoder: CLIPVisionModelWithProjection | None = None,
         requires_safety_checker: bool = False,
     ) -> None:
-        super().__init__(vae, text_encoder, tokenizer, unet, scheduler, safety_checker, feature_extractor,
-                         image_encoder, requires_safety_checker)
+        super().__init__(
+            vae,
+            text_encoder,
+            tokenizer,
+            unet,
+            scheduler,
+            safety_checker,
+            feature_extractor,
+            image_encoder,
+            requires_safety_checker,
+        )
         self._use_ddim(steps_offset=1)
 
     def encode_conditioning(

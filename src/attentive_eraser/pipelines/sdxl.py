@@ -7,7 +7,13 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
 from diffusers.schedulers import KarrasDiffusionSchedulers
-from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    CLIPVisionModelWithProjection,
+)
 
 from .base import DIPMixin, SIPMixin
 
@@ -30,9 +36,20 @@ class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
         force_zeros_for_empty_prompt: bool = True,
         add_watermarker: bool | None = False,
     ) -> None:
-        super().__init__(vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, unet, scheduler,
-                         image_encoder, feature_extractor, requires_aesthetics_score,
-                         force_zeros_for_empty_prompt, add_watermarker)
+        super().__init__(
+            vae,
+            text_encoder,
+            text_encoder_2,
+            tokenizer,
+            tokenizer_2,
+            unet,
+            scheduler,
+            image_encoder,
+            feature_extractor,
+            requires_aesthetics_score,
+            force_zeros_for_empty_prompt,
+            add_watermarker,
+        )
         self._use_ddim(steps_offset=0)
 
     def encode_conditioning(
@@ -49,8 +66,16 @@ class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
             projection_dim = int(pooled_prompt_embeds.shape[-1])
         # original = target = the working size, no crop: the image is seen whole, as it was resized
         time_ids, _ = self._get_add_time_ids(
-            (height, width), (0, 0), (height, width), 6.0, 2.5, (height, width), (0, 0), (height, width),
-            dtype=prompt_embeds.dtype, text_encoder_projection_dim=projection_dim,
+            (height, width),
+            (0, 0),
+            (height, width),
+            6.0,
+            2.5,
+            (height, width),
+            (0, 0),
+            (height, width),
+            dtype=prompt_embeds.dtype,
+            text_encoder_projection_dim=projection_dim,
         )
         dtype = self.unet.dtype
         return {

@@ -41,24 +41,43 @@ def save_tiny_metric_networks(folder: str | os.PathLike[str], seed: int = 0) -> 
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"inception": folder / "inception.pt", "vgg": folder / "vgg16.pth", "heads": folder / "lpips-heads.pth",
-             "clip": folder / "clip"}
+    paths = {
+        "inception": folder / "inception.pt",
+        "vgg": folder / "vgg16.pth",
+        "heads": folder / "lpips-heads.pth",
+        "clip": folder / "clip",
+    }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         torch.jit.script(TinyInception()).save(str(paths["inception"]))
         vgg = VGG16Features(widths=(4, 4, 8, 8, 8))
         # torchvision's file also holds the classifier, which LPIPS ignores
         torch.save({**vgg.state_dict(), "classifier.0.weight": torch.zeros(2, 2)}, paths["vgg"])
-        torch.save({f"lin{k}.model.1.weight": torch.rand(1, width, 1, 1) for k, width in enumerate(vgg.widths)},
-                   paths["heads"])
+        torch.save(
+            {f"lin{k}.model.1.weight": torch.rand(1, width, 1, 1) for k, width in enumerate(vgg.widths)},
+            paths["heads"],
+        )
         tokenizer = build_tokenizer()
         config = CLIPConfig(
-            text_config={"vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32,
-                         "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 77,
-                         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                         "pad_token_id": tokenizer.pad_token_id},
-            vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                           "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+            text_config={
+                "vocab_size": len(tokenizer),
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "max_position_embeddings": 77,
+                "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+                "pad_token_id": tokenizer.pad_token_id,
+            },
+            vision_config={
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 32,
+                "patch_size": 8,
+            },
             projection_dim=8,
         )
         CLIPModel(config).save_pretrained(paths["clip"])

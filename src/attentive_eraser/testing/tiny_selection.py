@@ -33,21 +33,35 @@ def build_tiny_sam(seed: int = 0) -> tuple[Any, Any]:
     torch.manual_seed(seed)
     config = transformers.SamConfig(
         vision_config={
-            "hidden_size": 32, "output_channels": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE, "patch_size": 8, "window_size": 4, "global_attn_indexes": [1],
-            "mlp_dim": 64, "num_pos_feats": 8,
+            "hidden_size": 32,
+            "output_channels": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": IMAGE_SIZE,
+            "patch_size": 8,
+            "window_size": 4,
+            "global_attn_indexes": [1],
+            "mlp_dim": 64,
+            "num_pos_feats": 8,
         },
         prompt_encoder_config={
-            "hidden_size": 16, "image_size": IMAGE_SIZE, "patch_size": 8, "mask_input_channels": 4,
+            "hidden_size": 16,
+            "image_size": IMAGE_SIZE,
+            "patch_size": 8,
+            "mask_input_channels": 4,
         },
         mask_decoder_config={
-            "hidden_size": 16, "mlp_dim": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "hidden_size": 16,
+            "mlp_dim": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
             "iou_head_hidden_dim": 16,
         },
     )
     model = transformers.SamModel(config).eval()
     image_processor = _pil_processor("SamImageProcessor")(
-        size={"longest_edge": IMAGE_SIZE}, pad_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        size={"longest_edge": IMAGE_SIZE},
+        pad_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         mask_size={"longest_edge": IMAGE_SIZE // 4},
         mask_pad_size={"height": IMAGE_SIZE // 4, "width": IMAGE_SIZE // 4},
     )
@@ -64,13 +78,23 @@ def build_tiny_owlv2(seed: int = 0) -> tuple[Any, Any]:
     tokenizer.model_max_length = 16
     config = transformers.Owlv2Config(
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "max_position_embeddings": 16, "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
         },
         vision_config={
-            "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE, "patch_size": 16,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": IMAGE_SIZE,
+            "patch_size": 16,
         },
         projection_dim=32,
     )

@@ -78,9 +78,20 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "resolution", "vae_batch_size", "unet_batch_size", "vae_layers_per_block", "vae_latent_channels",
-            "unet_layers_per_block", "unet_attention_heads", "vae_norm_num_groups", "unet_norm_num_groups",
-            "num_train_timesteps", "text_hidden_size", "text_layers", "text_heads", "text_intermediate_size",
+            "resolution",
+            "vae_batch_size",
+            "unet_batch_size",
+            "vae_layers_per_block",
+            "vae_latent_channels",
+            "unet_layers_per_block",
+            "unet_attention_heads",
+            "vae_norm_num_groups",
+            "unet_norm_num_groups",
+            "num_train_timesteps",
+            "text_hidden_size",
+            "text_layers",
+            "text_heads",
+            "text_intermediate_size",
             "validation_scenes",
         )
         for name in positive:

@@ -100,7 +100,7 @@ class ExponentialMovingAverage:
     def update(self, model: torch.nn.Module) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, current in zip(self.model.parameters(), model.parameters()):
+        for average, current in zip(self.model.parameters(), model.parameters(), strict=False):
             average.lerp_(current, 1 - decay)
 
 
@@ -189,8 +189,13 @@ class Checkpoints:
 def _numpy_state(rng: np.random.Generator) -> dict[str, Any]:
     """A numpy generator's state as plain values (its 128-bit integers as strings: safe to load)."""
     state = rng.bit_generator.state
-    return {"bit_generator": state["bit_generator"], "state": str(state["state"]["state"]),
-            "inc": str(state["state"]["inc"]), "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
+    return {
+        "bit_generator": state["bit_generator"],
+        "state": str(state["state"]["state"]),
+        "inc": str(state["state"]["inc"]),
+        "has_uint32": state["has_uint32"],
+        "uinteger": state["uinteger"],
+    }
 
 
 def _set_numpy_state(rng: np.random.Generator, saved: dict[str, Any]) -> None:
@@ -228,8 +233,14 @@ def _run_steps(
         done_seconds = float(resumed["seconds"])
         result.metrics = dict(resumed["metrics"])
     start = time.perf_counter()
-    bar = tqdm(range(first, steps + 1), desc=name, disable=not progress, dynamic_ncols=True,
-               initial=first - 1, total=steps)
+    bar = tqdm(
+        range(first, steps + 1),
+        desc=name,
+        disable=not progress,
+        dynamic_ncols=True,
+        initial=first - 1,
+        total=steps,
+    )
     for step in bar:
         tick = time.perf_counter()
         loss = step_fn()
@@ -242,8 +253,14 @@ def _run_steps(
             log.write(stage=name, step=step, **metrics)
             result.metrics = metrics
         if save is not None and save_every and (step % save_every == 0 or step == steps):
-            save({"step": step, "smoothed": smoothed, "metrics": result.metrics,
-                  "seconds": done_seconds + time.perf_counter() - start})
+            save(
+                {
+                    "step": step,
+                    "smoothed": smoothed,
+                    "metrics": result.metrics,
+                    "seconds": done_seconds + time.perf_counter() - start,
+                }
+            )
     bar.close()
     result.seconds = done_seconds + time.perf_counter() - start
     timed = durations[_TIMING_WARMUP_STEPS:] or durations
@@ -269,8 +286,12 @@ def reconstruct(vae: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def _restore(
-    saved: dict[str, Any] | None, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LambdaLR, generator: torch.Generator, batches: SceneBatches,
+    saved: dict[str, Any] | None,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LambdaLR,
+    generator: torch.Generator,
+    batches: SceneBatches,
 ) -> dict[str, Any] | None:
     """Load a stage checkpoint into the live objects; returns its ``progress`` part (None: a fresh start)."""
     if saved is None:
@@ -284,11 +305,21 @@ def _restore(
 
 
 def _stage_state(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LambdaLR,
-    generator: torch.Generator, batches: SceneBatches, progress: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LambdaLR,
+    generator: torch.Generator,
+    batches: SceneBatches,
+    progress: dict[str, Any],
 ) -> dict[str, Any]:
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-            "generator": generator.get_state(), "scenes": _numpy_state(batches.rng), "progress": progress}
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "generator": generator.get_state(),
+        "scenes": _numpy_state(batches.rng),
+        "progress": progress,
+    }
 
 
 def train_vae(
@@ -305,7 +336,10 @@ def train_vae(
         vae = build_vae(config)
     vae.to(device).train()
     batches = SceneBatches(
-        seed, config.vae_batch_size, config.resolution, config.removed_object_probability,
+        seed,
+        config.vae_batch_size,
+        config.resolution,
+        config.removed_object_probability,
         config.validation_scenes,
     )
     generator = torch.Generator(device).manual_seed(seed)
@@ -341,9 +375,17 @@ def train_vae(
         assert checkpoints is not None
         checkpoints.save("vae", _stage_state(vae, optimizer, schedule, generator, batches, done))
 
-    result = _run_steps("vae", config.vae_steps, step, log, progress, validate, resumed=resumed,
-                        save=save if checkpoints is not None else None,
-                        save_every=checkpoints.every if checkpoints is not None else 0)
+    result = _run_steps(
+        "vae",
+        config.vae_steps,
+        step,
+        log,
+        progress,
+        validate,
+        resumed=resumed,
+        save=save if checkpoints is not None else None,
+        save_every=checkpoints.every if checkpoints is not None else 0,
+    )
     vae.eval().requires_grad_(False)
 
     # SD's recipe: scale latents to unit variance for the diffusion model (SD 1.x: 0.18215).
@@ -411,7 +453,6 @@ def removal_diagnostics(
     return metrics
 
 
-
 def train_unet(
     config: TrainingConfig,
     vae: torch.nn.Module,
@@ -434,7 +475,10 @@ def train_unet(
     ema = ExponentialMovingAverage(unet, config.ema_decay)
     noise_scheduler = build_noise_scheduler(config)
     batches = SceneBatches(
-        seed, config.unet_batch_size, config.resolution, config.removed_object_probability,
+        seed,
+        config.unet_batch_size,
+        config.resolution,
+        config.removed_object_probability,
         config.validation_scenes,
     )
     generator = torch.Generator(device).manual_seed(seed)
@@ -473,7 +517,9 @@ def train_unet(
     validation = scene_images(validation_seeds(config.validation_scenes), config.resolution).to(device)
 
     removal_images, removal_masks = validation_removals(
-        validation_seeds(config.validation_scenes), config.resolution, DIAGNOSTIC_MASK_DILATION,
+        validation_seeds(config.validation_scenes),
+        config.resolution,
+        DIAGNOSTIC_MASK_DILATION,
         DIAGNOSTIC_SCENES,
     )
     removal_images, removal_masks = removal_images.to(device), removal_masks.to(device)
@@ -487,8 +533,11 @@ def train_unet(
         fixed = torch.Generator(device).manual_seed(seed + 2)
         removal_latents = latents_of(removal_images, fixed)
         noise = torch.randn(removal_latents.shape, generator=fixed, device=device)
-        metrics.update(removal_diagnostics(ema.model, removal_latents, noise, removal_masks, prompt_embeds,
-                                           noise_scheduler))
+        metrics.update(
+            removal_diagnostics(
+                ema.model, removal_latents, noise, removal_masks, prompt_embeds, noise_scheduler
+            )
+        )
         return metrics
 
     saved = checkpoints.load("unet") if checkpoints is not None else None
@@ -503,9 +552,17 @@ def train_unet(
         state.update(ema=ema.model.state_dict(), ema_updates=ema.updates)
         checkpoints.save("unet", state)
 
-    result = _run_steps("unet", config.unet_steps, step, log, progress, validate, resumed=resumed,
-                        save=save if checkpoints is not None else None,
-                        save_every=checkpoints.every if checkpoints is not None else 0)
+    result = _run_steps(
+        "unet",
+        config.unet_steps,
+        step,
+        log,
+        progress,
+        validate,
+        resumed=resumed,
+        save=save if checkpoints is not None else None,
+        save_every=checkpoints.every if checkpoints is not None else 0,
+    )
     if not result.metrics:
         result.metrics = validate(0)
     return ema.model, result
@@ -575,8 +632,12 @@ def _save_samples(pipeline: Any, vae: torch.nn.Module, config: TrainingConfig, p
 
 
 def save_pipeline(
-    config: TrainingConfig, vae: torch.nn.Module, unet: torch.nn.Module, text_encoder: torch.nn.Module,
-    tokenizer: Any, path: Path,
+    config: TrainingConfig,
+    vae: torch.nn.Module,
+    unet: torch.nn.Module,
+    text_encoder: torch.nn.Module,
+    tokenizer: Any,
+    path: Path,
 ) -> Any:
     """Assemble the ``StableDiffusionPipeline``, save it (safetensors) to ``path`` and return it."""
     from diffusers import StableDiffusionPipeline
@@ -648,12 +709,15 @@ def train(
     if previous is not None:
         record["started"] = previous["started"]
         record["command"] = previous["command"]
-        record["resumed"] = [*previous.get("resumed", []), {
-            "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": list(command) if command is not None else None,
-            "vae_done": vae_done,
-            "unet_step": unet_step,
-        }]
+        record["resumed"] = [
+            *previous.get("resumed", []),
+            {
+                "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "command": list(command) if command is not None else None,
+                "vae_done": vae_done,
+                "unet_step": unet_step,
+            },
+        ]
     record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
     keep = None
@@ -715,14 +779,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--unet-steps", type=int, help="UNet training steps")
     parser.add_argument("--batch-size", type=int, help="images per step, both stages")
     parser.add_argument("--resolution", type=int, help="training image side in pixels (default 64)")
-    parser.add_argument("--mixed-precision", choices=("bf16", "no"),
-                        help="UNet stage under bf16 autocast (default: the config's, bf16)")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("bf16", "no"),
+        help="UNet stage under bf16 autocast (default: the config's, bf16)",
+    )
     parser.add_argument("--vae-from", type=Path, help="reuse the trained VAE of this model or vae folder")
     parser.add_argument("--num-threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--checkpoint-every", type=int, default=250,
-                        help="save the training state every N steps (default 250)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last checkpoint (same config and options)")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=250,
+        help="save the training state every N steps (default 250)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (same config and options)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DIR/model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
