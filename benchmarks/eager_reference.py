@@ -6,9 +6,9 @@ softmax (AAS), and during the first ``T_SS`` steps also takes a second softmax o
 logits (SS) and combines the two attention maps row by row with the object mask before multiplying by
 ``V``. It runs in the model's dtype, like the original. The package never does any of this: it scales
 the object query rows by ``lambda`` and makes one ``scaled_dot_product_attention`` call with a key bias
-(:mod:`attentive_eraser.attention`), so ``N x N`` is never stored.
+(:mod:`attentive_eraser.core.attention`), so ``N x N`` is never stored.
 
-The token masks come from the same :class:`~attentive_eraser.attention.EraserState` as our processor
+The token masks come from the same :class:`~attentive_eraser.core.attention.EraserState` as our processor
 (built once per mask), so the two differ only in how attention is computed.
 """
 
@@ -21,8 +21,8 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from attentive_eraser.attention import EraserState
-from attentive_eraser.layers import select_layers
+from attentive_eraser.core.attention import EraserState
+from attentive_eraser.core.layers import select_layers
 
 
 class EagerEraserAttnProcessor:

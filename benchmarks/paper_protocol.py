@@ -37,7 +37,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
-from attentive_eraser import io  # noqa: E402
+from attentive_eraser import imaging  # noqa: E402
 
 SD21 = "stabilityai/stable-diffusion-2-1-base"
 SD2_INPAINT = "stabilityai/stable-diffusion-2-inpainting"
@@ -88,8 +88,8 @@ def prepare(
         mask_path = openimages / "test-masks" / row["MaskPath"]
         if not image_path.is_file() or not mask_path.is_file():
             continue
-        image = io.split_alpha(io.load_image(image_path))[0]
-        mask = io.load_mask(mask_path, size=image.size, resize=True)  # masks may be stored smaller
+        image = imaging.split_alpha(imaging.load_image(image_path))[0]
+        mask = imaging.load_mask(mask_path, size=image.size, resize=True)  # masks may be stored smaller
         square = _square(image, size, Image.Resampling.LANCZOS)
         square_mask = (
             np.asarray(_square(Image.fromarray(mask.astype(np.uint8) * 255), size, Image.Resampling.NEAREST))
@@ -211,7 +211,7 @@ def run_inpaint_baseline(
     ):
         for start in range(0, len(mine), batch_size):
             chunk = mine[start : start + batch_size]
-            images = [io.split_alpha(io.load_image(item.image))[0] for item in chunk]
+            images = [imaging.split_alpha(imaging.load_image(item.image))[0] for item in chunk]
             masks = [Image.open(item.mask).convert("L") for item in chunk]
             generators = [torch.Generator(device="cpu").manual_seed(item.seed) for item in chunk]
             results = pipe(
@@ -224,7 +224,7 @@ def run_inpaint_baseline(
                 generator=generators,
             ).images
             for item, result in zip(chunk, results, strict=False):
-                io.save_image(result, item.output)
+                imaging.save_image(result, item.output)
                 done += 1
             bar.update(len(chunk))
     state.wait_for_everyone()
@@ -308,7 +308,7 @@ def score(
     import torch
 
     from attentive_eraser.evaluate import PAPER_TABLE_1, Networks, collect_items, evaluate, to_markdown
-    from attentive_eraser.metrics import load_clip, load_inception, load_lpips
+    from attentive_eraser.evaluation.metrics import load_clip, load_inception, load_lpips
 
     torch_device = (
         torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             print(tiny(args.work), end="")
-    except (ProtocolError, io.InputError) as error:
+    except (ProtocolError, imaging.InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -12,7 +12,7 @@ Prints markdown tables (all scenes; per background kind; the model's removal dia
 ``grid.png`` (rows: scenes; columns: the input with the mask outlined, the ground truth, every method's
 result for the first seed) into ``--out``.
 
-Scenes: the first ``--scenes`` usable scenes of :data:`attentive_eraser.scenes.HELD_OUT_SEEDS` (never
+Scenes: the first ``--scenes`` usable scenes of :data:`attentive_eraser.demo.scenes.HELD_OUT_SEEDS` (never
 trained on), rendered at the model's native resolution. Each contributes ONE object: the largest one that
 no other object overlaps (``Scene.is_isolated``) and whose dilated mask touches no other object, so the
 ground truth over the whole evaluated region is pure background. Scenes without such an object are
@@ -34,7 +34,7 @@ outside the mask every method returns the input exactly; inside it is the raw de
   an exact fill would otherwise count as 120 dB);
 * SSIM: torchmetrics' SSIM map (Gaussian 11×11, σ 1.5) over the whole image, averaged over the mask;
 * object reappearance: a result "reappears" when more than ``--reappearance-threshold`` (5 %) of its mask
-  pixels are object-coloured (:func:`attentive_eraser.scenes.object_colour_fraction`, any object colour:
+  pixels are object-coloured (:func:`attentive_eraser.demo.scenes.object_colour_fraction`, any object colour:
   a newly invented object counts too); the rate is the share of (scene, seed) results that do;
 * seed instability: per pixel and channel, the standard deviation (unbiased) across the seeds of the
   result in [0, 1], averaged over the mask, then over scenes (the analogue of the paper's CLIP
@@ -43,10 +43,10 @@ outside the mask every method returns the input exactly; inside it is the raw de
   seeds), batched as run (``--batch-size`` scenes per pipeline call, all seeds in that call).
 
 Per background kind: the same PSNR and reappearance over the scenes of each kind, and over the two groups
-"structured" (:data:`attentive_eraser.scenes.STRUCTURED_KINDS`: stripes, checkers, tiles, bricks, plaid --
+"structured" (:data:`attentive_eraser.demo.scenes.STRUCTURED_KINDS`: stripes, checkers, tiles, bricks, plaid --
 repeated structure with edges crossing the object, which interpolation smears) and "smooth" (the rest).
 
-Diagnostics (:mod:`attentive_eraser.diagnostics`, on the first ``--diagnostics-scenes`` cases: the scene
+Diagnostics (:mod:`attentive_eraser.core.diagnostics`, on the first ``--diagnostics-scenes`` cases: the scene
 with its object, VAE posterior mode, fixed noise): the relative SARG signal ``||eps_erased - eps_plain|| /
 ||eps_plain||`` inside and outside the dilated mask at SIP's timesteps, and per decoder self-attention grid
 the normalised attention entropy (1 = uniform) and the mass object queries put on object keys beside the
@@ -139,8 +139,8 @@ class Selection:
 
 def select_cases(count: int, size: int, dilation: int) -> Selection:
     """The first ``count`` held-out scenes that have an object whose dilated mask covers only background."""
-    from attentive_eraser.io import dilate_mask
-    from attentive_eraser.scenes import HELD_OUT_SEEDS, make_scene, object_colour_fraction
+    from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, make_scene, object_colour_fraction
+    from attentive_eraser.imaging import dilate_mask
 
     cases: list[Case] = []
     tried = no_isolated = touching = 0
@@ -397,8 +397,8 @@ def score(results: np.ndarray, cases: Sequence[Case], threshold: float) -> dict[
     """Per-scene values (each ``(N,)``, averaged over seeds) of every metric, inside each case's region."""
     import torch
 
-    from attentive_eraser.metrics import masked_psnr, masked_ssim
-    from attentive_eraser.scenes import object_colour_fraction
+    from attentive_eraser.demo.scenes import object_colour_fraction
+    from attentive_eraser.evaluation.metrics import masked_psnr, masked_ssim
 
     count, repeat = results.shape[:2]
     truth = torch.from_numpy(np.stack([case.truth for case in cases])).permute(0, 3, 1, 2).float() / 255.0
@@ -445,7 +445,7 @@ def summarise(values: dict[str, np.ndarray], seconds: float, images: int) -> dic
 
 def kind_summaries(values: dict[str, np.ndarray], cases: Sequence[Case]) -> dict[str, dict[str, Any]]:
     """PSNR and reappearance (mean ± 95 % CI, scene count) per background kind and per kind group."""
-    from attentive_eraser.scenes import STRUCTURED_KINDS
+    from attentive_eraser.demo.scenes import STRUCTURED_KINDS
 
     kinds = np.array([case.background_kind for case in cases])
     groups: dict[str, np.ndarray] = {
@@ -470,7 +470,7 @@ def diagnose(pipe: Any, cases: Sequence[Case], steps: int, strength: float) -> d
     """The SARG signal at every SIP timestep and attention selectivity per grid, on ``cases``."""
     import torch
 
-    from attentive_eraser.diagnostics import attention_selectivity, sarg_signal
+    from attentive_eraser.core.diagnostics import attention_selectivity, sarg_signal
 
     pixels = (
         torch.from_numpy(np.stack([case.image for case in cases])).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -633,7 +633,7 @@ def diagnostics_table(diagnostics: dict[str, Any]) -> str:
 
 def _outlined(image: np.ndarray, region: np.ndarray) -> np.ndarray:
     """``image`` with the region's border drawn white inside and black just outside (visible anywhere)."""
-    from attentive_eraser.io import dilate_mask
+    from attentive_eraser.imaging import dilate_mask
 
     out = image.copy()
     inner = region & ~_erode(region)
@@ -644,7 +644,7 @@ def _outlined(image: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:
-    from attentive_eraser.io import dilate_mask
+    from attentive_eraser.imaging import dilate_mask
 
     return ~dilate_mask(~mask, 1)
 
@@ -826,7 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for pipe in (sip, dip):
         pipe.set_progress_bar_config(disable=True)
         if args.preset is not None:
-            from attentive_eraser.presets import get_preset
+            from attentive_eraser.settings import get_preset
 
             pipe.preset = get_preset(args.preset)
     preset = sip.preset

@@ -6,7 +6,7 @@ Usage::
     python benchmarks/selection_quality.py [--scenes 200] [--sizes 64 256] [--segmenter classic] [--box]
         [--end-to-end] [--model DIR] [--seeds 123] [--steps 50] [--threads N] [--quick] [--out FILE.json]
 
-Scenes: the first ``--scenes`` held-out scenes (:data:`attentive_eraser.scenes.HELD_OUT_SEEDS`) with an
+Scenes: the first ``--scenes`` held-out scenes (:data:`attentive_eraser.demo.scenes.HELD_OUT_SEEDS`) with an
 object that no other object overlaps (``Scene.is_isolated``); each contributes its largest such object,
 so the ground-truth mask is the object's whole shape. Scenes without one are skipped and counted.
 
@@ -20,7 +20,7 @@ and the time per scene.
 once with the ground-truth mask and once with the clicked one, through the same pipeline call and knobs
 (SIP, the preset's settings, paste-back with feather 0), and scores both inside the ground-truth mask grown
 by the preset's dilation: object reappearance (more than 5 % object-coloured pixels,
-:func:`attentive_eraser.scenes.object_colour_fraction`) and PSNR against the true background.
+:func:`attentive_eraser.demo.scenes.object_colour_fraction`) and PSNR against the true background.
 ``--quick`` is a smoke run: 30 scenes, 64 px, and end to end on 4 of them with 5 steps.
 """
 
@@ -84,7 +84,7 @@ def bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[int, int, int, int]
 
 def select_cases(count: int, size: int) -> tuple[list[Case], int]:
     """The first ``count`` held-out scenes with an isolated object, and how many scenes were skipped."""
-    from attentive_eraser.scenes import HELD_OUT_SEEDS, make_scene
+    from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, make_scene
 
     cases: list[Case] = []
     skipped = 0
@@ -128,7 +128,7 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float]:
 
 def measure_selection(cases: Sequence[Case], segmenter: Any, prompt: str) -> dict[str, Any]:
     """IoU of every case's selection (``prompt``: ``click`` or ``box``); a refused selection scores 0."""
-    from attentive_eraser.io import InputError
+    from attentive_eraser.imaging import InputError
     from attentive_eraser.selection import select_object
 
     ious, masks, refused = [], [], 0
@@ -178,8 +178,8 @@ def measure_removal(
     from PIL import Image
 
     from attentive_eraser.api import load_pipeline
-    from attentive_eraser.io import dilate_mask
-    from attentive_eraser.scenes import object_colour_fraction
+    from attentive_eraser.demo.scenes import object_colour_fraction
+    from attentive_eraser.imaging import dilate_mask
 
     pipe = load_pipeline(model, method="sip", device="cpu", dtype="fp32")
     pipe.set_progress_bar_config(disable=True)

@@ -14,7 +14,7 @@ synchronised wall-clock time.
 Rows of the per-step table, for one image at each size:
 
 * **ours**: one SIP step with SARG -- the UNet on ``[plain, erased]`` (batch 2) with the package's processor
-  installed by :func:`attentive_eraser.layers.eraser_attention`, Similarity Suppression on (step 0 < T_SS),
+  installed by :func:`attentive_eraser.core.layers.eraser_attention`, Similarity Suppression on (step 0 < T_SS),
   a centred box mask of 15 % of the image, then Eq. 18, the DDIM step and the background blend;
 * **eager**: the same step with :mod:`eager_reference` (explicit ``N x N`` logits, mask added, softmax,
   lambda-softmax combined row by row -- the authors' way) installed on the same decoder layers;
@@ -74,9 +74,9 @@ from attentive_eraser import (  # noqa: E402
     AttentiveEraserSDXLSIPPipeline,
     AttentiveEraserSIPPipeline,
 )
-from attentive_eraser.attention import AttentiveEraserAttnProcessor, EraserState  # noqa: E402
-from attentive_eraser.guidance import SARGBatch  # noqa: E402
-from attentive_eraser.layers import eraser_attention, select_layers  # noqa: E402
+from attentive_eraser.core.attention import AttentiveEraserAttnProcessor, EraserState  # noqa: E402
+from attentive_eraser.core.guidance import SARGBatch  # noqa: E402
+from attentive_eraser.core.layers import eraser_attention, select_layers  # noqa: E402
 from attentive_eraser.testing.tiny import build_components, build_tokenizer  # noqa: E402
 
 # ------------------------------------------------------------------------------------- configurations

@@ -28,7 +28,7 @@ One UNet evaluation is one UNet forward of the batch the method needs: a SARG st
 (SIP: 10 of 40, DIP: 10 of 50), at least 1. ``s`` and ``λ`` are the preset's.
 
 SARG signal: the relative difference of the erased and the plain noise prediction inside the mask
-(:func:`attentive_eraser.diagnostics.sarg_signal`), on the first ``--diagnostics-scenes`` scenes, averaged
+(:func:`attentive_eraser.core.diagnostics.sarg_signal`), on the first ``--diagnostics-scenes`` scenes, averaged
 over the timesteps each setting visits.
 
 Each pipeline's default is the reference (SIP: DDIM at 40 evaluations; DIP: 100): each row gives its
@@ -177,7 +177,7 @@ def sarg_signals(pipe: Any, cases: Sequence[rq.Case], timesteps: Sequence[int]) 
     """In-mask relative SARG signal at each of ``timesteps`` on ``cases`` (the diagnostics' fixed noise)."""
     import torch
 
-    from attentive_eraser.diagnostics import sarg_signal
+    from attentive_eraser.core.diagnostics import sarg_signal
 
     pixels = (
         torch.from_numpy(np.stack([case.image for case in cases])).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from attentive_eraser import io
+from attentive_eraser import imaging
 from attentive_eraser.demo import example_scene
 
 WIDTH, HEIGHT = 256, 192
@@ -67,9 +67,9 @@ def main() -> None:
     }
     for name, ((image, mask), suffix) in scenes.items():
         # a little margin, as a person painting would leave
-        grown = io.dilate_mask(mask, 3)
-        io.save_image(image, OUT / f"{name}{suffix}")
-        io.save_image(Image.fromarray(grown.astype(np.uint8) * 255), OUT / f"{name}_mask.png")
+        grown = imaging.dilate_mask(mask, 3)
+        imaging.save_image(image, OUT / f"{name}{suffix}")
+        imaging.save_image(Image.fromarray(grown.astype(np.uint8) * 255), OUT / f"{name}_mask.png")
         print(OUT / f"{name}{suffix}")
 
 

@@ -3,7 +3,7 @@
     python scripts/make_demo_scene.py
 
 The scene is chosen by a fixed rule, not by eye: the first scene of the held-out seed range
-(``attentive_eraser.scenes.HELD_OUT_SEEDS``, never trained on) that has an object no other object overlaps
+(``attentive_eraser.demo.scenes.HELD_OUT_SEEDS``, never trained on) that has an object no other object overlaps
 and whose dilated mask (the demo preset's growth) touches no other object, so that the ground truth behind
 it is pure background; of those objects, the largest. This is exactly the first case of
 ``benchmarks/removal_quality.py``, so the README picture is the benchmark grid's first row.
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from attentive_eraser.io import dilate_mask
-from attentive_eraser.presets import PRESETS
-from attentive_eraser.scenes import HELD_OUT_SEEDS, make_scene
+from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, make_scene
+from attentive_eraser.imaging import dilate_mask
+from attentive_eraser.settings import PRESETS
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "attentive_eraser" / "assets" / "demo"
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from attentive_eraser import io
+from attentive_eraser import imaging
 from attentive_eraser.app import (
     BUILTIN_MODEL,
     EraserService,
@@ -84,7 +84,7 @@ def test_parse_seeds(text: object, seeds: tuple[int, ...]) -> None:
     ],
 )
 def test_parse_seeds_refuses(text: object, message: str) -> None:
-    with pytest.raises(io.InputError, match=message) as raised:
+    with pytest.raises(imaging.InputError, match=message) as raised:
         parse_seeds(text, limit=2)  # type: ignore[arg-type]
     assert raised.value.argument == "seeds"
 
@@ -106,9 +106,9 @@ def test_only_uploaded_files_are_read(service: EraserService, upload: Path, tmp_
     elsewhere = tmp_path_factory.mktemp("elsewhere") / "photo.png"
     _photo().save(elsewhere)
     for path in (elsewhere, "/etc/hostname", upload / ".." / elsewhere.parent.name / "photo.png"):
-        with pytest.raises(io.InputError, match="not a file uploaded to this server"):
+        with pytest.raises(imaging.InputError, match="not a file uploaded to this server"):
             service.load_photo(path)
-    with pytest.raises(io.InputError, match="gone"):
+    with pytest.raises(imaging.InputError, match="gone"):
         service.load_photo(upload / "missing.png")
     inside = upload / "photo.png"
     _photo().save(inside)
@@ -167,10 +167,10 @@ def test_prepare_mask_writes_the_mask_and_needs_one(service: EraserService, uplo
     _photo().save(upload / "photo.png")
     path = service.prepare_mask(str(upload / "photo.png"), [], str(_save_mask(_box_mask(), upload / "m.png")))
     assert path is not None and Path(path).name == "photo_mask.png"
-    np.testing.assert_array_equal(io.load_mask(path), _box_mask())
-    with pytest.raises(io.InputError, match="paint over the object"):
+    np.testing.assert_array_equal(imaging.load_mask(path), _box_mask())
+    with pytest.raises(imaging.InputError, match="paint over the object"):
         service.prepare_mask(str(upload / "photo.png"))
-    with pytest.raises(io.InputError, match="upload a photo first"):
+    with pytest.raises(imaging.InputError, match="upload a photo first"):
         service.prepare_mask(None)
     cutout = _photo("RGBA")
     cutout.putalpha(Image.fromarray(np.where(_box_mask(), 0, 255).astype(np.uint8)))
@@ -257,7 +257,7 @@ def test_a_cancel_of_another_session_does_not_stop_this_one(service: EraserServi
 def test_only_the_servers_models_can_be_chosen(service: EraserService, upload: Path) -> None:
     _photo().save(upload / "photo.png")
     settings = RemovalSettings(model=str(upload))  # a path on the server: refused, never opened
-    with pytest.raises(io.InputError, match="not offered by this server"):
+    with pytest.raises(imaging.InputError, match="not offered by this server"):
         service.remove(upload / "photo.png", _save_mask(_box_mask(), upload / "m.png"), settings)
     assert service.model_labels == [BUILTIN_MODEL]
 
@@ -309,5 +309,5 @@ def test_preview_rounds_working_sizes_like_the_model(tiny_sdxl_dir: Path, upload
     _photo().save(upload / "photo.png")
     mask_path = str(_save_mask(_box_mask(), upload / "m.png"))
     _, caption = service.preview(str(upload / "photo.png"), [], mask_path, resolution=96)
-    width, height = io.working_size(SIZE, 96, multiple=pipe.size_multiple)
+    width, height = imaging.working_size(SIZE, 96, multiple=pipe.size_multiple)
     assert f"Working size {width}×{height}" in caption

@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from attentive_eraser import io
+from attentive_eraser import imaging
 from attentive_eraser.api import remove as remove_with_the_library
 
 pytestmark = pytest.mark.timeout(300)
@@ -83,9 +83,9 @@ def _far_from(mask: np.ndarray, app: Any) -> np.ndarray:
     """Pixels beyond the (dilated, feathered) paste-back band of ``mask``."""
     defaults = app.eraser_service.knob_defaults(app.eraser_service.default_model)
     multiple = app.eraser_service.size_multiple(app.eraser_service.default_model)
-    scale = SIZE[0] / io.working_size(SIZE, defaults["resolution"], multiple=multiple)[0]
+    scale = SIZE[0] / imaging.working_size(SIZE, defaults["resolution"], multiple=multiple)[0]
     margin = int(np.ceil((defaults["mask_dilation"] + defaults["feather_radius"]) * scale)) + 2
-    return ~io.dilate_mask(mask, margin)
+    return ~imaging.dilate_mask(mask, margin)
 
 
 def test_the_remove_endpoint_is_named_and_documented(client: Client) -> None:
@@ -133,7 +133,7 @@ def test_one_seed_equals_the_library_and_keeps_the_outside(
     )
     got = _pixels(result)
     np.testing.assert_array_equal(got, np.asarray(expected).astype(np.int16))
-    mask = io.load_mask(files["mask"])
+    mask = imaging.load_mask(files["mask"])
     changed = (got != _pixels(files["photo"])).any(axis=2)
     assert changed[mask].mean() > 0.5
     assert not changed[_far_from(mask, app)].any()

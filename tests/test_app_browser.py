@@ -23,7 +23,7 @@ from app_server import WAIT_MS, chromium, running_app, wait_text
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 
-from attentive_eraser import io
+from attentive_eraser import imaging
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -109,7 +109,7 @@ def _margin(app: Any, size: tuple[int, int]) -> int:
     """Pixels beyond the mask that paste-back may blend: (dilation + feather) at the photo's scale."""
     defaults = app.eraser_service.knob_defaults(app.eraser_service.default_model)
     multiple = app.eraser_service.size_multiple(app.eraser_service.default_model)
-    working = io.working_size(size, defaults["resolution"], multiple=multiple)
+    working = imaging.working_size(size, defaults["resolution"], multiple=multiple)
     scale = size[0] / working[0]
     return math.ceil((defaults["mask_dilation"] + defaults["feather_radius"]) * scale) + 2
 
@@ -135,7 +135,7 @@ def test_paint_remove_download(page: Page, server: tuple[Any, str], tmp_path: Pa
     with Image.open(result_path) as opened:
         assert opened.format == "PNG" and opened.size == (200, 150)
         result = np.asarray(opened.convert("RGB")).astype(np.int16)
-    mask = io.load_mask(mask_path)
+    mask = imaging.load_mask(mask_path)
     assert mask.shape == (150, 200)
 
     # the mask is the painted stroke: around the middle of the photo, nowhere near its corners
@@ -146,7 +146,7 @@ def test_paint_remove_download(page: Page, server: tuple[Any, str], tmp_path: Pa
 
     changed = (photo != result).any(axis=2)
     assert changed[mask].mean() > 0.5, "the painted area was not filled in"
-    far = ~io.dilate_mask(mask, _margin(app, (200, 150)))
+    far = ~imaging.dilate_mask(mask, _margin(app, (200, 150)))
     assert far.mean() > 0.3
     assert not changed[far].any(), "pixels away from the mask changed (paste-back must keep them exact)"
 

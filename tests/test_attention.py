@@ -11,11 +11,11 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from attentive_eraser.attention import AttentiveEraserAttnProcessor, EraserState, key_bias
-from attentive_eraser.masks import token_grid, token_mask
+from attentive_eraser.core.attention import AttentiveEraserAttnProcessor, EraserState, key_bias
+from attentive_eraser.core.masks import token_grid, token_mask
 from attentive_eraser.testing.tiny import build_components
 
-LOGGER = "attentive_eraser.attention"
+LOGGER = "attentive_eraser.core.attention"
 LATENT = (8, 12)  # a non-square latent grid: self-attention grids 8x12, 4x6, 2x3
 PIXELS = (64, 96)
 LEVELS = {0: 96, 1: 24, 2: 6}  # UNet level -> number of tokens of its self-attention

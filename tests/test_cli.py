@@ -18,7 +18,7 @@ from PIL import Image
 
 from attentive_eraser import api
 from attentive_eraser.cli import main
-from attentive_eraser.demo import DISPLAY_SCALE, example_scene
+from attentive_eraser.demo.run import DISPLAY_SCALE, example_scene
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
 WIDTH, HEIGHT = 96, 64  # non-square on purpose

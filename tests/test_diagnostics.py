@@ -6,8 +6,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from attentive_eraser.diagnostics import attention_selectivity, sarg_signal
-from attentive_eraser.layers import select_layers
+from attentive_eraser.core.diagnostics import attention_selectivity, sarg_signal
+from attentive_eraser.core.layers import select_layers
 from attentive_eraser.training import TrainingConfig
 from attentive_eraser.training.models import build_unet
 
@@ -112,7 +112,7 @@ def test_recording_processor_computes_the_stock_output(case: dict) -> None:
     with torch.no_grad():
         stock = unet(noisy, t, encoder_hidden_states=case["context"]).sample
         state = diagnostics._RecorderState()
-        from attentive_eraser.masks import token_masks
+        from attentive_eraser.core.masks import token_masks
 
         for num_tokens, (grid, objects) in token_masks(case["mask"], (16, 16)).items():
             state.objects[num_tokens], state.grids[num_tokens] = objects, grid

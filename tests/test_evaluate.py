@@ -20,7 +20,7 @@ from torch import nn
 
 from attentive_eraser.cli import main
 from attentive_eraser.evaluate import PAPER_TABLE_1, _fid, mask_box, square_crop, to_markdown
-from attentive_eraser.metrics import (
+from attentive_eraser.evaluation.metrics import (
     LPIPS,
     VGG16Features,
     clip_consensus,
@@ -107,7 +107,7 @@ def test_clip_score_is_clips_logit_with_a_tiny_random_model(networks: dict[str, 
 
 
 def test_clip_absent_offline_is_a_clear_error() -> None:
-    from attentive_eraser.metrics import WeightsError
+    from attentive_eraser.evaluation.metrics import WeightsError
 
     with pytest.raises(WeightsError, match="could not be loaded.*--clip DIR"):
         load_clip("openai/clip-vit-base-patch32")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attentive_eraser.guidance import SARGBatch, sarg_combine
+from attentive_eraser.core.guidance import SARGBatch, sarg_combine
 
 
 def _randn(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from attentive_eraser import api, io
+from attentive_eraser import api, imaging
 from attentive_eraser.batch import list_items, read_report, run_batch
 from attentive_eraser.cli import RemovalOptions, main
 
@@ -94,7 +94,7 @@ def test_1_run_batch_refuses_an_input_as_report(tmp_path: Path) -> None:
     image, _ = write_pair(tmp_path, "a")
     items = list_items(tmp_path, tmp_path / "out")
     data = image.read_bytes()
-    with pytest.raises(io.InputError, match="report"):
+    with pytest.raises(imaging.InputError, match="report"):
         run_batch(items, RemovalOptions(), report_path=image, progress=False)
     assert image.read_bytes() == data
 
@@ -228,10 +228,10 @@ def test_5_images_over_the_pixel_limit_are_refused_before_decoding(
     line = one_error_line(invoke("remove", huge_png, mask, "-o", tmp_path / "out.png", *FAST))
     assert "image: 8000x7000 is 56.0 megapixels, more than the limit of 50" in line
     assert (8000, 7000) not in decoded
-    with pytest.raises(io.InputError, match="megapixels"):
+    with pytest.raises(imaging.InputError, match="megapixels"):
         api.remove(huge_png, mask)
-    with pytest.raises(io.InputError, match="megapixels"):
-        io.load_mask(huge_png)
+    with pytest.raises(imaging.InputError, match="megapixels"):
+        imaging.load_mask(huge_png)
     # the limit can be raised: the image is then read, and the next problem (the mask's size) reported
     line = one_error_line(
         invoke("remove", huge_png, mask, "-o", tmp_path / "out.png", "--max-pixels", "60000000", *FAST)
@@ -244,9 +244,9 @@ def test_5_the_app_refuses_huge_uploads_and_limits_concurrent_previews(huge_png:
 
     service = EraserService()
     service.allow_root(huge_png.parent)
-    with pytest.raises(io.InputError, match="megapixels"):
+    with pytest.raises(imaging.InputError, match="megapixels"):
         service.load_photo(huge_png)
-    with pytest.raises(io.InputError, match="megapixels"):
+    with pytest.raises(imaging.InputError, match="megapixels"):
         service.preview(str(huge_png))
     app = build_app(service=service)
     decoding = [fn for fn in app.fns.values() if fn.name in ("update_preview", "show_photo")]
@@ -265,7 +265,7 @@ def test_6_a_resolution_far_beyond_the_image_is_refused_before_loading(
     monkeypatch.setattr(api, "load_pipeline", _no_model)
     line = one_error_line(invoke("remove", image, mask, "-o", tmp_path / "out.png", "--resolution", "8192"))
     assert "resolution: 8192 would upscale the 64x64 image 128x" in line
-    with pytest.raises(io.InputError, match="resolution: 2048 would upscale"):
+    with pytest.raises(imaging.InputError, match="resolution: 2048 would upscale"):
         api.remove(image, mask, resolution=2048)
     assert not (tmp_path / "out.png").exists()
 
@@ -459,7 +459,7 @@ def test_11_unwritable_outputs_are_found_before_the_model_runs(
     assert "is a file, so" in line
     line = one_error_line(invoke("remove", image, mask, "-o", "/proc/attentive-eraser-out.png", *FAST))
     assert "output: cannot write in '/proc'" in line
-    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: FullDisk)
+    monkeypatch.setattr(imaging.shutil, "disk_usage", lambda path: FullDisk)
     line = one_error_line(invoke("remove", image, mask, "-o", tmp_path / "full" / "out.png", *FAST))
     assert "output: only 0.0 MiB free in" in line
     line = one_error_line(invoke("batch", tmp_path, "-o", tmp_path / "full", *FAST))

@@ -7,7 +7,7 @@ import PIL.Image
 import torch
 
 from attentive_eraser import AttentiveEraserDIPPipeline
-from attentive_eraser.inversion import ddim_invert
+from attentive_eraser.core.inversion import ddim_invert
 from attentive_eraser.testing.tiny import build_components
 
 

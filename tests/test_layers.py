@@ -11,8 +11,8 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 
-from attentive_eraser.attention import AttentiveEraserAttnProcessor, EraserState
-from attentive_eraser.layers import eraser_attention, select_layers
+from attentive_eraser.core.attention import AttentiveEraserAttnProcessor, EraserState
+from attentive_eraser.core.layers import eraser_attention, select_layers
 from attentive_eraser.pipelines import AttentiveEraserDIPPipeline, AttentiveEraserSIPPipeline
 from attentive_eraser.testing.tiny import build_components
 

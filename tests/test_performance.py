@@ -21,8 +21,8 @@ from diffusers.models.attention_processor import Attention
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attentive_eraser import AttentiveEraserSIPPipeline
-from attentive_eraser.attention import AttentiveEraserAttnProcessor, EraserState
-from attentive_eraser.layers import eraser_attention
+from attentive_eraser.core.attention import AttentiveEraserAttnProcessor, EraserState
+from attentive_eraser.core.layers import eraser_attention
 from attentive_eraser.testing.tiny import build_components
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,8 +23,8 @@ import reference
 import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler, PNDMScheduler
 
-from attentive_eraser import api, io
-from attentive_eraser.attention import AttentiveEraserAttnProcessor
+from attentive_eraser import api, imaging
+from attentive_eraser.core.attention import AttentiveEraserAttnProcessor
 from attentive_eraser.pipelines import (
     AttentiveEraserDIPPipeline,
     AttentiveEraserSDXLDIPPipeline,
@@ -32,12 +32,12 @@ from attentive_eraser.pipelines import (
     AttentiveEraserSIPPipeline,
 )
 from attentive_eraser.pipelines.base import DIPMixin, SIPMixin
-from attentive_eraser.presets import NON_CALL_FIELDS, PRESETS, Preset, preset_field_names
+from attentive_eraser.settings import NON_CALL_FIELDS, PRESETS, Preset, preset_field_names
 from attentive_eraser.testing.tiny import build_components
 
 RESOLUTION = 96
 ORIGINAL = (77, 130)  # (width, height): odd, non-square
-WORKING = (64, 128)  # what io.working_size makes of it at RESOLUTION
+WORKING = (64, 128)  # what imaging.working_size makes of it at RESOLUTION
 STEPS = 5
 
 CLASSES = {
@@ -290,8 +290,8 @@ def _reference_dip(
 
 # --------------------------------------------------------------------------------------- smoke runs
 def test_working_size_is_non_square() -> None:
-    assert io.working_size(ORIGINAL, RESOLUTION) == WORKING
-    assert io.working_size(WORKING, RESOLUTION) == WORKING
+    assert imaging.working_size(ORIGINAL, RESOLUTION) == WORKING
+    assert imaging.working_size(WORKING, RESOLUTION) == WORKING
 
 
 @pytest.mark.parametrize("family", ["sd15", "sd21v", "sdxl"])
@@ -790,7 +790,7 @@ def test_api_remove_round_trip(family: str, request: pytest.FixtureRequest) -> N
     assert isinstance(result, PIL.Image.Image) and result.size == ORIGINAL and result.mode == "RGB"
     assert np.array_equal(np.asarray(result), np.asarray(again))  # seed 123 by default
     preset = pipe.preset
-    scale = ORIGINAL[0] / io.working_size(ORIGINAL, preset.resolution)[0]
+    scale = ORIGINAL[0] / imaging.working_size(ORIGINAL, preset.resolution)[0]
     far = _far_from(mask, (preset.mask_dilation + preset.feather_radius) * scale + 2)
     assert np.array_equal(np.asarray(result)[far], np.asarray(image)[far])
     assert not np.array_equal(np.asarray(result)[mask], np.asarray(image)[mask])

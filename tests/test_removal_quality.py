@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attentive_eraser.io import dilate_mask
-from attentive_eraser.scenes import HELD_OUT_SEEDS, STRUCTURED_KINDS, object_colour_fraction
+from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, STRUCTURED_KINDS, object_colour_fraction
+from attentive_eraser.imaging import dilate_mask
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from attentive_eraser.scenes import (
+from attentive_eraser.demo.scenes import (
     BACKGROUND_KINDS,
     DEFAULT_COLOUR_TOLERANCE,
     HELD_OUT_SEEDS,
@@ -159,9 +159,9 @@ def test_generation_is_fast() -> None:
 def test_the_bundled_demo_scene_is_the_first_usable_held_out_scene() -> None:
     """The README's demo scene is chosen by rule (scripts/make_demo_scene.py), not by eye."""
     from attentive_eraser.demo import example_scene
-    from attentive_eraser.io import dilate_mask
-    from attentive_eraser.presets import PRESETS
-    from attentive_eraser.scenes import HELD_OUT_SEEDS
+    from attentive_eraser.demo.scenes import HELD_OUT_SEEDS
+    from attentive_eraser.imaging import dilate_mask
+    from attentive_eraser.settings import PRESETS
 
     dilation = PRESETS["demo"].mask_dilation
     for seed in HELD_OUT_SEEDS:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attentive_eraser import io
-from attentive_eraser.scenes import HELD_OUT_SEEDS, make_scene
+from attentive_eraser import imaging
+from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, make_scene
 from attentive_eraser.selection import (
     MAX_SELECTION_SHARE,
     ClassicSegmenter,
@@ -208,7 +208,7 @@ def test_select_object_post_processing_options() -> None:
 )
 def test_refusals(kwargs: dict, argument: str, fragment: str) -> None:
     image, _, _ = _picture()
-    with pytest.raises(io.InputError) as raised:
+    with pytest.raises(imaging.InputError) as raised:
         select_object(image, **kwargs)
     assert raised.value.argument == argument
     assert fragment in str(raised.value)
@@ -217,7 +217,7 @@ def test_refusals(kwargs: dict, argument: str, fragment: str) -> None:
 def test_a_selection_covering_the_whole_image_is_refused() -> None:
     flat = np.full((30, 30, 3), 128, np.uint8)
     expected = r"selection: points=\[\(5, 5\)\] selects 100% of the 30x30 image"
-    with pytest.raises(io.InputError, match=expected):
+    with pytest.raises(imaging.InputError, match=expected):
         select_object(flat, points=[(5, 5)])
     assert MAX_SELECTION_SHARE < 1.0
 
@@ -231,14 +231,14 @@ def test_an_empty_selection_is_refused() -> None:
 
     image, _, _ = _picture()
     expected = r"selection: points=\[\(20, 30\)\] selects nothing with segmenter='nothing'"
-    with pytest.raises(io.InputError, match=expected):
+    with pytest.raises(imaging.InputError, match=expected):
         select_object(image, points=[(20, 30)], segmenter=Nothing())
 
 
 def test_missing_weights_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     image, _, _ = _picture()
-    with pytest.raises(io.InputError) as raised:
+    with pytest.raises(imaging.InputError) as raised:
         select_object(image, points=[(20, 30)], segmenter="sam:facebook/sam-vit-base-missing")
     message = str(raised.value)
     assert raised.value.argument == "segmenter"
@@ -247,7 +247,7 @@ def test_missing_weights_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPa
 
 def test_a_folder_without_config_is_refused(tmp_path) -> None:
     image, _, _ = _picture()
-    with pytest.raises(io.InputError, match="has no config.json"):
+    with pytest.raises(imaging.InputError, match="has no config.json"):
         select_object(image, points=[(20, 30)], segmenter=f"sam:{tmp_path}")
 
 
@@ -265,11 +265,11 @@ def test_parse_point(text: str, expected: tuple[float, float]) -> None:
 
 @pytest.mark.parametrize("text", ["12", "a,b", "1,2,3", "", "1;2"])
 def test_parse_point_refuses(text: str) -> None:
-    with pytest.raises(io.InputError, match=r"^point: .* is not X,Y"):
+    with pytest.raises(imaging.InputError, match=r"^point: .* is not X,Y"):
         parse_point(text)
 
 
 def test_parse_box() -> None:
     assert parse_box("1,2,30,40") == (1.0, 2.0, 30.0, 40.0)
-    with pytest.raises(io.InputError, match=r"^box: '1,2,3' is not X0,Y0,X1,Y1"):
+    with pytest.raises(imaging.InputError, match=r"^box: '1,2,3' is not X0,Y0,X1,Y1"):
         parse_box("1,2,3")

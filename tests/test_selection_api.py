@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import attentive_eraser as ae
-from attentive_eraser import api, io
+from attentive_eraser import api, imaging
 from attentive_eraser.demo import example_scene
 from attentive_eraser.selection import select_object
 
@@ -51,13 +51,13 @@ def test_selection_errors_come_before_any_model_loads(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(api, "load_pipeline", no_model)
     scene, _, click = _scene()
-    with pytest.raises(io.InputError, match=r"^points: points\[0\]=\(64, 3\) lies outside the 64x64 image"):
+    with pytest.raises(imaging.InputError, match=r"^points: points\[0\]=\(64, 3\) lies outside the 64x64 image"):
         ae.remove(scene, points=[(64, 3)])
-    with pytest.raises(io.InputError, match=r"^text: 'the red disc' needs a text-capable segmenter"):
+    with pytest.raises(imaging.InputError, match=r"^text: 'the red disc' needs a text-capable segmenter"):
         ae.remove(scene, object="the red disc")
-    with pytest.raises(io.InputError, match=r"^segmenter: 'classic' is given but nothing to select"):
+    with pytest.raises(imaging.InputError, match=r"^segmenter: 'classic' is given but nothing to select"):
         ae.remove(scene, segmenter="classic")
-    with pytest.raises(io.InputError, match=r"^points: only negative_points given"):
+    with pytest.raises(imaging.InputError, match=r"^points: only negative_points given"):
         ae.remove(scene, negative_points=[click])
-    with pytest.raises(io.InputError, match=r"^segmenter: .*not on this machine"):
+    with pytest.raises(imaging.InputError, match=r"^segmenter: .*not on this machine"):
         ae.remove(scene, points=[click], segmenter="sam:facebook/sam-vit-base-absent")

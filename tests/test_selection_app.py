@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 
-from attentive_eraser import io
+from attentive_eraser import imaging
 from attentive_eraser.api import remove as remove_with_the_library
 from attentive_eraser.app import (
     PREVIEW_SIDE,
@@ -54,7 +54,7 @@ def _margin(service: EraserService) -> int:
     """Pixels beyond the mask that paste-back may blend: (dilation + feather) at the photo's scale."""
     defaults = service.knob_defaults(service.default_model)
     multiple = service.size_multiple(service.default_model)
-    scale = SIZE[0] / io.working_size(SIZE, defaults["resolution"], multiple=multiple)[0]
+    scale = SIZE[0] / imaging.working_size(SIZE, defaults["resolution"], multiple=multiple)[0]
     return math.ceil((defaults["mask_dilation"] + defaults["feather_radius"]) * scale) + 2
 
 
@@ -74,9 +74,9 @@ def test_request_fields_become_a_selection() -> None:
     assert request == SelectionRequest(
         ((10.0, 20.0), (30.0, 40.0)), ((5.0, 5.0),), (0.0, 0.0, 50.0, 60.0), "the red disc"
     )
-    with pytest.raises(io.InputError, match=r"^points: 'here' is not X,Y"):
+    with pytest.raises(imaging.InputError, match=r"^points: 'here' is not X,Y"):
         selection_of_request(["here"])
-    with pytest.raises(io.InputError, match=r"^box: 12 is not text"):
+    with pytest.raises(imaging.InputError, match=r"^box: 12 is not text"):
         selection_of_request(["", "", 12])
 
 
@@ -89,13 +89,13 @@ def test_preview_prepare_and_remove_take_the_selection(tmp_path: Path) -> None:
     assert caption.startswith(f"Mask: {int(select_object(photo_path, points=[CENTRE]).sum()):,} px")
     assert tuple(np.asarray(overlay)[CENTRE[1], CENTRE[0]]) == (40, 220, 90)  # the click's marker
     mask_path = service.prepare_mask(str(photo_path), selection=click)
-    mask = io.load_mask(mask_path)
+    mask = imaging.load_mask(mask_path)
     assert (mask & disc).sum() / (mask | disc).sum() > 0.9
     settings = RemovalSettings(num_inference_steps=4)
     by_click = service.remove(str(photo_path), None, settings, selection=click)
     by_mask = service.remove(str(photo_path), mask_path, settings)
     assert np.array_equal(_pixels(by_click.candidates[0].result), _pixels(by_mask.candidates[0].result))
-    with pytest.raises(io.InputError, match=r"^text: 'a red disc' needs a text-capable segmenter"):
+    with pytest.raises(imaging.InputError, match=r"^text: 'a red disc' needs a text-capable segmenter"):
         service.preview(str(photo_path), selection=SelectionRequest(text="a red disc"))
 
 
@@ -127,7 +127,7 @@ def test_the_api_removes_a_clicked_object(server: tuple[Any, str], tmp_path: Pat
     np.testing.assert_array_equal(got, np.asarray(expected).astype(np.int16))
     changed = (got != _pixels(photo_path)).any(axis=2)
     assert changed[disc].mean() > 0.5
-    assert not changed[~io.dilate_mask(disc, _margin(app.eraser_service))].any()
+    assert not changed[~imaging.dilate_mask(disc, _margin(app.eraser_service))].any()
 
 
 def test_api_selection_errors_name_the_field(server: tuple[Any, str], tmp_path: Path) -> None:
@@ -204,12 +204,12 @@ def test_click_the_object_remove_download(
     finally:
         page.close()
     (tmp_path / "mask_used.png").write_bytes(mask_bytes)
-    mask = io.load_mask(tmp_path / "mask_used.png")
+    mask = imaging.load_mask(tmp_path / "mask_used.png")
     assert (mask & disc).sum() / (mask | disc).sum() > 0.9  # the selection is the disc
     photo, result = _pixels(photo_path), _pixels(result_path)
     changed = (photo != result).any(axis=2)
     assert changed[mask].mean() > 0.5, "the selected object was not filled in"
-    band = io.dilate_mask(mask, _margin(app.eraser_service))
+    band = imaging.dilate_mask(mask, _margin(app.eraser_service))
     assert not changed[~band].any(), "pixels outside the selection's feathered band changed"
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from attentive_eraser import io
+from attentive_eraser import imaging
 from attentive_eraser.selection import (
     Detection,
     Prompt,
@@ -151,7 +151,7 @@ def test_select_object_post_processes_model_masks() -> None:
 
 
 def test_text_needs_a_detector(sam_dir: Path) -> None:
-    with pytest.raises(io.InputError, match=r"^text: 'the red car' needs a text-capable segmenter"):
+    with pytest.raises(imaging.InputError, match=r"^text: 'the red car' needs a text-capable segmenter"):
         select_object(_image(), text="the red car", segmenter=f"sam:{sam_dir}")
 
 
@@ -180,7 +180,7 @@ def test_text_with_no_match_is_one_clear_error(sam_dir: Path, owl_dir: Path) -> 
     detector = ZeroShotDetector.from_pretrained(owl_dir)
     strict = TextSegmenter(sam, detector, threshold=0.999)
     expected = r"^text: 'a unicorn': nothing in the image matches it with a score of at least 0.999"
-    with pytest.raises(io.InputError, match=expected):
+    with pytest.raises(imaging.InputError, match=expected):
         select_object(_image(), text="a unicorn", segmenter=strict)
 
 
@@ -198,11 +198,11 @@ def test_text_and_clicks_combine(owl_dir: Path) -> None:
 
 def test_a_detector_folder_that_is_not_a_model(tmp_path: Path, sam_dir: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(io.InputError) as raised:
+    with pytest.raises(imaging.InputError) as raised:
         load_segmenter(f"sam:{sam_dir}+detector:{tmp_path}")
     assert raised.value.argument == "segmenter" and str(tmp_path) in str(raised.value)
 
 
 def test_a_folder_of_another_model_type_is_refused(owl_dir: Path) -> None:
-    with pytest.raises(io.InputError, match="is not a Segment Anything model"):
+    with pytest.raises(imaging.InputError, match="is not a Segment Anything model"):
         load_segmenter(f"sam:{owl_dir}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attentive_eraser.scenes import HELD_OUT_SEEDS
+from attentive_eraser.demo.scenes import HELD_OUT_SEEDS
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))

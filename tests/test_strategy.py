@@ -7,7 +7,7 @@ import PIL.Image
 import pytest
 import torch
 
-from attentive_eraser import AttentiveEraserSIPPipeline, io
+from attentive_eraser import AttentiveEraserSIPPipeline, imaging
 from attentive_eraser.testing.tiny import build_components
 
 
@@ -20,22 +20,22 @@ def _mask(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
 
 def test_context_window_keeps_aspect_covers_context_and_never_upsamples() -> None:
     mask = _mask((3000, 4000), (2500, 1400, 2620, 1500))  # 120 x 100 object in a 4000 x 3000 photo
-    width, height = io.context_window([mask], 512)
+    width, height = imaging.context_window([mask], 512)
     assert abs(width / height - 4000 / 3000) < 0.01
     assert width * height >= 512 * 512 * 0.99  # at least the working area: the crop is never upsampled
     big = _mask((3000, 4000), (1000, 500, 3000, 2000))  # 2000 x 1500 object: 2x context is the whole photo
-    assert io.context_window([big], 512) == (4000, 3000)
+    assert imaging.context_window([big], 512) == (4000, 3000)
     wide = _mask((3000, 4000), (100, 100, 1100, 200))  # 1000 wide: window at least 2000 wide
-    assert io.context_window([wide], 512)[0] >= 2000
+    assert imaging.context_window([wide], 512)[0] >= 2000
 
 
 def test_place_window_centres_on_the_mask_and_stays_inside() -> None:
     mask = _mask((300, 400), (190, 140, 210, 160))
-    assert io.place_window(mask, (100, 80)) == (150, 110, 250, 190)
+    assert imaging.place_window(mask, (100, 80)) == (150, 110, 250, 190)
     corner = _mask((300, 400), (0, 0, 10, 10))
-    assert io.place_window(corner, (100, 80)) == (0, 0, 100, 80)
+    assert imaging.place_window(corner, (100, 80)) == (0, 0, 100, 80)
     edge = _mask((300, 400), (390, 290, 400, 300))
-    assert io.place_window(edge, (100, 80)) == (300, 220, 400, 300)
+    assert imaging.place_window(edge, (100, 80)) == (300, 220, 400, 300)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_crop_changes_only_the_window_and_matches_the_input_size(pipe) -> None:
         generator=torch.Generator().manual_seed(0),
     ).images[0]
     assert raw.size == photo.size
-    window = io.place_window(mask, io.context_window([mask], pipe.preset.resolution))
+    window = imaging.place_window(mask, imaging.context_window([mask], pipe.preset.resolution))
     changed = np.abs(np.asarray(raw, int) - np.asarray(photo, int)).sum(-1) > 0
     inside = np.zeros_like(changed)
     inside[window[1] : window[3], window[0] : window[2]] = True
@@ -78,7 +78,7 @@ def test_crop_with_paste_back_keeps_everything_but_the_feathered_mask(pipe) -> N
         photo, mask, strategy="crop", num_inference_steps=4, generator=torch.Generator().manual_seed(0)
     )
     result = np.asarray(out.images[0], int)
-    band = io.feather_alpha(out.masks[0], 40) > 0  # generous: dilation + feather at the window's scale
+    band = imaging.feather_alpha(out.masks[0], 40) > 0  # generous: dilation + feather at the window's scale
     changed = np.abs(result - np.asarray(photo, int)).sum(-1) > 0
     assert not changed[~band].any()
     assert changed[mask].mean() > 0.9

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from attentive_eraser import AttentiveEraserSIPPipeline
-from attentive_eraser.scenes import HELD_OUT_SEEDS, make_scene
+from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, make_scene
 from attentive_eraser.training import TrainingConfig
 from attentive_eraser.training.train_demo import (
     ExponentialMovingAverage,

@@ -18,25 +18,41 @@ _LAZY = {
     "remove": "attentive_eraser.api",
     "load_pipeline": "attentive_eraser.api",
     "detect_family": "attentive_eraser.api",
-    "Preset": "attentive_eraser.presets",
-    "get_preset": "attentive_eraser.presets",
-    "PRESETS": "attentive_eraser.presets",
+    "Preset": "attentive_eraser.settings",
+    "get_preset": "attentive_eraser.settings",
+    "PRESETS": "attentive_eraser.settings",
     "AttentiveEraserSIPPipeline": "attentive_eraser.pipelines",
     "AttentiveEraserDIPPipeline": "attentive_eraser.pipelines",
     "AttentiveEraserSDXLSIPPipeline": "attentive_eraser.pipelines",
     "AttentiveEraserSDXLDIPPipeline": "attentive_eraser.pipelines",
     "AttentiveEraserPipelineOutput": "attentive_eraser.pipelines",
-    "AttentiveEraserAttnProcessor": "attentive_eraser.attention",
-    "EraserState": "attentive_eraser.attention",
-    "InputError": "attentive_eraser.io",
+    "AttentiveEraserAttnProcessor": "attentive_eraser.core.attention",
+    "EraserState": "attentive_eraser.core.attention",
+    "InputError": "attentive_eraser.imaging",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "PRESETS",
+    "AttentiveEraserAttnProcessor",
+    "AttentiveEraserDIPPipeline",
+    "AttentiveEraserPipelineOutput",
+    "AttentiveEraserSDXLDIPPipeline",
+    "AttentiveEraserSDXLSIPPipeline",
+    "AttentiveEraserSIPPipeline",
+    "EraserState",
+    "InputError",
+    "Preset",
+    "__version__",
+    "detect_family",
+    "get_preset",
+    "load_pipeline",
+    "remove",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import detect_family, load_pipeline, remove
-    from .attention import AttentiveEraserAttnProcessor, EraserState
-    from .io import InputError
+    from .core.attention import AttentiveEraserAttnProcessor, EraserState
+    from .imaging import InputError
     from .pipelines import (
         AttentiveEraserDIPPipeline,
         AttentiveEraserPipelineOutput,
@@ -44,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
         AttentiveEraserSDXLSIPPipeline,
         AttentiveEraserSIPPipeline,
     )
-    from .presets import PRESETS, Preset, get_preset
+    from .settings import PRESETS, Preset, get_preset
 
 
 def __getattr__(name: str) -> Any:

@@ -20,8 +20,8 @@ import PIL.Image
 import torch
 from diffusers import DDIMScheduler
 
-from . import io
-from .presets import PRESETS
+from . import imaging
+from .settings import PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -366,7 +366,7 @@ def load_pipeline(
         # the paper's DDIM settings, whatever scheduler config the checkpoint shipped
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, **pipe.preset.scheduler_overrides())
         if freeu:
-            from .presets import SD21_FREEU
+            from .settings import SD21_FREEU
 
             b1, b2, s1, s2 = SD21_FREEU
             pipe.enable_freeu(s1=s1, s2=s2, b1=b1, b2=b2)
@@ -409,7 +409,7 @@ def remove(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     progress: bool = True,
-    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = imaging.DEFAULT_MAX_PIXELS,
     points: Sequence[tuple[float, float]] | None = None,
     negative_points: Sequence[tuple[float, float]] | None = None,
     box: Sequence[float] | None = None,
@@ -421,7 +421,7 @@ def remove(
     ``image`` and ``mask`` are paths or PIL images (``mask`` may also be an array); without ``mask`` the
     image's transparent pixels are the object. ``config`` is a diffusers folder for single-file checkpoints. EXIF orientation is applied; an alpha channel of the image
     is carried to the output when the mask comes separately. ``None`` knobs take the model's preset
-    (see :class:`attentive_eraser.presets.Preset` and the README's table); ``seed`` fixes SIP's noise.
+    (see :class:`attentive_eraser.settings.Preset` and the README's table); ``seed`` fixes SIP's noise.
     ``strategy="crop"`` processes only a window around the mask (large photos, small objects).
     Images over ``max_pixels`` pixels (default 50 million; ``None``: no limit) are refused, files before
     they are decoded. Every argument is checked before a model is loaded.
@@ -460,23 +460,23 @@ def remove(
         resolve_dtype(dtype, torch.device("cpu"))
     selecting = any(value is not None for value in (points, negative_points, box, object))
     if segmenter is not None and not selecting:
-        raise io.InputError(
+        raise imaging.InputError(
             "segmenter", f"{segmenter!r} is given but nothing to select: add points, box or object"
         )
 
     # 2. Read the image and the mask (files over max_pixels are refused from their header)
-    picture, alpha = io.split_alpha(io.load_image(image, max_pixels=max_pixels))
-    io.check_pixels(picture.size, max_pixels, "image")
+    picture, alpha = imaging.split_alpha(imaging.load_image(image, max_pixels=max_pixels))
+    imaging.check_pixels(picture.size, max_pixels, "image")
     if mask is None and not selecting:
         if alpha is None:
-            raise io.InputError("mask", "no mask given and the image has no alpha channel to take one from")
-        object_mask = io.mask_from_alpha(alpha)
+            raise imaging.InputError("mask", "no mask given and the image has no alpha channel to take one from")
+        object_mask = imaging.mask_from_alpha(alpha)
         alpha = None  # the transparent region is what gets filled: the result is opaque
     elif mask is not None:
-        object_mask = io.load_mask(mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
+        object_mask = imaging.load_mask(mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
     if selecting:
         if resolution is not None:
-            io.check_resolution(picture.size, resolution)  # before a segmenter's model loads
+            imaging.check_resolution(picture.size, resolution)  # before a segmenter's model loads
         from .selection import select_object
 
         selected = select_object(
@@ -489,9 +489,9 @@ def remove(
             device=device,
         )
         object_mask = selected if mask is None else object_mask | selected
-    io.validate_mask(object_mask)
+    imaging.validate_mask(object_mask)
     if resolution is not None:
-        io.check_resolution(picture.size, resolution)
+        imaging.check_resolution(picture.size, resolution)
 
     # 3. Load the model and run
     pipe = load_pipeline(model, method=method, device=device, dtype=dtype, config=config)
@@ -500,4 +500,4 @@ def remove(
     if method == "sip":
         kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
     result = pipe(picture, object_mask, paste_back=paste_back, strategy=strategy, **kwargs).images[0]
-    return io.merge_alpha(result, alpha)
+    return imaging.merge_alpha(result, alpha)

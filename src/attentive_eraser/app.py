@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image
 
-from . import io
-from .presets import PRESETS, Preset
+from . import imaging
 from .selection import SelectionRequest
+from .settings import PRESETS, Preset
 
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
@@ -142,7 +142,7 @@ _FILE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 def parse_seeds(text: str | int | Sequence[int], *, limit: int = MAX_SEEDS) -> tuple[int, ...]:
     """Seeds from ``"123, 321 777"`` (or an int, or a list): distinct, in order, each in ``[0, 2**63)``."""
     if isinstance(text, bool):
-        raise io.InputError("seeds", f"expected whole numbers, got {text!r}")
+        raise imaging.InputError("seeds", f"expected whole numbers, got {text!r}")
     if isinstance(text, int):
         parts: list[Any] = [text]
     elif isinstance(text, str):
@@ -154,15 +154,15 @@ def parse_seeds(text: str | int | Sequence[int], *, limit: int = MAX_SEEDS) -> t
         try:
             seed = int(part)
         except (TypeError, ValueError):
-            raise io.InputError("seeds", f"{part!r} is not a whole number") from None
+            raise imaging.InputError("seeds", f"{part!r} is not a whole number") from None
         if not 0 <= seed < 2**63 or isinstance(part, bool) or (isinstance(part, float) and part != seed):
-            raise io.InputError("seeds", f"{part!r} is not a whole number in [0, 2**63)")
+            raise imaging.InputError("seeds", f"{part!r} is not a whole number in [0, 2**63)")
         if seed not in seeds:
             seeds.append(seed)
     if not seeds:
-        raise io.InputError("seeds", "give at least one seed, e.g. 123 or 123, 321, 777")
+        raise imaging.InputError("seeds", "give at least one seed, e.g. 123 or 123, 321, 777")
     if len(seeds) > limit:
-        raise io.InputError("seeds", f"{len(seeds)} seeds given; at most {limit} run at once")
+        raise imaging.InputError("seeds", f"{len(seeds)} seeds given; at most {limit} run at once")
     return tuple(seeds)
 
 
@@ -171,17 +171,17 @@ def parse_file_size(size: str | int | None) -> int | None:
     if size is None:
         return None
     if isinstance(size, bool) or not isinstance(size, (int, str)):
-        raise io.InputError("max_file_size", f"expected a size such as 20mb or 500kb, got {size!r}")
+        raise imaging.InputError("max_file_size", f"expected a size such as 20mb or 500kb, got {size!r}")
     if isinstance(size, int):
         if size < 1:
-            raise io.InputError("max_file_size", f"{size!r} must be a positive number of bytes")
+            raise imaging.InputError("max_file_size", f"{size!r} must be a positive number of bytes")
         return size
     match = _FILE_SIZE.match(size)
     if match is None:
-        raise io.InputError("max_file_size", f"{size!r} is not a size such as 20mb, 500kb or 1gb")
+        raise imaging.InputError("max_file_size", f"{size!r} is not a size such as 20mb, 500kb or 1gb")
     number = int(match.group(1)) * _FILE_UNITS[(match.group(2) or "b").lower()]
     if number < 1:
-        raise io.InputError("max_file_size", f"{size!r} must be more than 0 bytes")
+        raise imaging.InputError("max_file_size", f"{size!r} must be more than 0 bytes")
     return number
 
 
@@ -193,23 +193,23 @@ def check_server_options(host: str, port: int | None, max_file_size: str | int |
     """
     parse_file_size(max_file_size)
     if not isinstance(host, str) or not host.strip():
-        raise io.InputError("host", f"{host!r} is not an address")
+        raise imaging.InputError("host", f"{host!r} is not an address")
     try:
         addresses = [str(ipaddress.ip_address(host.strip("[]")))]
     except ValueError:
         if re.fullmatch(r"[\d.]+", host):  # dotted numbers that are no IPv4 address: no DNS lookup
-            raise io.InputError("host", f"{host!r} is not a valid IP address") from None
+            raise imaging.InputError("host", f"{host!r} is not a valid IP address") from None
         try:
             found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
-            raise io.InputError(
+            raise imaging.InputError(
                 "host", f"{host!r} is neither an IP address nor a name this machine resolves"
             ) from None
         addresses = sorted({str(entry[4][0]) for entry in found})
     if port is None:
         return
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise io.InputError("port", f"{port!r} is not a port number from 1 to 65535")
+        raise imaging.InputError("port", f"{port!r} is not a port number from 1 to 65535")
     address = addresses[0]
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -218,12 +218,12 @@ def check_server_options(host: str, port: int | None, max_file_size: str | int |
             probe.bind((address, port))
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
-                raise io.InputError("port", f"{port} is already in use on {host}") from None
+                raise imaging.InputError("port", f"{port} is already in use on {host}") from None
             if error.errno == errno.EADDRNOTAVAIL:
-                raise io.InputError("host", f"{host!r} is not an address of this machine") from None
+                raise imaging.InputError("host", f"{host!r} is not an address of this machine") from None
             if error.errno in (errno.EACCES, errno.EPERM):
-                raise io.InputError("port", f"{port} on {host} needs privileges this user lacks") from None
-            raise io.InputError(
+                raise imaging.InputError("port", f"{port} on {host} needs privileges this user lacks") from None
+            raise imaging.InputError(
                 "host", f"cannot listen on {host}:{port} ({' '.join(str(error).split())})"
             ) from None
 
@@ -237,13 +237,13 @@ def _shown(value: Any) -> str:
 def check_remove_request(service: "EraserService", values: Sequence[Any]) -> None:
     """Check the raw values of a ``/remove`` request before the web framework touches them.
 
-    Raises :class:`io.InputError` naming the parameter and its value: a missing value, a file that is not
+    Raises :class:`imaging.InputError` naming the parameter and its value: a missing value, a file that is not
     an upload (or not a file reference at all), a model the server does not offer, text where a number
     belongs, a number outside its slider, a fraction for a whole number, a flag that is not true/false.
     """
     if len(values) < len(REMOVE_PARAMETERS):
         missing = ", ".join(REMOVE_PARAMETERS[len(values) :])
-        raise io.InputError(
+        raise imaging.InputError(
             "data", f"expected {len(REMOVE_PARAMETERS)} values, got {len(values)} (missing: {missing})"
         )
     given = dict(zip(REMOVE_PARAMETERS, values, strict=False))
@@ -251,11 +251,11 @@ def check_remove_request(service: "EraserService", values: Sequence[Any]) -> Non
         value = given[name]
         if value is None:
             if name == "image":
-                raise io.InputError("image", "upload a photo first")
+                raise imaging.InputError("image", "upload a photo first")
             continue
         path = value.get("path") if isinstance(value, dict) else None
         if not isinstance(path, str) or not path:
-            raise io.InputError(
+            raise imaging.InputError(
                 name,
                 f"{_shown(value)} is not an uploaded file (expected {{'path': <the name "
                 "/gradio_api/upload returned>, 'meta': {'_type': 'gradio.FileData'}})",
@@ -264,23 +264,23 @@ def check_remove_request(service: "EraserService", values: Sequence[Any]) -> Non
     if not isinstance(given["model"], str) or given["model"] not in service.models:
         service._model(given["model"] if isinstance(given["model"], str) else _shown(given["model"]))
     if given["method"] not in ("sip", "dip"):
-        raise io.InputError("method", f"{_shown(given['method'])} must be 'sip' or 'dip'")
+        raise imaging.InputError("method", f"{_shown(given['method'])} must be 'sip' or 'dip'")
     if not isinstance(given["seeds"], (str, int, list)):
-        raise io.InputError("seeds", f"{_shown(given['seeds'])} is not a list of seeds such as '123, 321'")
+        raise imaging.InputError("seeds", f"{_shown(given['seeds'])} is not a list of seeds such as '123, 321'")
     parse_seeds(given["seeds"], limit=service.max_seeds)
     for name in _KNOBS:
         value = given[name]
         low, high, _ = _SLIDERS[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise io.InputError(name, f"{_shown(value)} is not a number")
+            raise imaging.InputError(name, f"{_shown(value)} is not a number")
         if name in _WHOLE_KNOBS and value != int(value):
-            raise io.InputError(name, f"{_shown(value)} is not a whole number")
+            raise imaging.InputError(name, f"{_shown(value)} is not a whole number")
         if not low <= value <= high:
-            raise io.InputError(name, f"{_shown(value)} is out of range [{low:g}, {high:g}]")
+            raise imaging.InputError(name, f"{_shown(value)} is out of range [{low:g}, {high:g}]")
     if not isinstance(given["paste_back"], bool):
-        raise io.InputError("paste_back", f"{_shown(given['paste_back'])} must be true or false")
+        raise imaging.InputError("paste_back", f"{_shown(given['paste_back'])} must be true or false")
     if given["strategy"] not in ("resize", "crop"):
-        raise io.InputError("strategy", f"{_shown(given['strategy'])} must be 'resize' or 'crop'")
+        raise imaging.InputError("strategy", f"{_shown(given['strategy'])} must be 'resize' or 'crop'")
     selection_of_request(list(values[len(REMOVE_PARAMETERS) :]))
 
 
@@ -290,7 +290,7 @@ def selection_of_request(values: Sequence[Any]) -> SelectionRequest | None:
     given = dict(zip(SELECTION_PARAMETERS, values, strict=False))
     for name, value in given.items():
         if value is not None and not isinstance(value, str):
-            raise io.InputError(name, f"{_shown(value)} is not text (e.g. '120,80;130,90' for points)")
+            raise imaging.InputError(name, f"{_shown(value)} is not text (e.g. '120,80;130,90' for points)")
     return SelectionRequest.parse(
         given.get("points") or "",
         given.get("exclude") or "",
@@ -388,7 +388,7 @@ class EraserService:
         dtype: str | None = None,
         max_seeds: int = MAX_SEEDS,
         keep_seconds: float = 3600.0,
-        max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = imaging.DEFAULT_MAX_PIXELS,
         segmenter: str | None = None,
     ) -> None:
         if not models:
@@ -425,7 +425,7 @@ class EraserService:
     def _model(self, label: str) -> str | None:
         if label not in self.models:
             choices = ", ".join(repr(name) for name in self.models)
-            raise io.InputError("model", f"{label!r} is not offered by this server; choose one of {choices}")
+            raise imaging.InputError("model", f"{label!r} is not offered by this server; choose one of {choices}")
         return self.models[label]
 
     def pipeline(self, label: str, method: Method = "sip") -> Any:
@@ -433,7 +433,7 @@ class EraserService:
         from .api import load_pipeline
 
         if method not in ("sip", "dip"):
-            raise io.InputError("method", f"{method!r} must be 'sip' or 'dip'")
+            raise imaging.InputError("method", f"{method!r} must be 'sip' or 'dip'")
         model = self._model(label)
         with self._load_lock:
             pipe = load_pipeline(model, method=method, device=self.device, dtype=self.dtype)
@@ -472,26 +472,26 @@ class EraserService:
         self._roots.append(Path(folder).resolve())
 
     def check_upload(self, path: str | Path, argument: str) -> Path:
-        """``path`` resolved, if it is a file under an allowed root; else :class:`io.InputError`."""
+        """``path`` resolved, if it is a file under an allowed root; else :class:`imaging.InputError`."""
         resolved = Path(path).resolve()
         if not any(resolved.is_relative_to(root) for root in self._roots):
-            raise io.InputError(argument, f"{_shown(str(path))} is not a file uploaded to this server")
+            raise imaging.InputError(argument, f"{_shown(str(path))} is not a file uploaded to this server")
         if not resolved.is_file():
-            raise io.InputError(argument, "the uploaded file is gone (uploads expire); upload it again")
+            raise imaging.InputError(argument, "the uploaded file is gone (uploads expire); upload it again")
         return resolved
 
     def load_photo(self, path: str | Path) -> Photo:
         """Read an uploaded photo: EXIF-oriented colour, alpha, output format and name."""
         file = self.check_upload(path, "image")
-        image = io.load_image(file, max_pixels=self.max_pixels)  # refused from the header when too large
-        picture, alpha = io.split_alpha(image)
+        image = imaging.load_image(file, max_pixels=self.max_pixels)  # refused from the header when too large
+        picture, alpha = imaging.split_alpha(image)
         try:
             with Image.open(file) as opened:
                 file_format, icc = opened.format, opened.info.get("icc_profile")
         except OSError:  # pragma: no cover - load_image has just read it
             file_format, icc = None, None
         suffix = _SUFFIX_OF_FORMAT.get(file_format or "", ".png")
-        if io.SAVE_FORMATS.get(file.suffix.lower()) == io.SAVE_FORMATS[suffix]:
+        if imaging.SAVE_FORMATS.get(file.suffix.lower()) == imaging.SAVE_FORMATS[suffix]:
             suffix = file.suffix.lower()  # keep .jpeg / .tiff spellings
         return Photo(picture, alpha, suffix, _safe_stem(file.name), icc if isinstance(icc, bytes) else None)
 
@@ -517,15 +517,15 @@ class EraserService:
         for layer in layers:
             if layer is None:
                 continue
-            painted = io.load_mask(layer, argument="painted mask")
+            painted = imaging.load_mask(layer, argument="painted mask")
             if painted.shape != mask.shape:
-                painted = io.resize_mask(painted, size)
+                painted = imaging.resize_mask(painted, size)
             mask |= painted
         if upload is not None:
-            uploaded = io.load_mask(self.check_upload(upload, "mask"), max_pixels=self.max_pixels)
+            uploaded = imaging.load_mask(self.check_upload(upload, "mask"), max_pixels=self.max_pixels)
             if uploaded.shape != mask.shape:
                 notes.append(f"uploaded mask resized from {uploaded.shape[1]}×{uploaded.shape[0]}")
-                uploaded = io.load_mask(uploaded, size=size, resize=True)
+                uploaded = imaging.load_mask(uploaded, size=size, resize=True)
             mask |= uploaded
         return mask, "; ".join(notes)
 
@@ -541,7 +541,7 @@ class EraserService:
     def write_mask(self, mask: np.ndarray, stem: str) -> str:
         """Save a mask as a black-and-white PNG in a new job folder; returns its path."""
         path = self.new_job_folder() / f"{stem}_mask.png"
-        io.save_image(Image.fromarray(mask.astype(np.uint8) * 255), path)
+        imaging.save_image(Image.fromarray(mask.astype(np.uint8) * 255), path)
         return str(path)
 
     def prepare_mask(
@@ -560,16 +560,16 @@ class EraserService:
         with self._state_lock:
             self._cancelled.discard(session)
         if image is None:
-            raise io.InputError("image", "upload a photo first")
+            raise imaging.InputError("image", "upload a photo first")
         photo = self.load_photo(image)
         mask, _ = self.combined_mask(photo.picture.size, layers, upload)
         if selection is not None:
             mask |= self.select(photo, selection)
         if not mask.any():
-            if photo.alpha is not None and io.mask_from_alpha(photo.alpha).any():
+            if photo.alpha is not None and imaging.mask_from_alpha(photo.alpha).any():
                 return None  # like remove(): the transparent pixels are the object
-            raise io.InputError("mask", "paint over the object to remove (or upload a mask) first")
-        io.validate_mask(mask)
+            raise imaging.InputError("mask", "paint over the object to remove (or upload a mask) first")
+        imaging.validate_mask(mask)
         return self.write_mask(mask, photo.stem)
 
     def preview(
@@ -599,8 +599,8 @@ class EraserService:
         if selection is not None:
             mask |= self.select(photo, selection)
         if not mask.any():
-            if photo.alpha is not None and io.mask_from_alpha(photo.alpha).any():
-                mask, note = io.mask_from_alpha(photo.alpha), "mask taken from the photo's transparency"
+            if photo.alpha is not None and imaging.mask_from_alpha(photo.alpha).any():
+                mask, note = imaging.mask_from_alpha(photo.alpha), "mask taken from the photo's transparency"
             else:
                 return _shrink(photo.picture), "Paint over the object to remove (or upload a mask)."
         label = model or self.default_model
@@ -609,13 +609,13 @@ class EraserService:
         feather = float(defaults["feather_radius"] if feather_radius is None else feather_radius)
         resolution = int(defaults["resolution"] if resolution is None else resolution)
         if strategy == "crop":
-            region = io.context_window([mask], resolution)
+            region = imaging.context_window([mask], resolution)
         else:
             region = size
-        working = io.working_size(region, resolution, multiple=self.size_multiple(label))
+        working = imaging.working_size(region, resolution, multiple=self.size_multiple(label))
         scale = region[0] / working[0]
-        grown = io.dilate_mask(mask, round(dilation * scale))
-        blended = io.feather_alpha(grown, feather * scale) > 0 if paste_back else np.ones_like(grown)
+        grown = imaging.dilate_mask(mask, round(dilation * scale))
+        blended = imaging.feather_alpha(grown, feather * scale) > 0 if paste_back else np.ones_like(grown)
         overlay = _overlay(photo.picture, mask, grown, blended)
         if selection is not None:
             overlay = _mark_clicks(overlay, size, selection)
@@ -673,23 +673,23 @@ class EraserService:
         alpha = photo.alpha
         if mask is None and selection is None:
             if alpha is None:
-                raise io.InputError("mask", "no mask given and the photo has no transparent pixels")
-            object_mask, alpha = io.mask_from_alpha(alpha), None
+                raise imaging.InputError("mask", "no mask given and the photo has no transparent pixels")
+            object_mask, alpha = imaging.mask_from_alpha(alpha), None
         elif mask is not None:
-            object_mask = io.load_mask(
+            object_mask = imaging.load_mask(
                 self.check_upload(mask, "mask"), size=photo.picture.size, max_pixels=self.max_pixels
             )
         if selection is not None:  # clicks, a box or words: the photo's alpha is kept, as with a mask
             selected = self.select(photo, selection)
             object_mask = selected if mask is None else object_mask | selected
-        io.validate_mask(object_mask)
+        imaging.validate_mask(object_mask)
         seeds = parse_seeds(settings.seeds, limit=self.max_seeds)
         if settings.strategy not in ("resize", "crop"):
-            raise io.InputError("strategy", f"{settings.strategy!r} must be 'resize' or 'crop'")
+            raise imaging.InputError("strategy", f"{settings.strategy!r} must be 'resize' or 'crop'")
         if not isinstance(settings.paste_back, (bool, np.bool_)):
-            raise io.InputError("paste_back", f"{settings.paste_back!r} must be True or False")
+            raise imaging.InputError("paste_back", f"{settings.paste_back!r} must be True or False")
         if settings.resolution is not None:
-            io.check_resolution(photo.picture.size, settings.resolution)
+            imaging.check_resolution(photo.picture.size, settings.resolution)
 
         with self._run_lock:
             if self._take_cancel(session):
@@ -724,17 +724,17 @@ class EraserService:
         folder = self.new_job_folder()
         display_suffix = photo.suffix if photo.suffix in _BROWSER_SUFFIXES else ".png"
         before = folder / f"{photo.stem}{display_suffix}"
-        io.save_image(io.merge_alpha(photo.picture, alpha), before)
+        imaging.save_image(imaging.merge_alpha(photo.picture, alpha), before)
         candidates = []
         for label, result in zip(labels, output.images, strict=True):
-            result = io.merge_alpha(result, alpha)
+            result = imaging.merge_alpha(result, alpha)
             if photo.icc_profile:
                 result.info["icc_profile"] = photo.icc_profile
             name = photo.stem + "_erased" + ("" if label is None or len(labels) == 1 else f"_seed{label}")
-            path = io.save_image(result, folder / f"{name}{photo.suffix}")
+            path = imaging.save_image(result, folder / f"{name}{photo.suffix}")
             display = path
             if photo.suffix != display_suffix:  # e.g. TIFF: the page shows a PNG copy
-                display = io.save_image(result, folder / f"{name}{display_suffix}")
+                display = imaging.save_image(result, folder / f"{name}{display_suffix}")
             candidates.append(Candidate(label, str(path), str(display)))
         width, height = photo.picture.size
         count = f"{len(candidates)} candidates" if len(candidates) > 1 else "1 result"
@@ -754,7 +754,7 @@ def _shrink(image: Image.Image, side: int = PREVIEW_SIDE) -> Image.Image:
     if scale >= 1:
         return image.copy()
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return io.resize_image(image, size)
+    return imaging.resize_image(image, size)
 
 
 def _overlay(picture: Image.Image, mask: np.ndarray, grown: np.ndarray, blended: np.ndarray) -> Image.Image:
@@ -813,7 +813,7 @@ def _example_pairs(folder: Path) -> list[tuple[str, str, str]]:
     folder.mkdir(parents=True, exist_ok=True)
     for item in sorted(source.iterdir(), key=lambda entry: entry.name):
         name = item.name
-        if "_mask" in name or Path(name).suffix.lower() not in io.SAVE_FORMATS:
+        if "_mask" in name or Path(name).suffix.lower() not in imaging.SAVE_FORMATS:
             continue
         mask = source / f"{Path(name).stem}_mask.png"
         if not mask.is_file():
@@ -1426,7 +1426,7 @@ def serve(
     dtype: str | None = None,
     max_file_size: str | int | None = DEFAULT_MAX_FILE_SIZE,
     block: bool = True,
-    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = imaging.DEFAULT_MAX_PIXELS,
     segmenter: str | None = None,
 ) -> "gr.Blocks":
     """Check the options, load the first model (a bad one fails now, not at the first click), serve the app.

@@ -13,7 +13,7 @@ How a run is organised, so that it survives crashes and scales to many processes
 2. **Split**: the plan is broadcast, and the batches are split between the processes
    (``PartialState.split_between_processes``). Batches are formed before the split, so every item meets
    the same batch-mates and gets the same result whatever the number of processes.
-3. **Run**: each process writes its outputs atomically (``io.save_image``) and appends one JSON line per
+3. **Run**: each process writes its outputs atomically (``imaging.save_image``) and appends one JSON line per
    item to its own report part, flushed at once: a crash loses only the batch in flight.
 4. **Merge**: after a barrier, the main process merges the parts into one JSONL report sorted by id.
 
@@ -39,7 +39,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from . import io
+from . import imaging
 from .cli import RemovalOptions, _check_device, _input_errors, _quiet_third_party, main, removal_options
 
 __all__ = [
@@ -62,8 +62,8 @@ __all__ = [
 ]
 
 #: image files a folder source picks up (case-insensitive); outputs use the same extension when it is
-#: one :func:`io.save_image` writes, else ``.png`` is appended
-IMAGE_SUFFIXES = frozenset({*io.SAVE_FORMATS, ".gif", ".jfif"})
+#: one :func:`imaging.save_image` writes, else ``.png`` is appended
+IMAGE_SUFFIXES = frozenset({*imaging.SAVE_FORMATS, ".gif", ".jfif"})
 
 #: per-item settings a manifest may give (:class:`RemovalOptions` field -> parser of the cell)
 KNOBS: dict[str, Any] = {
@@ -138,7 +138,7 @@ def item_seed(item_id: str, base_seed: int) -> int:
 
 def _output_relative(relative: Path) -> Path:
     """The output path for an input at ``relative``: same name if we can write its format, else ``.png`` added."""
-    if relative.suffix.lower() in io.SAVE_FORMATS:
+    if relative.suffix.lower() in imaging.SAVE_FORMATS:
         return relative
     return relative.with_name(relative.name + ".png")
 
@@ -166,7 +166,7 @@ def _find_mask(
     try:
         name = pattern.format(stem=image.stem, name=image.name, suffix=image.suffix)
     except (KeyError, IndexError, ValueError) as error:
-        raise io.InputError(
+        raise imaging.InputError(
             "mask-pattern",
             f"{pattern!r} is not a valid pattern ({error!r}); use {{stem}}, {{name}} or {{suffix}}",
         ) from None
@@ -206,7 +206,7 @@ def items_from_folder(
     one_mask = masks if masks is not None and masks.is_file() else None
     mask_root = masks if masks is not None and masks.is_dir() else None
     if masks is not None and one_mask is None and mask_root is None:
-        raise io.InputError("masks", f"{str(masks)!r} is neither a mask file nor a folder of masks")
+        raise imaging.InputError("masks", f"{str(masks)!r} is neither a mask file nor a folder of masks")
     pattern = mask_pattern or ("{stem}.*" if mask_root is not None else "{stem}_mask.*")
     candidates = []
     for path in sorted(folder.rglob("*")):
@@ -248,7 +248,7 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise io.InputError("source", f"cannot read the manifest {str(path)!r}: {error}") from error
+        raise imaging.InputError("source", f"cannot read the manifest {str(path)!r}: {error}") from error
     if suffix in (".jsonl", ".ndjson"):
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -256,18 +256,18 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise io.InputError("source", f"{path.name} line {number} is not JSON: {error}") from None
+                raise imaging.InputError("source", f"{path.name} line {number} is not JSON: {error}") from None
             if not isinstance(row, dict):
-                raise io.InputError("source", f"{path.name} line {number} is not a JSON object")
+                raise imaging.InputError("source", f"{path.name} line {number} is not a JSON object")
             yield number, row
     elif suffix == ".csv":
         reader = csv.DictReader(text.splitlines())
         if reader.fieldnames is None or "image" not in [name.strip() for name in reader.fieldnames]:
-            raise io.InputError("source", f"{path.name}: the CSV needs a header row with an 'image' column")
+            raise imaging.InputError("source", f"{path.name}: the CSV needs a header row with an 'image' column")
         for number, row in enumerate(reader, start=2):
             yield number, {key.strip(): value for key, value in row.items() if key is not None}
     else:
-        raise io.InputError("source", f"{str(path)!r}: a manifest must be .csv or .jsonl, or give a folder")
+        raise imaging.InputError("source", f"{str(path)!r}: a manifest must be .csv or .jsonl, or give a folder")
 
 
 def items_from_manifest(
@@ -286,19 +286,19 @@ def items_from_manifest(
     """
     root = manifest.parent
     if masks is not None and not masks.is_file():
-        raise io.InputError("masks", f"with a manifest, --masks must be one mask file; {str(masks)!r} is not")
+        raise imaging.InputError("masks", f"with a manifest, --masks must be one mask file; {str(masks)!r} is not")
     items = []
     for number, row in _manifest_rows(manifest):
         unknown = sorted(set(row) - _MANIFEST_COLUMNS)
         if unknown:
-            raise io.InputError(
+            raise imaging.InputError(
                 "source",
                 f"{manifest.name} line {number}: unknown column(s) {unknown}; "
                 f"known: {sorted(_MANIFEST_COLUMNS)}",
             )
         row = {key: value for key, value in row.items() if value is not None and str(value).strip() != ""}
         if "image" not in row:
-            raise io.InputError("source", f"{manifest.name} line {number}: no image")
+            raise imaging.InputError("source", f"{manifest.name} line {number}: no image")
         image = root / str(row["image"]).strip()
         mask = root / str(row["mask"]).strip() if "mask" in row else masks
         selection, problem = _selection_of(row, manifest.name, number)
@@ -315,10 +315,10 @@ def items_from_manifest(
                     f"manifest line {number}: output {str(output_relative)!r} must be a relative path "
                     "inside OUT_DIR"
                 )
-            elif error is None and output_relative.suffix.lower() not in io.SAVE_FORMATS:
+            elif error is None and output_relative.suffix.lower() not in imaging.SAVE_FORMATS:
                 error = (
                     f"manifest line {number}: output {str(output_relative)!r} needs one of the "
-                    f"extensions {', '.join(io.SAVE_FORMATS)}"
+                    f"extensions {', '.join(imaging.SAVE_FORMATS)}"
                 )
         else:
             relative = (
@@ -407,12 +407,12 @@ def list_items(
         )
     elif source.is_file():
         if mask_pattern is not None:
-            raise io.InputError(
+            raise imaging.InputError(
                 "mask-pattern", "only applies to a folder SOURCE (a manifest names its masks)"
             )
         items = items_from_manifest(source, out_dir, masks=masks, base_seed=base_seed, fixed_seed=fixed_seed)
     else:
-        raise io.InputError("source", f"{str(source)!r} does not exist")
+        raise imaging.InputError("source", f"{str(source)!r} does not exist")
     items.sort(key=lambda item: item.id)
     protected = _input_files(items, source if source.is_file() else None, masks)
     first: dict[str, BatchItem] = {}
@@ -613,11 +613,11 @@ def make_plan(
             continue
         try:
             sizes[item.id] = _upright_size(item.image)
-            io.check_pixels(sizes[item.id], item.settings(options).max_pixels, "image")
+            imaging.check_pixels(sizes[item.id], item.settings(options).max_pixels, "image")
             resolution = item.settings(options).resolution
             if resolution is not None:
-                io.check_resolution(sizes[item.id], resolution)
-        except io.InputError as error:
+                imaging.check_resolution(sizes[item.id], resolution)
+        except imaging.InputError as error:
             plan.settled.append(ItemResult.of(item, "failed", reason=str(error)))
             continue
         except FileNotFoundError:
@@ -631,7 +631,7 @@ def make_plan(
             continue
         status = "missing" if overwrite else output_status(item, sizes[item.id])
         if clean:  # nobody writes yet: leftovers of an interrupted run are safe to delete
-            for leftover in io.stale_temporaries(item.output) + (
+            for leftover in imaging.stale_temporaries(item.output) + (
                 [item.output] if status == "partial" else []
             ):
                 leftover.unlink(missing_ok=True)
@@ -665,10 +665,10 @@ def _save(result: Image.Image, item: BatchItem) -> None:
     if icc is not None:
         result.info["icc_profile"] = icc
     if exif is not None and item.output.suffix.lower() != ".bmp":
-        # Pillow's documented per-image writer options: io.save_image passes them through to the writer.
+        # Pillow's documented per-image writer options: imaging.save_image passes them through to the writer.
         result.encoderinfo = {"exif": exif}
     protect = [item.image] if item.mask is None else [item.image, item.mask]
-    io.save_image(result, item.output, protect=protect)
+    imaging.save_image(result, item.output, protect=protect)
 
 
 @dataclass
@@ -679,23 +679,23 @@ class _Loaded:
     mask: np.ndarray
 
 
-def _load(item: BatchItem, resize_mask: bool, max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> _Loaded:
-    picture, alpha = io.split_alpha(io.load_image(item.image, max_pixels=max_pixels))
+def _load(item: BatchItem, resize_mask: bool, max_pixels: int | None = imaging.DEFAULT_MAX_PIXELS) -> _Loaded:
+    picture, alpha = imaging.split_alpha(imaging.load_image(item.image, max_pixels=max_pixels))
     if item.mask is None and item.selection is None:
-        raise io.InputError("mask", "no mask for this image")
+        raise imaging.InputError("mask", "no mask for this image")
     mask = None
     if item.mask is not None:
-        mask = io.load_mask(item.mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
+        mask = imaging.load_mask(item.mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
     if item.selection is not None:
         selected = item.selection.select(picture)
         mask = selected if mask is None else mask | selected
-    io.validate_mask(mask)
+    imaging.validate_mask(mask)
     return _Loaded(item, picture, alpha, mask)
 
 
 def _reason(error: BaseException) -> str:
     text = " ".join(str(error).split())
-    return text if isinstance(error, io.InputError) else f"{type(error).__name__}: {text}"
+    return text if isinstance(error, imaging.InputError) else f"{type(error).__name__}: {text}"
 
 
 class _Remover:
@@ -751,7 +751,7 @@ class _Remover:
             **kwargs,
         )
         return [
-            io.merge_alpha(image, entry.alpha) for image, entry in zip(output.images, batch, strict=False)
+            imaging.merge_alpha(image, entry.alpha) for image, entry in zip(output.images, batch, strict=False)
         ]
 
 
@@ -858,14 +858,14 @@ def check_report_path(
     """Refuse, before any work, a report path that is an input or an output of the run, or a folder.
 
     ``inputs`` are files read besides the items' images and masks (the manifest, a ``--masks`` file).
-    Nothing is created: the folder must accept new files (:func:`io.check_output_path`).
+    Nothing is created: the folder must accept new files (:func:`imaging.check_output_path`).
     """
     try:
         is_dir = report.is_dir()
     except OSError as error:
-        raise io.InputError("report", f"cannot use {str(report)!r}: {' '.join(str(error).split())}") from None
+        raise imaging.InputError("report", f"cannot use {str(report)!r}: {' '.join(str(error).split())}") from None
     if is_dir:
-        raise io.InputError("report", f"{str(report)!r} is a directory, not a file path")
+        raise imaging.InputError("report", f"{str(report)!r} is a directory, not a file path")
     protected = _input_files(items, None, None)
     for path in inputs:
         if path is not None and path.is_file():
@@ -875,16 +875,16 @@ def check_report_path(
                 protected[inode] = path
     source = _is_protected(report, protected)
     if source is not None:
-        raise io.InputError(
+        raise imaging.InputError(
             "report", f"{str(report)!r} is the input file {str(source)!r}; an input is never overwritten"
         )
     outputs = {_file_key(item.output)[0]: item for item in items if item.error is None}
     clash = outputs.get(_file_key(report)[0])
     if clash is not None:
-        raise io.InputError(
+        raise imaging.InputError(
             "report", f"{str(report)!r} is the output of {str(clash.image)!r}; choose another path"
         )
-    io.check_output_path(report, argument="report")
+    imaging.check_output_path(report, argument="report")
 
 
 def _distributed_state(device: str | None) -> Any:
@@ -1099,9 +1099,9 @@ def batch_command(
     report_path = report_path if report_path is not None else output_dir / "batch-report.jsonl"
     with _input_errors():
         if output_dir.exists() and not output_dir.is_dir():
-            raise io.InputError("output-dir", f"{str(output_dir)!r} is a file, not a folder")
+            raise imaging.InputError("output-dir", f"{str(output_dir)!r} is a file, not a folder")
         if source.is_dir() and _inside(source, output_dir):
-            raise io.InputError(
+            raise imaging.InputError(
                 "output-dir", f"{str(output_dir)!r} contains SOURCE; write the results elsewhere"
             )
         items = list_items(
@@ -1114,7 +1114,7 @@ def batch_command(
         )
         read_too = [path for path in (source if source.is_file() else None, masks) if path is not None]
         check_report_path(report_path, items, inputs=read_too)
-        io.check_output_path(output_dir / "batch-report.jsonl", argument="output-dir", needed_bytes=2**20)
+        imaging.check_output_path(output_dir / "batch-report.jsonl", argument="output-dir", needed_bytes=2**20)
         if dry_run:
             plan, failing = plan_dry_run(
                 items,

@@ -21,7 +21,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from . import __version__, io
+from . import __version__, imaging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,7 +83,7 @@ class RemovalOptions:
     device: str | None = None
     dtype: str | None = None
     progress: bool = True
-    max_pixels: int | None = io.DEFAULT_MAX_PIXELS
+    max_pixels: int | None = imaging.DEFAULT_MAX_PIXELS
 
     def remove_kwargs(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,10 +214,10 @@ _REMOVAL_OPTIONS: tuple[Callable[[F], F], ...] = (
     click.option(
         "--max-pixels",
         type=click.IntRange(min=1),
-        default=io.DEFAULT_MAX_PIXELS,
+        default=imaging.DEFAULT_MAX_PIXELS,
         metavar="N",
         help="Refuse images (and masks) of more than N pixels, checked from the file header before "
-        f"decoding. Default: {io.DEFAULT_MAX_PIXELS:,} (50 megapixels).".replace(",", " "),
+        f"decoding. Default: {imaging.DEFAULT_MAX_PIXELS:,} (50 megapixels).".replace(",", " "),
     ),
 )
 
@@ -306,14 +306,14 @@ def _raised_by_this_package(error: BaseException) -> bool:
 def _input_errors() -> Iterator[None]:
     """Turn the package's input validation errors into a one-line usage error (exit code 2).
 
-    The package rejects bad arguments with a ``ValueError`` naming the argument (``io.InputError`` for
+    The package rejects bad arguments with a ``ValueError`` naming the argument (``imaging.InputError`` for
     files, images and masks). A ``ValueError`` raised elsewhere (torch, diffusers) is not the user's
     mistake and keeps its traceback.
     """
     try:
         yield
     except ValueError as error:
-        if not (isinstance(error, io.InputError) or _raised_by_this_package(error)):
+        if not (isinstance(error, imaging.InputError) or _raised_by_this_package(error)):
             raise
         raise click.UsageError(str(error)) from error
 
@@ -365,23 +365,23 @@ def _output_bytes(size: tuple[int, int]) -> int:
 def _check_output(
     output: Path, *, inputs: Sequence[Path] = (), overwrite: bool = False, size: tuple[int, int] | None = None
 ) -> None:
-    """Refuse, before any work, an output that ``io.save_image`` could not or should not write.
+    """Refuse, before any work, an output that ``imaging.save_image`` could not or should not write.
 
     Nothing is created: the name lengths, the folder (no parent may be a file; it must accept a new file)
-    and, given the image ``size``, the free space are checked by :func:`io.check_output_path`.
+    and, given the image ``size``, the free space are checked by :func:`imaging.check_output_path`.
     """
-    if output.suffix.lower() not in io.SAVE_FORMATS:
-        extension, choices = output.suffix or "(none)", ", ".join(io.SAVE_FORMATS)
+    if output.suffix.lower() not in imaging.SAVE_FORMATS:
+        extension, choices = output.suffix or "(none)", ", ".join(imaging.SAVE_FORMATS)
         message = f"unsupported extension {extension!r} in {str(output)!r}; use one of {choices}"
-        raise io.InputError("output", message)
-    io.check_output_path(output, needed_bytes=0 if size is None else _output_bytes(size))
+        raise imaging.InputError("output", message)
+    imaging.check_output_path(output, needed_bytes=0 if size is None else _output_bytes(size))
     for source in inputs:
         if _same_file(output, source):
-            raise io.InputError("output", f"{str(output)!r} is an input file; the input is never overwritten")
+            raise imaging.InputError("output", f"{str(output)!r} is an input file; the input is never overwritten")
     if output.is_dir():
-        raise io.InputError("output", f"{str(output)!r} is a directory, not a file path")
+        raise imaging.InputError("output", f"{str(output)!r} is a directory, not a file path")
     if output.exists() and not overwrite:
-        raise io.InputError("output", f"{str(output)!r} already exists (use --overwrite to replace it)")
+        raise imaging.InputError("output", f"{str(output)!r} already exists (use --overwrite to replace it)")
 
 
 def _check_device(device: str | None) -> None:
@@ -398,24 +398,24 @@ def _object_mask(
     mask: Path | None,
     *,
     resize_mask: bool,
-    max_pixels: int | None = io.DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = imaging.DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """The object mask, read from MASK, or from the image's transparency when there is no MASK."""
     width, height = picture.size
     if mask is None:
-        _, alpha = io.split_alpha(picture)
+        _, alpha = imaging.split_alpha(picture)
         if alpha is None:
-            raise io.InputError(
+            raise imaging.InputError(
                 "mask", "no MASK given and the image has no alpha channel (transparent pixels = the object)"
             )
-        return io.mask_from_alpha(alpha)
-    object_mask = io.load_mask(mask, max_pixels=max_pixels)
+        return imaging.mask_from_alpha(alpha)
+    object_mask = imaging.load_mask(mask, max_pixels=max_pixels)
     if object_mask.shape != (height, width):
         if not resize_mask:
             mask_height, mask_width = object_mask.shape
             message = f"size {mask_width}x{mask_height} differs from the image's {width}x{height}"
-            raise io.InputError("mask", f"{message} (use --resize-mask)")
-        object_mask = io.load_mask(object_mask, size=(width, height), resize=True)  # as api.remove would
+            raise imaging.InputError("mask", f"{message} (use --resize-mask)")
+        object_mask = imaging.load_mask(object_mask, size=(width, height), resize=True)  # as api.remove would
     return object_mask
 
 
@@ -466,7 +466,7 @@ def remove_command(
     options = RemovalOptions(**settings, progress=not quiet)
     with _input_errors():
         # Everything is checked before any model work: files, sizes, output, settings, device.
-        picture = io.load_image(image, max_pixels=options.max_pixels)
+        picture = imaging.load_image(image, max_pixels=options.max_pixels)
         from .selection import SelectionRequest
 
         selection = SelectionRequest.parse(points, negative_points, box, object_text, segmenter, top_k)
@@ -474,9 +474,9 @@ def remove_command(
         if selection is None or mask is not None:
             object_mask = _object_mask(picture, mask, resize_mask=resize_mask, max_pixels=options.max_pixels)
         if selection is None:
-            io.validate_mask(object_mask)
+            imaging.validate_mask(object_mask)
         if options.resolution is not None:
-            io.check_resolution(picture.size, options.resolution)
+            imaging.check_resolution(picture.size, options.resolution)
         inputs = [image] if mask is None else [image, mask]
         _check_output(output, inputs=inputs, overwrite=overwrite, size=picture.size)
         if save_mask is not None:
@@ -486,19 +486,19 @@ def remove_command(
             if selection is not None:
                 selected = selection.select(picture, device=options.device)
                 object_mask = selected if object_mask is None else object_mask | selected
-                io.validate_mask(object_mask)
+                imaging.validate_mask(object_mask)
             from .api import remove
 
             # A killed earlier run may have left its temporary file beside OUTPUT: ours to remove.
-            io.remove_stale_temporaries(output)
+            imaging.remove_stale_temporaries(output)
             # Without MASK, remove() takes the mask from the alpha channel and returns an opaque image.
             # (A selection is a mask given separately: IMAGE's alpha is kept, as with MASK.)
             given = mask is not None or selection is not None
             result = remove(picture, object_mask if given else None, **options.remove_kwargs())
-        saved = io.save_image(result, output, protect=inputs)
+        saved = imaging.save_image(result, output, protect=inputs)
         if save_mask is not None:
             white = np.where(object_mask, 255, 0).astype(np.uint8)  # (H, W): an "L" image
-            io.save_image(Image.fromarray(white), save_mask, protect=inputs)
+            imaging.save_image(Image.fromarray(white), save_mask, protect=inputs)
     click.echo(str(saved))
 
 
@@ -508,15 +508,15 @@ def _check_mask_output(
     """``--save-mask PATH``: a lossless format, not OUTPUT, not an input, not an existing file (unless
     --overwrite), in a folder that accepts it."""
     if path.suffix.lower() not in (".png", ".bmp", ".tif", ".tiff", ".webp"):
-        raise io.InputError(
+        raise imaging.InputError(
             "save-mask", f"{str(path)!r} needs a lossless extension (.png, .bmp, .tif, .webp)"
         )
     if _same_file(path, output):
-        raise io.InputError("save-mask", f"{str(path)!r} is also the OUTPUT; give the mask its own file")
+        raise imaging.InputError("save-mask", f"{str(path)!r} is also the OUTPUT; give the mask its own file")
     try:
         _check_output(path, inputs=inputs, overwrite=overwrite, size=size)
-    except io.InputError as error:
-        raise io.InputError("save-mask", error.message) from None
+    except imaging.InputError as error:
+        raise imaging.InputError("save-mask", error.message) from None
 
 
 @main.command("demo")
@@ -554,10 +554,10 @@ def demo_command(output: Path, model: str | None, device: str | None, quiet: boo
             _check_device(device)
             from .demo import run_demo
 
-            io.remove_stale_temporaries(output)
+            imaging.remove_stale_temporaries(output)
 
             figure = run_demo(model=model, device=device, progress=not quiet)
-        saved = io.save_image(figure, output)
+        saved = imaging.save_image(figure, output)
     click.echo(f"{saved} ({time.perf_counter() - start:.1f} s)")
 
 
@@ -595,7 +595,7 @@ def demo_command(output: Path, model: str | None, device: str | None, quiet: boo
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
-    default=io.DEFAULT_MAX_PIXELS,
+    default=imaging.DEFAULT_MAX_PIXELS,
     show_default=True,
     metavar="N",
     help="Refuse photos and masks of more than N pixels (checked before decoding).",
@@ -643,7 +643,6 @@ def serve_command(
 
 # Commands kept in their own modules register themselves on ``main`` when imported.
 from . import batch as _batch  # noqa: E402,F401
-from . import evaluate as _evaluate
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -36,7 +36,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from . import io
+from . import imaging
 from .cli import _input_errors, _quiet_third_party, main
 
 __all__ = [
@@ -110,7 +110,7 @@ def _find_background(folder: Path, item_id: str) -> Path | None:
     matches = sorted(
         path
         for path in (folder / relative.parent).glob(f"{relative.stem}.*")
-        if path.suffix.lower() in io.SAVE_FORMATS
+        if path.suffix.lower() in imaging.SAVE_FORMATS
     )
     return matches[0] if matches else None
 
@@ -127,10 +127,10 @@ def collect_items(
     from .batch import list_items
 
     if not results:
-        raise io.InputError("results", "give at least one results folder")
+        raise imaging.InputError("results", "give at least one results folder")
     for folder in [*results, *([backgrounds] if backgrounds is not None else [])]:
         if not folder.is_dir():
-            raise io.InputError(
+            raise imaging.InputError(
                 "results" if folder != backgrounds else "backgrounds", f"{str(folder)!r} is not a folder"
             )
     items, missing = [], []
@@ -157,7 +157,7 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """``(left, top, right, bottom)`` bounding box of the object (right/bottom exclusive)."""
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
-        raise io.InputError("mask", "selects no pixels: no object box")
+        raise imaging.InputError("mask", "selects no pixels: no object box")
     return int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
 
 
@@ -248,11 +248,11 @@ def evaluate(
     import torch
     from tqdm.auto import tqdm
 
-    from .metrics import clip_consensus, masked_psnr, masked_ssim
+    from .evaluation.metrics import clip_consensus, masked_psnr, masked_ssim
 
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
-        raise io.InputError("metrics", f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
+        raise imaging.InputError("metrics", f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
     wanted = set(metrics)
     notes: dict[str, str] = {}
     seeds = len(items[0].results) if items else len(results)
@@ -293,17 +293,17 @@ def evaluate(
 
     with torch.no_grad(), tqdm(total=len(items), unit="img", desc="eval", disable=not progress) as bar:
         for chunk in _chunks(items, batch_size):
-            originals = [io.split_alpha(io.load_image(item.original))[0] for item in chunk]
+            originals = [imaging.split_alpha(imaging.load_image(item.original))[0] for item in chunk]
             masks = [
-                io.load_mask(item.mask, size=original.size)
+                imaging.load_mask(item.mask, size=original.size)
                 for item, original in zip(chunk, originals, strict=False)
             ]
-            outputs = [[io.split_alpha(io.load_image(path))[0] for path in item.results] for item in chunk]
+            outputs = [[imaging.split_alpha(imaging.load_image(path))[0] for path in item.results] for item in chunk]
             first = [images[0] for images in outputs]
             for item, original, images in zip(chunk, originals, outputs, strict=False):
                 for image, path in zip(images, item.results, strict=False):
                     if image.size != original.size:
-                        raise io.InputError(
+                        raise imaging.InputError(
                             "results",
                             f"{str(path)!r} is {image.width}x{image.height}, its "
                             f"original {original.width}x{original.height}",
@@ -343,9 +343,9 @@ def evaluate(
                     consensus += clip_consensus(torch.stack(per_seed)).tolist()
             if "masked" in wanted:
                 for item, image, mask in zip(chunk, first, masks, strict=False):
-                    truth = io.split_alpha(io.load_image(item.background))[0]
+                    truth = imaging.split_alpha(imaging.load_image(item.background))[0]
                     if truth.size != image.size:
-                        raise io.InputError(
+                        raise imaging.InputError(
                             "backgrounds", f"{str(item.background)!r} is not the size of its image"
                         )
                     result_t, truth_t = _unit([image]).to(device), _unit([truth]).to(device)
@@ -545,11 +545,11 @@ def eval_command(
             source, list(results), masks=masks, mask_pattern=mask_pattern, backgrounds=backgrounds
         )
         if not items:
-            raise io.InputError("results", "no item of SOURCE has a result in every results folder")
+            raise imaging.InputError("results", "no item of SOURCE has a result in every results folder")
         with _quiet_third_party():
             import torch
 
-            from .metrics import load_clip, load_inception, load_lpips
+            from .evaluation.metrics import load_clip, load_inception, load_lpips
 
             torch_device = (
                 torch.device(device)

@@ -11,7 +11,7 @@ Python::
 
 Coordinates are pixels of the image as given, ``(x, y)`` from the top-left corner; a box is
 ``(x0, y0, x1, y1)`` with ``x0 < x1`` and ``y0 < y1``. The result is ``(H, W)`` bool, ``True`` on the object
-(the convention of :mod:`attentive_eraser.io`).
+(the convention of :mod:`attentive_eraser.imaging`).
 
 Segmenters share one small interface (:class:`Segmenter`) and are named by a spec string
 (:func:`load_segmenter`):
@@ -27,7 +27,7 @@ Segmenters share one small interface (:class:`Segmenter`) and are named by a spe
   Grounding DINO, through ``AutoModelForZeroShotObjectDetection``) turns the text into boxes, and the
   segmenter turns each box into a mask; the masks of every match (or of the ``top_k`` best) are united.
 
-Every user mistake raises :class:`attentive_eraser.io.InputError` (a ``ValueError``) naming the argument and
+Every user mistake raises :class:`attentive_eraser.imaging.InputError` (a ``ValueError``) naming the argument and
 the value: an empty prompt, a point outside the image, a box that is not one, text without a detector,
 weights that are not on this machine (offline), a selection that is empty or covers about the whole image.
 """
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import io
+from . import imaging
 
 __all__ = [
     "DEFAULT_SEGMENTER",
@@ -115,7 +115,7 @@ def _check_points(name: str, points: object, size: tuple[int, int]) -> tuple[Poi
     if isinstance(points, np.ndarray):
         points = points.tolist()
     if isinstance(points, (str, bytes)) or not isinstance(points, Sequence):
-        raise io.InputError(name, f"{points!r} is not a list of (x, y) pixel positions")
+        raise imaging.InputError(name, f"{points!r} is not a list of (x, y) pixel positions")
     if len(points) == 2 and all(_is_number(value) for value in points):
         points = [points]
     width, height = size
@@ -129,10 +129,10 @@ def _check_points(name: str, points: object, size: tuple[int, int]) -> tuple[Poi
             or len(point) != 2
             or not all(_is_number(value) for value in point)
         ):
-            raise io.InputError(name, f"{name}[{index}]={point!r} is not an (x, y) pair of finite numbers")
+            raise imaging.InputError(name, f"{name}[{index}]={point!r} is not an (x, y) pair of finite numbers")
         x, y = float(point[0]), float(point[1])
         if not (0 <= x < width and 0 <= y < height):
-            raise io.InputError(
+            raise imaging.InputError(
                 name,
                 f"{name}[{index}]=({point[0]}, {point[1]}) lies outside the "
                 f"{width}x{height} image (x in [0, {width}), y in [0, {height}))",
@@ -153,13 +153,13 @@ def _check_box(box: object, size: tuple[int, int]) -> Box | None:
         or len(box) != 4
         or not all(_is_number(value) for value in box)
     ):
-        raise io.InputError("box", f"{box!r} is not (x0, y0, x1, y1), four finite numbers")
+        raise imaging.InputError("box", f"{box!r} is not (x0, y0, x1, y1), four finite numbers")
     x0, y0, x1, y1 = (float(value) for value in box)
     width, height = size
     if not (x0 < x1 and y0 < y1):
-        raise io.InputError("box", f"{tuple(box)!r} is empty: it needs x0 < x1 and y0 < y1")
+        raise imaging.InputError("box", f"{tuple(box)!r} is empty: it needs x0 < x1 and y0 < y1")
     if not (0 <= x0 and 0 <= y0 and x1 <= width and y1 <= height):
-        raise io.InputError(
+        raise imaging.InputError(
             "box",
             f"{tuple(box)!r} reaches outside the {width}x{height} image "
             f"(0 <= x0 < x1 <= {width}, 0 <= y0 < y1 <= {height})",
@@ -171,12 +171,12 @@ def _check_text(text: object) -> str | None:
     if text is None:
         return None
     if not isinstance(text, str):
-        raise io.InputError("text", f"{text!r} is not a string")
+        raise imaging.InputError("text", f"{text!r} is not a string")
     cleaned = " ".join(text.split())
     if not cleaned:
         return None
     if len(cleaned) > 200:
-        raise io.InputError("text", f"{cleaned[:40]!r}... is {len(cleaned)} characters long; at most 200")
+        raise imaging.InputError("text", f"{cleaned[:40]!r}... is {len(cleaned)} characters long; at most 200")
     return cleaned
 
 
@@ -187,7 +187,7 @@ def parse_point(text: str, *, argument: str = "point") -> Point:
     """``"X,Y"`` (pixels; spaces allowed) -> ``(x, y)``; else ``InputError`` naming ``argument``."""
     match = re.fullmatch(f"{_NUMBER},{_NUMBER}", str(text))
     if match is None:
-        raise io.InputError(argument, f"{text!r} is not X,Y (two numbers, in pixels, e.g. 120,80)")
+        raise imaging.InputError(argument, f"{text!r} is not X,Y (two numbers, in pixels, e.g. 120,80)")
     return float(match.group(1)), float(match.group(2))
 
 
@@ -195,7 +195,7 @@ def parse_box(text: str, *, argument: str = "box") -> Box:
     """``"X0,Y0,X1,Y1"`` -> ``(x0, y0, x1, y1)``; anything else raises ``InputError`` naming ``argument``."""
     match = re.fullmatch(",".join([_NUMBER] * 4), str(text))
     if match is None:
-        raise io.InputError(
+        raise imaging.InputError(
             argument, f"{text!r} is not X0,Y0,X1,Y1 (four numbers, in pixels, e.g. 10,20,90,120)"
         )
     x0, y0, x1, y1 = (float(value) for value in match.groups())
@@ -252,7 +252,7 @@ class SelectionRequest:
         if not request.points and not request.negative_points and request.box is None and not request.text:
             for name, value in (("segmenter", request.segmenter), ("top_k", request.top_k)):
                 if value is not None:
-                    raise io.InputError(
+                    raise imaging.InputError(
                         name, f"{value!r} is given but nothing to select: add a point, a box or an object"
                     )
             return None
@@ -281,13 +281,13 @@ def _as_rgb_array(image: object) -> np.ndarray:
         if array.ndim == 2:
             array = np.repeat(array[..., None], 3, axis=-1)
         if array.ndim != 3 or array.shape[-1] not in (3, 4):
-            raise io.InputError("image", f"expected an (H, W, 3) array, got shape {array.shape}")
+            raise imaging.InputError("image", f"expected an (H, W, 3) array, got shape {array.shape}")
         if array.dtype != np.uint8:
             if np.issubdtype(array.dtype, np.floating) and array.size and float(np.nanmax(array)) <= 1.0:
                 array = array * 255.0
             array = np.clip(np.nan_to_num(array.astype(np.float64)), 0, 255).round().astype(np.uint8)
         return np.ascontiguousarray(array[..., :3])
-    picture, _ = io.split_alpha(io.load_image(image))  # type: ignore[arg-type]
+    picture, _ = imaging.split_alpha(imaging.load_image(image))  # type: ignore[arg-type]
     return np.asarray(picture.convert("RGB"), dtype=np.uint8)
 
 
@@ -298,7 +298,7 @@ def _as_rgb_array(image: object) -> np.ndarray:
 def resize_selection(mask: np.ndarray, pixels: int) -> np.ndarray:
     """Grow the mask by a disk of ``pixels`` (> 0), shrink it (< 0), or return a copy (0)."""
     if not isinstance(pixels, numbers.Integral) or isinstance(pixels, bool):
-        raise io.InputError("grow", f"{pixels!r} is not a whole number of pixels (negative shrinks)")
+        raise imaging.InputError("grow", f"{pixels!r} is not a whole number of pixels (negative shrinks)")
     mask = np.asarray(mask, dtype=bool)
     if pixels == 0:
         return mask.copy()
@@ -350,14 +350,14 @@ def _check_selection(mask: np.ndarray, prompt: Prompt, segmenter: str) -> None:
     height, width = mask.shape
     shown = _describe_prompt(prompt)
     if not mask.any():
-        raise io.InputError(
+        raise imaging.InputError(
             "selection",
             f"{shown} selects nothing with segmenter={segmenter!r}; click "
             "inside the object, draw a box around it, or try another segmenter",
         )
     share = float(mask.mean())
     if share > MAX_SELECTION_SHARE:
-        raise io.InputError(
+        raise imaging.InputError(
             "selection",
             f"{shown} selects {share:.0%} of the {width}x{height} image with "
             f"segmenter={segmenter!r} (at most {MAX_SELECTION_SHARE:.0%}); click inside the "
@@ -547,7 +547,7 @@ class ClassicSegmenter(Segmenter):
 
     def segment(self, image: np.ndarray, prompt: Prompt) -> np.ndarray:
         if prompt.text:
-            raise io.InputError(
+            raise imaging.InputError(
                 "text",
                 f"{prompt.text!r} needs a text-capable segmenter; "
                 "segmenter='classic' understands clicks and boxes only (use e.g. "
@@ -621,12 +621,12 @@ class ClassicSegmenter(Segmenter):
 # Segment Anything through transformers
 
 
-def _source_error(argument: str, spec: str, source: str, error: BaseException | None = None) -> io.InputError:
+def _source_error(argument: str, spec: str, source: str, error: BaseException | None = None) -> imaging.InputError:
     names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     offline = any(os.environ.get(name, "") not in ("", "0") for name in names)
     detail = f" ({type(error).__name__})" if error is not None else ""
     where = "the hub is unreachable in offline mode (HF_HUB_OFFLINE=1)" if offline else "could not be fetched"
-    return io.InputError(
+    return imaging.InputError(
         argument,
         f"{spec!r}: the weights {source!r} are not on this machine and "
         f"{where}{detail}; download them once (huggingface-cli download {source}) or pass a "
@@ -637,22 +637,22 @@ def _source_error(argument: str, spec: str, source: str, error: BaseException | 
 def _check_source(argument: str, spec: str, source: str) -> Path | str:
     """A local folder holding ``config.json``, or a hub id; anything else raises ``InputError``."""
     if not source:
-        raise io.InputError(
+        raise imaging.InputError(
             argument, f"{spec!r} names no model: give a hub id or a local folder after the ':'"
         )
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise io.InputError(
+            raise imaging.InputError(
                 argument,
                 f"{spec!r}: {source!r} is a file; give the model's folder "
                 "(config.json, model.safetensors, processor files)",
             )
         if not (path / "config.json").is_file():
-            raise io.InputError(argument, f"{spec!r}: the folder {source!r} has no config.json")
+            raise imaging.InputError(argument, f"{spec!r}: the folder {source!r} has no config.json")
         return path
     if not re.fullmatch(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+", source):
-        raise io.InputError(
+        raise imaging.InputError(
             argument, f"{spec!r}: {source!r} is neither a local folder nor a hub id (owner/name)"
         )
     return source
@@ -666,14 +666,14 @@ def _load_pretrained(argument: str, spec: str, source: str, loader: Any) -> Any:
     except OSError as error:
         if isinstance(checked, Path):
             message = " ".join(str(error).split())[:200]
-            raise io.InputError(argument, f"{spec!r}: cannot load {source!r}: {message}") from None
+            raise imaging.InputError(argument, f"{spec!r}: cannot load {source!r}: {message}") from None
         raise _source_error(argument, spec, source, error) from None
     except ImportError as error:
-        raise io.InputError(
+        raise imaging.InputError(
             argument, f"{spec!r}: {source!r} needs a missing package: {' '.join(str(error).split())[:200]}"
         ) from None
     except (ValueError, KeyError) as error:
-        raise io.InputError(
+        raise imaging.InputError(
             argument,
             f"{spec!r}: {source!r} could not be loaded "
             f"({type(error).__name__}: {' '.join(str(error).split())[:200]})",
@@ -751,7 +751,7 @@ class SamSegmenter(Segmenter):
 
     def segment(self, image: np.ndarray, prompt: Prompt) -> np.ndarray:
         if prompt.text:
-            raise io.InputError(
+            raise imaging.InputError(
                 "text",
                 f"{prompt.text!r} needs a detector; segmenter={self.name!r} "
                 f"understands clicks and boxes only (use '{self.name}+detector:<model>')",
@@ -887,7 +887,7 @@ class TextSegmenter(Segmenter):
         if prompt.text:
             detections = self.detector.detect(image, prompt.text, threshold=self.threshold)
             if not detections:
-                raise io.InputError(
+                raise imaging.InputError(
                     "text",
                     f"{prompt.text!r}: nothing in the image matches it with a score "
                     f"of at least {self.threshold:g} (detector {self.detector.name!r})",
@@ -923,7 +923,7 @@ def load_segmenter(spec: str | Segmenter | None = None, *, device: Any = None) -
     if spec is None:
         spec = DEFAULT_SEGMENTER
     if not isinstance(spec, str):
-        raise io.InputError("segmenter", f"{spec!r} is neither a spec string nor a Segmenter")
+        raise imaging.InputError("segmenter", f"{spec!r} is neither a spec string nor a Segmenter")
     spec = spec.strip()
     key = (spec, str(device))
     if key in _SEGMENTERS:
@@ -936,7 +936,7 @@ def load_segmenter(spec: str | Segmenter | None = None, *, device: Any = None) -
     elif kind == "sam":
         segmenter = SamSegmenter.from_pretrained(source.strip(), device=device, spec=first.strip())
     else:
-        raise io.InputError(
+        raise imaging.InputError(
             "segmenter",
             f"{spec!r} is not 'classic' or 'sam:<hub id or folder>' (optionally "
             "followed by '+detector:<hub id or folder>' for text)",
@@ -944,7 +944,7 @@ def load_segmenter(spec: str | Segmenter | None = None, *, device: Any = None) -
     if plus:
         detector_kind, _, detector_source = second.partition(":")
         if detector_kind.strip().lower() not in ("detector", "owlv2", "owlvit", "grounding-dino"):
-            raise io.InputError(
+            raise imaging.InputError(
                 "segmenter",
                 f"{spec!r}: after '+' comes 'detector:<hub id or folder>' (an "
                 "OWLv2, OWL-ViT or Grounding DINO model)",
@@ -980,23 +980,23 @@ def select_object(
     (negative: shrink), ``fill_holes`` fills holes up to 5 % of the selection's area, ``largest_component``
     keeps the connected parts holding a click (the largest part without clicks), ``top_k`` keeps the k
     best text matches (default: every match). An empty selection, or one covering more than 95 % of the
-    image, raises :class:`attentive_eraser.io.InputError`.
+    image, raises :class:`attentive_eraser.imaging.InputError`.
     """
     # 1. Check the prompt (cheap, before any model loads)
     for name, flag in (("fill_holes", fill_holes), ("largest_component", largest_component)):
         if not isinstance(flag, (bool, np.bool_)):
-            raise io.InputError(name, f"{flag!r} must be True or False")
+            raise imaging.InputError(name, f"{flag!r} must be True or False")
     if not isinstance(grow, numbers.Integral) or isinstance(grow, bool):
-        raise io.InputError("grow", f"{grow!r} is not a whole number of pixels (negative shrinks)")
+        raise imaging.InputError("grow", f"{grow!r} is not a whole number of pixels (negative shrinks)")
     if top_k is not None and (
         isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1
     ):
-        raise io.InputError("top_k", f"{top_k!r} must be a whole number >= 1 (or None: every match)")
+        raise imaging.InputError("top_k", f"{top_k!r} must be a whole number >= 1 (or None: every match)")
     array = _as_rgb_array(image)
     height, width = array.shape[:2]
     size = (width, height)
     if abs(int(grow)) > max(size):
-        raise io.InputError("grow", f"{grow!r} pixels exceeds the {width}x{height} image")
+        raise imaging.InputError("grow", f"{grow!r} pixels exceeds the {width}x{height} image")
     prompt = Prompt(
         points=_check_points("points", points, size),
         negative_points=_check_points("negative_points", negative_points, size),
@@ -1005,12 +1005,12 @@ def select_object(
     )
     if prompt.is_empty:
         what = "only negative_points" if prompt.negative_points else "nothing"
-        raise io.InputError(
+        raise imaging.InputError(
             "points", f"{what} given: click the object (points), draw a box around it (box) or name it (text)"
         )
     chosen = load_segmenter(segmenter, device=device) if not isinstance(segmenter, Segmenter) else segmenter
     if prompt.text and not chosen.supports_text:
-        raise io.InputError(
+        raise imaging.InputError(
             "text",
             f"{prompt.text!r} needs a text-capable segmenter; "
             f"segmenter={chosen.name!r} understands clicks and boxes only (use "

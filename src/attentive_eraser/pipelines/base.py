@@ -21,13 +21,13 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img impo
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .. import io
-from ..attention import EraserState
-from ..guidance import SARGBatch
-from ..inversion import ddim_invert
-from ..layers import eraser_attention
-from ..masks import latent_mask
-from ..presets import Preset, preset_for_config
+from .. import imaging
+from ..core.attention import EraserState
+from ..core.guidance import SARGBatch
+from ..core.inversion import ddim_invert
+from ..core.layers import eraser_attention
+from ..core.masks import latent_mask
+from ..settings import Preset, preset_for_config
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def sampler_step(
 
 def _to_pixels(picture: PIL.Image.Image, size: tuple[int, int]) -> torch.Tensor:
     """An RGB image resized to ``size`` as a ``(3, H, W)`` tensor in [-1, 1], the VAE's input range."""
-    resized = np.asarray(io.resize_image(picture, size), dtype=np.float32) / 127.5 - 1.0
+    resized = np.asarray(imaging.resize_image(picture, size), dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(resized).permute(2, 0, 1)
 
 
@@ -338,11 +338,11 @@ class EraserPipelineMixin:
         """Images and masks at the working size (aspect ratio kept, area ≈ ``resolution``²), masks dilated.
 
         ``strategy="resize"`` works on the whole image; ``"crop"`` on a window around the mask with the
-        image's aspect ratio (:func:`io.context_window`), for large photos with small objects.
+        image's aspect ratio (:func:`imaging.context_window`), for large photos with small objects.
         """
         if strategy not in ("resize", "crop"):
             raise ValueError(f"strategy={strategy!r} must be 'resize' or 'crop'")
-        images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
+        images = [imaging.split_alpha(imaging.load_image(item))[0] for item in _as_list(image)]
         masks = _as_list(mask_image)
         if len(masks) != len(images):
             raise ValueError(f"mask_image has {len(masks)} masks for {len(images)} images")
@@ -353,25 +353,25 @@ class EraserPipelineMixin:
         bool_masks = []
         for index, item in enumerate(masks):
             argument = "mask_image" if len(masks) == 1 else f"mask_image[{index}]"
-            mask = io.load_mask(item, size=size, argument=argument)
-            io.validate_mask(mask, argument=argument)
+            mask = imaging.load_mask(item, size=size, argument=argument)
+            imaging.validate_mask(mask, argument=argument)
             bool_masks.append(mask)
         sources, source_masks, windows = images, bool_masks, None
         if strategy == "crop":
-            window = io.context_window(bool_masks, resolution)
-            windows = [io.place_window(mask, window) for mask in bool_masks]
+            window = imaging.context_window(bool_masks, resolution)
+            windows = [imaging.place_window(mask, window) for mask in bool_masks]
             sources = [picture.crop(box) for picture, box in zip(images, windows, strict=False)]
             source_masks = [
                 mask[top:bottom, left:right]
                 for mask, (left, top, right, bottom) in zip(bool_masks, windows, strict=False)
             ]
-        io.check_resolution(size, resolution)
-        working = io.working_size(sources[0].size, resolution, multiple=self.size_multiple)
+        imaging.check_resolution(size, resolution)
+        working = imaging.working_size(sources[0].size, resolution, multiple=self.size_multiple)
         self._check_memory(working, len(images) * num_images_per_prompt)
         pixels, mask_pixels = [], []
         for picture, mask in zip(sources, source_masks, strict=False):
             pixels.append(_to_pixels(picture, working))
-            dilated = io.dilate_mask(io.resize_mask(mask, working), mask_dilation)
+            dilated = imaging.dilate_mask(imaging.resize_mask(mask, working), mask_dilation)
             mask_pixels.append(torch.from_numpy(dilated.astype(np.float32))[None])
         repeat = num_images_per_prompt
         return EraserInputs(
@@ -492,14 +492,14 @@ class EraserPipelineMixin:
         ):
             region_size = (box[2] - box[0], box[3] - box[1])
             scale = region_size[0] / working_width  # original pixels per working pixel
-            out_mask = io.dilate_mask(mask, round(mask_dilation * scale))
+            out_mask = imaging.dilate_mask(mask, round(mask_dilation * scale))
             out_masks.append(out_mask)
             if decoded is None:
                 continue
-            result = io.resize_image(decoded[index], region_size)
+            result = imaging.resize_image(decoded[index], region_size)
             if paste_back:
                 region_mask = out_mask[box[1] : box[3], box[0] : box[2]]
-                result = io.paste_back(
+                result = imaging.paste_back(
                     original.crop(box), result, region_mask, feather_radius=feather_radius * scale
                 )
             if region_size != original.size:
@@ -696,8 +696,8 @@ class DIPMixin(EraserPipelineMixin):
         )
         self._interrupt = False
         device = self._execution_device
-        images = [io.split_alpha(io.load_image(item))[0] for item in _as_list(image)]
-        working = io.working_size(images[0].size, settings.resolution, multiple=self.size_multiple)
+        images = [imaging.split_alpha(imaging.load_image(item))[0] for item in _as_list(image)]
+        working = imaging.working_size(images[0].size, settings.resolution, multiple=self.size_multiple)
         pixels = torch.stack([_to_pixels(item, working) for item in images])
         prompts = _as_list(prompt) * (len(images) if isinstance(prompt, str) else 1)
         conditioning = self.encode_conditioning(prompts, len(images), working, device)

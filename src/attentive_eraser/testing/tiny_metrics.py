@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..metrics import VGG16Features
+from ..evaluation.metrics import VGG16Features
 from .tiny import build_tokenizer
 
 __all__ = ["TinyInception", "save_tiny_metric_networks"]

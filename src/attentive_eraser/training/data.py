@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..scenes import TRAIN_SEEDS, make_scene
+from ..demo.scenes import TRAIN_SEEDS, make_scene
 
 
 def validation_seeds(count: int) -> range:
@@ -72,7 +72,7 @@ def validation_removals(
     ``(B, 3, H, W)`` in [-1, 1] and its largest such object's mask grown by ``dilation`` pixels,
     ``(B, 1, H, W)`` float (1 = object). Raises when no scene qualifies.
     """
-    from ..io import dilate_mask
+    from ..imaging import dilate_mask
 
     images, masks = [], []
     for seed in seeds:

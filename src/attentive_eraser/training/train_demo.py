@@ -16,7 +16,7 @@ removed, so that object-free scenes occur.
 
 ``DIR`` receives ``training_config.json`` (config, seed, versions, timings, results), ``loss_log.jsonl``
 (one JSON record per step and per validation; the UNet's validations include the removal diagnostics of
-:mod:`attentive_eraser.diagnostics` -- SARG signal and decoder self-attention selectivity -- on fixed
+:mod:`attentive_eraser.core.diagnostics` -- SARG signal and decoder self-attention selectivity -- on fixed
 validation scenes), ``checkpoints/`` (the training state every ``--checkpoint-every`` steps, and the
 finished VAE: ``--resume`` continues a killed run from there, with the same result as an uninterrupted
 run on the same machine and thread count), ``samples.png`` (validation scenes, VAE reconstructions,
@@ -436,7 +436,7 @@ def removal_diagnostics(
     ``val_attn_object_16x16`` vs ``val_attn_share_16x16``: attention mass object queries put on object keys
     vs the object keys' share.
     """
-    from ..diagnostics import attention_selectivity, sarg_signal
+    from ..core.diagnostics import attention_selectivity, sarg_signal
 
     context = prompt_embeds.expand(latents.shape[0], -1, -1)
     signal = sarg_signal(unet, latents, noise, masks, timesteps, context, scheduler)

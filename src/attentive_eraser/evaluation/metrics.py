@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import io
+from .. import imaging
 
 __all__ = [
     "CLIP_MODEL",
@@ -49,7 +49,7 @@ VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 CLIP_MODEL = "openai/clip-vit-base-patch32"
 
 
-class WeightsError(io.InputError):
+class WeightsError(imaging.InputError):
     """Network weights that can be found neither locally nor on the network."""
 
 

@@ -1,7 +1,7 @@
 """Object masks at every resolution the method needs: pixels -> latent grid -> token grids.
 
 Convention everywhere: 1 = object to remove, 0 = background to keep. Pixel-level loading, resizing
-and dilation of user masks live in :mod:`attentive_eraser.io`; this module works on tensors.
+and dilation of user masks live in :mod:`attentive_eraser.imaging`; this module works on tensors.
 """
 
 from __future__ import annotations

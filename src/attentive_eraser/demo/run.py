@@ -12,7 +12,7 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
-from . import io
+from .. import imaging
 
 #: captions of the demo figure's three panels
 PANEL_LABELS = ("input, object outlined", "output (raw decode)", "output (pasted back)")
@@ -30,8 +30,8 @@ def example_scene() -> tuple[Image.Image, np.ndarray]:
         resources.as_file(folder / "scene.png") as scene_path,
         resources.as_file(folder / "mask.png") as mask_path,
     ):
-        scene = io.load_image(scene_path)
-        mask = io.load_mask(mask_path, size=scene.size)
+        scene = imaging.load_image(scene_path)
+        mask = imaging.load_mask(mask_path, size=scene.size)
     return scene.convert("RGB"), mask
 
 
@@ -43,14 +43,14 @@ def run_demo(
     *, model: str | os.PathLike | None = None, device: str | None = None, progress: bool = True
 ) -> Image.Image:
     """Erase the object of :func:`example_scene` and return the figure: input | raw output | pasted back."""
-    from .api import remove
+    from ..api import remove
 
     scene, mask = example_scene()
     # Same seed twice: the pasted-back panel is the raw panel with the original restored outside the mask.
     raw = remove(scene, mask, model=model, device=device, progress=progress, paste_back=False)
     pasted = remove(scene, mask, model=model, device=device, progress=progress)
-    outlined = io.outline_mask(_enlarge(scene), _enlarge_mask(mask), colour=(255, 255, 255))
-    return io.side_by_side([outlined, _enlarge(raw), _enlarge(pasted)], labels=list(PANEL_LABELS))
+    outlined = imaging.outline_mask(_enlarge(scene), _enlarge_mask(mask), colour=(255, 255, 255))
+    return imaging.side_by_side([outlined, _enlarge(raw), _enlarge(pasted)], labels=list(PANEL_LABELS))
 
 
 def _enlarge_mask(mask: np.ndarray) -> np.ndarray:

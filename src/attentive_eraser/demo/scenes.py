@@ -7,12 +7,12 @@ removal**: the same scene without that object, identical to the image outside th
 
 Python::
 
-    from attentive_eraser.scenes import HELD_OUT_SEEDS, make_scene, object_colour_fraction
+    from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, make_scene, object_colour_fraction
     scene = make_scene(HELD_OUT_SEEDS[0], size=64)
     scene.image, scene.masks[0], scene.backgrounds[0]     # (64, 64, 3) uint8, (64, 64) bool, uint8
     object_colour_fraction(result, scene.masks[0])          # ~0 once the object is really gone
 
-Conventions (those of :mod:`attentive_eraser.io`): sizes are ``(width, height)``, arrays are
+Conventions (those of :mod:`attentive_eraser.imaging`): sizes are ``(width, height)``, arrays are
 ``(height, width[, 3])``, a mask is ``True`` on the object. Objects are listed bottom to top (drawing
 order). Only numpy is needed; the same seed gives the same arrays.
 

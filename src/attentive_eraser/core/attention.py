@@ -166,7 +166,7 @@ class EraserState:
 class AttentiveEraserAttnProcessor:
     """Self-attention processor applying AAS (+ SS during the first ``T_SS`` steps) to the erased samples.
 
-    Install it only on decoder self-attention layers (see :mod:`attentive_eraser.layers`). When the state
+    Install it only on decoder self-attention layers (see :mod:`attentive_eraser.core.layers`). When the state
     is disabled, the mask is empty, or the call is a cross-attention, it is the stock ``AttnProcessor2_0``.
     """
 
