@@ -459,7 +459,7 @@ def test_11_unwritable_outputs_are_found_before_the_model_runs(
     assert "is a file, so" in line
     line = one_error_line(invoke("remove", image, mask, "-o", "/proc/attentive-eraser-out.png", *FAST))
     assert "output: cannot write in '/proc'" in line
-    monkeypatch.setattr(imaging.shutil, "disk_usage", lambda path: FullDisk)
+    monkeypatch.setattr(imaging.save.shutil, "disk_usage", lambda path: FullDisk)
     line = one_error_line(invoke("remove", image, mask, "-o", tmp_path / "full" / "out.png", *FAST))
     assert "output: only 0.0 MiB free in" in line
     line = one_error_line(invoke("batch", tmp_path, "-o", tmp_path / "full", *FAST))

@@ -21,6 +21,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from . import imaging
+from .runtime import resolve_device, resolve_dtype
 from .settings import PRESETS
 
 logger = logging.getLogger(__name__)
@@ -43,76 +44,9 @@ KNOWN_MODELS = {
     "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
 }
 
-_DTYPES = {
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "half": torch.float16,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 _PIPELINES: dict[tuple, Any] = {}
-
-
-#: device types the pipelines run on (``meta`` holds no data; others lack the kernels we need)
-SUPPORTED_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
-
-
-def _check_available(device: torch.device, given: object) -> None:
-    """Refuse a device type we do not run on, or one this machine does not have."""
-    if device.type not in SUPPORTED_DEVICE_TYPES:
-        raise ValueError(
-            f"device={given!r} is not supported; use cpu, cuda, cuda:N, mps or xpu (where present)"
-        )
-    if device.type == "cpu":
-        return
-    if device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError(f"device={given!r} is not available on this machine (no Apple MPS)")
-        return
-    backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu
-    available = backend is not None and backend.is_available()
-    count = backend.device_count() if available else 0
-    if (device.index or 0) >= count:
-        raise ValueError(
-            f"device={given!r} is not available: this machine has {count} {device.type.upper()} device(s)"
-        )
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as given (checked: a supported type this machine has), or the best available.
-
-    The best available is CUDA, then Apple MPS, then CPU.
-    """
-    if device is not None:
-        try:
-            resolved = torch.device(device)
-        except (RuntimeError, TypeError, ValueError) as error:
-            message = " ".join(str(error).split())
-            raise ValueError(f"device={device!r} is not a valid torch device ({message})") from None
-        _check_available(resolved, device)
-        return resolved
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``dtype`` as given (``fp32``/``fp16``/``bf16`` or a torch dtype), else fp16 on GPUs and fp32 on CPU."""
-    if dtype is None:
-        return torch.float32 if device.type == "cpu" else torch.float16
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        return _DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise ValueError(f"dtype={dtype!r} is not one of {sorted(_DTYPES)}") from None
 
 
 def _family_of_unet_config(config: dict[str, Any]) -> str:

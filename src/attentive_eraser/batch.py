@@ -892,13 +892,11 @@ def _distributed_state(device: str | None) -> Any:
 
     Under ``torchrun``/``accelerate launch`` this joins the process group; alone it is a single process.
     """
-    import torch
     from accelerate import PartialState
 
-    no_accelerator = not torch.cuda.is_available() and not (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    )
-    return PartialState(cpu=no_accelerator or (device is not None and device.startswith("cpu")))
+    from .runtime import accelerator_available
+
+    return PartialState(cpu=not accelerator_available() or (device is not None and device.startswith("cpu")))
 
 
 @dataclass

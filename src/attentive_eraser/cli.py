@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +21,8 @@ import numpy as np
 from PIL import Image
 
 from . import __version__, imaging
+from .runtime import check_device as _check_device
+from .runtime import quiet_third_party as _quiet_third_party
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -318,44 +319,6 @@ def _input_errors() -> Iterator[None]:
         raise click.UsageError(str(error)) from error
 
 
-@contextlib.contextmanager
-def _quiet_third_party(quiet: bool = False) -> Iterator[None]:
-    """Hide transformers' and diffusers' notices while the command runs (e.g. the missing-torchvision one).
-
-    With ``quiet``, their progress bars ("Loading pipeline components", weight loading) are hidden too.
-    """
-    import diffusers.utils.logging as diffusers_logging
-    import transformers
-
-    previous = transformers.logging.get_verbosity()
-    previous_diffusers = diffusers_logging.get_verbosity()
-    bars = (transformers.utils.logging.is_progress_bar_enabled(), diffusers_logging.is_progress_bar_enabled())
-    transformers.logging.set_verbosity_error()
-    diffusers_logging.set_verbosity_error()
-    if quiet:
-        transformers.utils.logging.disable_progress_bar()
-        diffusers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(previous)
-        diffusers_logging.set_verbosity(previous_diffusers)
-        if quiet:
-            if bars[0]:
-                transformers.utils.logging.enable_progress_bar()
-            if bars[1]:
-                diffusers_logging.enable_progress_bar()
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist
-        return False
-
-
 def _output_bytes(size: tuple[int, int]) -> int:
     """Generous upper bound of an encoded result of ``size``: uncompressed RGBA plus headers."""
     width, height = size
@@ -376,21 +339,12 @@ def _check_output(
         raise imaging.InputError("output", message)
     imaging.check_output_path(output, needed_bytes=0 if size is None else _output_bytes(size))
     for source in inputs:
-        if _same_file(output, source):
+        if imaging.same_file(output, source):
             raise imaging.InputError("output", f"{str(output)!r} is an input file; the input is never overwritten")
     if output.is_dir():
         raise imaging.InputError("output", f"{str(output)!r} is a directory, not a file path")
     if output.exists() and not overwrite:
         raise imaging.InputError("output", f"{str(output)!r} already exists (use --overwrite to replace it)")
-
-
-def _check_device(device: str | None) -> None:
-    """Refuse a device we do not run on (``meta``, ``vulkan``, …) or that this machine does not have."""
-    if device is None:
-        return
-    from .api import resolve_device
-
-    resolve_device(device)  # raises ValueError naming the device
 
 
 def _object_mask(
@@ -511,7 +465,7 @@ def _check_mask_output(
         raise imaging.InputError(
             "save-mask", f"{str(path)!r} needs a lossless extension (.png, .bmp, .tif, .webp)"
         )
-    if _same_file(path, output):
+    if imaging.same_file(path, output):
         raise imaging.InputError("save-mask", f"{str(path)!r} is also the OUTPUT; give the mask its own file")
     try:
         _check_output(path, inputs=inputs, overwrite=overwrite, size=size)

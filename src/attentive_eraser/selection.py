@@ -681,7 +681,7 @@ def _load_pretrained(argument: str, spec: str, source: str, loader: Any) -> Any:
 
 
 def _device(device: Any) -> Any:
-    from .api import resolve_device
+    from .runtime import resolve_device
 
     return resolve_device(device)
 

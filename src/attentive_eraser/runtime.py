@@ -1,0 +1,138 @@
+"""Where and how quietly the models run: device and precision resolution, third-party log levels.
+
+Shared by the one-call API, object selection, the batch runner, the CLI and the web app. No click; torch is
+imported when a device or a precision is resolved, not before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+#: device types the pipelines run on (``meta`` holds no data; others lack the kernels we need)
+SUPPORTED_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+#: ``dtype`` names accepted everywhere (``--dtype``, ``dtype=``) -> torch dtype attribute
+_DTYPE_NAMES = {
+    "fp32": "float32",
+    "float32": "float32",
+    "fp16": "float16",
+    "float16": "float16",
+    "half": "float16",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+}
+
+
+def mps_available() -> bool:
+    """True when this torch build has Apple's MPS backend and the machine offers it."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and bool(mps.is_available())
+
+
+def accelerator_available() -> bool:
+    """True when CUDA or Apple MPS is present (the batch runner then lets accelerate use it)."""
+    import torch
+
+    return bool(torch.cuda.is_available()) or mps_available()
+
+
+def _check_available(device: torch.device, given: object) -> None:
+    """Refuse a device type we do not run on, or one this machine does not have."""
+    import torch
+
+    if device.type not in SUPPORTED_DEVICE_TYPES:
+        raise ValueError(
+            f"device={given!r} is not supported; use cpu, cuda, cuda:N, mps or xpu (where present)"
+        )
+    if device.type == "cpu":
+        return
+    if device.type == "mps":
+        if not mps_available():
+            raise ValueError(f"device={given!r} is not available on this machine (no Apple MPS)")
+        return
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu
+    available = backend is not None and backend.is_available()
+    count = backend.device_count() if available else 0
+    if (device.index or 0) >= count:
+        raise ValueError(
+            f"device={given!r} is not available: this machine has {count} {device.type.upper()} device(s)"
+        )
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as given (checked: a supported type this machine has), or the best available.
+
+    The best available is CUDA, then Apple MPS, then CPU.
+    """
+    import torch
+
+    if device is not None:
+        try:
+            resolved = torch.device(device)
+        except (RuntimeError, TypeError, ValueError) as error:
+            message = " ".join(str(error).split())
+            raise ValueError(f"device={device!r} is not a valid torch device ({message})") from None
+        _check_available(resolved, device)
+        return resolved
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device we do not run on (``meta``, ``vulkan``, …) or that this machine does not have."""
+    if device is not None:
+        resolve_device(device)  # raises ValueError naming the device
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``dtype`` as given (``fp32``/``fp16``/``bf16`` or a torch dtype), else fp16 on GPUs and fp32 on CPU."""
+    import torch
+
+    if dtype is None:
+        return torch.float32 if device.type == "cpu" else torch.float16
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        name = _DTYPE_NAMES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"dtype={dtype!r} is not one of {sorted(_DTYPE_NAMES)}") from None
+    return getattr(torch, name)  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def quiet_third_party(quiet: bool = False) -> Iterator[None]:
+    """Hide transformers' and diffusers' notices while the block runs (e.g. the missing-torchvision one).
+
+    With ``quiet``, their progress bars ("Loading pipeline components", weight loading) are hidden too.
+    """
+    import diffusers.utils.logging as diffusers_logging
+    import transformers
+
+    previous = transformers.logging.get_verbosity()
+    previous_diffusers = diffusers_logging.get_verbosity()
+    bars = (transformers.utils.logging.is_progress_bar_enabled(), diffusers_logging.is_progress_bar_enabled())
+    transformers.logging.set_verbosity_error()
+    diffusers_logging.set_verbosity_error()
+    if quiet:
+        transformers.utils.logging.disable_progress_bar()
+        diffusers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(previous)
+        diffusers_logging.set_verbosity(previous_diffusers)
+        if quiet:
+            if bars[0]:
+                transformers.utils.logging.enable_progress_bar()
+            if bars[1]:
+                diffusers_logging.enable_progress_bar()
