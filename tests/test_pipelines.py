@@ -31,7 +31,8 @@ from attentive_eraser.pipelines import (
     AttentiveEraserSDXLSIPPipeline,
     AttentiveEraserSIPPipeline,
 )
-from attentive_eraser.pipelines.base import DIPMixin, SIPMixin
+from attentive_eraser.pipelines.dip import DIPMixin
+from attentive_eraser.pipelines.sip import SIPMixin
 from attentive_eraser.settings import NON_CALL_FIELDS, PRESETS, Preset, preset_field_names
 from attentive_eraser.testing.tiny import build_components
 

@@ -22,7 +22,7 @@ from diffusers import DDIMScheduler
 
 from . import imaging
 from .runtime import resolve_device, resolve_dtype
-from .settings import PRESETS
+from .settings import PRESETS, family_of_unet_config
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +47,6 @@ KNOWN_MODELS = {
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 _PIPELINES: dict[tuple, Any] = {}
-
-
-def _family_of_unet_config(config: dict[str, Any]) -> str:
-    if config.get("addition_embed_type") == "text_time":
-        return "sdxl"
-    if config.get("cross_attention_dim") == 1024 or config.get("use_linear_projection"):
-        return "sd21-768" if int(config.get("sample_size", 64)) >= 96 else "sd21"
-    return "sd15"
 
 
 def _checkpoint_keys(path: Path) -> list[str]:
@@ -177,7 +169,7 @@ def detect_family(model: str | os.PathLike) -> str:
         config_path = path / "unet" / "config.json"
         if not config_path.is_file():
             raise ValueError(f"model={text!r} is a folder but not a diffusers pipeline (no unet/config.json)")
-        return _family_of_unet_config(_read_config(config_path, text))
+        return family_of_unet_config(_read_config(config_path, text))
     if path.is_file():
         if path.suffix not in _SINGLE_FILE_SUFFIXES:
             raise ValueError(
@@ -197,7 +189,7 @@ def detect_family(model: str | os.PathLike) -> str:
             f"model={text!r} could not be found locally nor fetched from the hub ({type(error).__name__}); "
             "pass a local diffusers folder or .safetensors file"
         ) from None
-    return _family_of_unet_config(_read_config(Path(config_file), text))
+    return family_of_unet_config(_read_config(Path(config_file), text))
 
 
 def _pipeline_class(family: str, method: Method) -> type:
@@ -385,7 +377,7 @@ def remove(
         "feather_radius": feather_radius,
         "resolution": resolution,
     }
-    from .pipelines.base import check_knobs
+    from .settings import check_knobs
 
     check_knobs(knobs)
     if device is not None:

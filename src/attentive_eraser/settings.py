@@ -1,11 +1,219 @@
-"""Per-family defaults ("presets"). The "paper" values are the paper's Appendix C (docs/method.md)."""
+"""Every setting of a removal, defined once: the knob schema, per-family presets, family detection, checks.
+
+* :data:`KNOBS` describes each knob of the pipelines' ``__call__`` (and of :func:`attentive_eraser.remove`):
+  its type, valid range or choices, the paper's symbol and its help text. The CLI's options, the web app's
+  controls, the batch manifest's columns and every validation are derived from it.
+* :class:`Preset` holds each knob's default for one model family (the "paper" values are the paper's
+  Appendix C, ``docs/method.md``); :func:`preset_for_config` picks the family of a UNet config, and
+  :func:`family_of_unet_config` names it.
+* :func:`check_knobs` validates values against the schema, raising ``ValueError`` naming argument and value.
+
+No torch, no click: every outer layer imports this module cheaply.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 Family = Literal["sd15", "sd21", "sd21-768", "sdxl", "demo"]
+Method = Literal["sip", "dip"]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One setting of a removal: a keyword of the pipelines' ``__call__``, whose default a :class:`Preset` holds.
+
+    ``low``/``high`` bound numbers (``low_open``: ``low`` itself is refused); ``choices`` list the values of
+    a text knob. ``slider`` is the web page's ``(minimum, maximum, step)`` (a sub-range of the valid one);
+    ``flag`` the command-line option (default ``--`` + the name with dashes); ``methods`` the pipelines
+    that take it.
+    """
+
+    name: str
+    kind: type  # int, float or str
+    help: str
+    symbol: str = ""
+    label: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+    slider: tuple[float, float, float] | None = None
+    flag: str | None = None
+
+    @property
+    def option(self) -> str:
+        """The command-line flag, e.g. ``--steps``."""
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def whole(self) -> bool:
+        return self.kind is int
+
+    def check(self, value: Any) -> None:
+        """Raise ``ValueError`` naming this knob and ``value`` unless the value is valid."""
+        if self.choices:
+            if value not in self.choices:
+                raise ValueError(f"{self.name}={value!r} must be one of {', '.join(map(repr, self.choices))}")
+        else:
+            assert self.low is not None and self.high is not None
+            check_number(
+                self.name, value, low=self.low, high=self.high, integer=self.whole, low_open=self.low_open
+            )
+
+    def parse(self, text: Any) -> Any:
+        """A value of this knob from text (a manifest cell, a form field), then checked."""
+        if isinstance(text, str):
+            text = text.strip()
+            if self.choices:
+                value: Any = text.lower()
+            else:
+                try:
+                    value = int(text) if self.whole else float(text)
+                except ValueError:
+                    kind = "a whole number" if self.whole else "a number"
+                    raise ValueError(f"{self.name}={text!r} is not {kind}") from None
+        else:
+            value = text
+        self.check(value)
+        return value
+
+
+def check_number(
+    name: str, value: Any, *, low: float, high: float, integer: bool = False, low_open: bool = False
+) -> None:
+    """Raise ``ValueError`` naming ``name`` and ``value`` unless ``low (<|<=) value <= high``."""
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
+        raise ValueError(f"{name}={value!r} must be {'an integer' if integer else 'a finite number'}")
+    if value < low or value > high or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name}={value!r} is out of range {bracket}{low}, {high}]")
+
+
+#: the knobs, in the order the CLI's help and the web page show them
+KNOBS: tuple[Knob, ...] = (
+    Knob(
+        "num_inference_steps",
+        int,
+        "Steps of the full sampling schedule (SIP runs the last strength × T_I).",
+        symbol="T_I",
+        label="Steps (T_I)",
+        low=1,
+        high=1000,
+        slider=(1, 200, 1),
+        flag="--steps",
+    ),
+    Knob(
+        "strength",
+        float,
+        "Share of the schedule that is run (0.8: the last 40 of 50 steps; DIP runs all, 1.0).",
+        label="Strength",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        slider=(0.05, 1.0, 0.05),
+    ),
+    Knob(
+        "removal_guidance_scale",
+        float,
+        "Strength of Self-Attention Redirection Guidance (Eq. 18); 0 turns SARG off.",
+        symbol="s",
+        label="Guidance s",
+        low=0.0,
+        high=100.0,
+        slider=(0.0, 30.0, 0.5),
+    ),
+    Knob(
+        "suppression_scale",
+        float,
+        "Similarity Suppression factor on the object queries' logits (Eq. 13).",
+        symbol="λ",
+        label="Suppression λ",
+        low=0.0,
+        high=1.0,
+        slider=(0.0, 1.0, 0.05),
+    ),
+    Knob(
+        "suppression_steps",
+        int,
+        "Similarity Suppression applies during the first T_SS denoising steps.",
+        symbol="T_SS",
+        label="T_SS",
+        low=0,
+        high=1000,
+        slider=(0, 200, 1),
+    ),
+    Knob(
+        "mask_dilation",
+        int,
+        "Grow the mask outwards by this many pixels at the working resolution.",
+        label="Mask dilation (px)",
+        low=0,
+        high=1024,
+        slider=(0, 64, 1),
+        flag="--dilate",
+    ),
+    Knob(
+        "feather_radius",
+        float,
+        "Width of the feathered paste-back band, pixels at the working resolution.",
+        label="Feather (px)",
+        low=0.0,
+        high=1024.0,
+        slider=(0, 64, 1),
+        flag="--feather",
+    ),
+    Knob(
+        "resolution",
+        int,
+        "Working resolution: the model sees about RESOLUTION² pixels, aspect ratio kept.",
+        label="Resolution",
+        low=64,
+        high=8192,
+        slider=(64, 2048, 64),
+    ),
+    Knob(
+        "scheduler",
+        str,
+        "Sampler: ddim (the paper's, eta = 0) or dpm++ (DPM-Solver++ 2M, for fewer steps; SIP only).",
+        label="Sampler",
+        choices=("ddim", "dpm++"),
+    ),
+)
+KNOB_NAMES: tuple[str, ...] = tuple(knob.name for knob in KNOBS)
+_BY_NAME: dict[str, Knob] = {knob.name: knob for knob in KNOBS}
+
+
+def knob(name: str) -> Knob:
+    """The :class:`Knob` called ``name``."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"{name!r} is not a setting; choose one of {', '.join(KNOB_NAMES)}") from None
+
+
+def check_knobs(values: Mapping[str, Any]) -> None:
+    """Check each knob of ``values`` that is set (``None`` = the preset's); other names are ignored."""
+    for name, value in values.items():
+        if value is not None and name in _BY_NAME:
+            _BY_NAME[name].check(value)
+
+
+def ddim_config(steps_offset: int) -> dict[str, Any]:
+    """The DDIM scheduler settings of the paper's runs (SD's noise schedule, "leading" spacing)."""
+    return {
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "steps_offset": steps_offset,
+        "timestep_spacing": "leading",
+    }
 
 
 @dataclass(frozen=True)
@@ -34,36 +242,30 @@ class Preset:
     #: DIP runs the whole schedule: 50 inversion + 50 sampling steps
     dip_num_inference_steps: int = 50
     dip_strength: float = 1.0
+    #: the sampler, paper: DDIM; DIP samples with DDIM always (its inversion is DDIM's)
+    scheduler: str = "ddim"
     #: FreeU factors (b1, b2, s1, s2) or None; SD 2.1's are available but off by default
     freeu: tuple[float, float, float, float] | None = None
 
-    def call_kwargs(self, method: Literal["sip", "dip"] = "sip") -> dict[str, Any]:
-        """Keyword arguments for a pipeline ``__call__`` (SIP or DIP) taken from this preset."""
-        kwargs = {
-            "num_inference_steps": self.num_inference_steps,
-            "strength": self.strength,
-            "removal_guidance_scale": self.removal_guidance_scale,
-            "suppression_scale": self.suppression_scale,
-            "suppression_steps": self.suppression_steps,
-            "mask_dilation": self.mask_dilation,
-            "feather_radius": self.feather_radius,
-        }
+    def call_kwargs(self, method: Method = "sip") -> dict[str, Any]:
+        """Keyword arguments for a pipeline ``__call__`` (SIP or DIP) taken from this preset.
+
+        Every knob but ``resolution`` (the pipelines take it from :attr:`resolution` when not given); a
+        ``dip_<knob>`` field replaces the knob's value for DIP.
+        """
+        return {name: value for name, value in self.for_method(method).items() if name != "resolution"}
+
+    def for_method(self, method: Method = "sip") -> dict[str, Any]:
+        """Every knob's value (:data:`KNOBS` names) for ``method``, DIP's own where the preset has one."""
+        values = {name: getattr(self, name) for name in KNOB_NAMES}
         if method == "dip":
-            kwargs["num_inference_steps"] = self.dip_num_inference_steps
-            kwargs["strength"] = self.dip_strength
-        return kwargs
+            for name in KNOB_NAMES:
+                values[name] = getattr(self, f"dip_{name}", values[name])
+        return values
 
     def scheduler_overrides(self) -> dict[str, Any]:
         """DDIM settings of the paper's runs (the model's own ``prediction_type`` is kept)."""
-        return {
-            "beta_start": 0.00085,
-            "beta_end": 0.012,
-            "beta_schedule": "scaled_linear",
-            "clip_sample": False,
-            "set_alpha_to_one": False,
-            "steps_offset": self.steps_offset,
-            "timestep_spacing": "leading",
-        }
+        return ddim_config(self.steps_offset)
 
     def asdict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,10 +296,9 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-#: every preset field that is not a pipeline ``__call__`` parameter
-NON_CALL_FIELDS = frozenset(
-    {"name", "family", "resolution", "steps_offset", "dip_num_inference_steps", "dip_strength", "freeu"}
-)
+#: every preset field that is not a keyword of :meth:`Preset.call_kwargs` (``resolution`` is a knob, but the
+#: pipelines take it from the preset's field when it is not given)
+NON_CALL_FIELDS = frozenset({f.name for f in fields(Preset)} - set(KNOB_NAMES)) | {"resolution"}
 
 
 def get_preset(name: str) -> Preset:
@@ -112,6 +313,27 @@ def preset_field_names() -> list[str]:
     return [f.name for f in fields(Preset)]
 
 
+def family_of_unet_config(unet_config: Mapping[str, Any] | Any, vae_scale_factor: int = 8) -> str:
+    """The family (``sd15``, ``sd21``, ``sd21-768``, ``sdxl``) of a UNet config (a mapping or a diffusers config).
+
+    SDXL conditions on time ids ("text_time"); SD 1.x cross-attends to 768-wide CLIP features; SD 2.x to
+    1024-wide OpenCLIP ones (with linear projections), 768 px when its latents are 96 wide or more.
+    """
+
+    def get(name: str, default: Any = None) -> Any:
+        if isinstance(unet_config, Mapping):
+            return unet_config.get(name, default)
+        return getattr(unet_config, name, default)
+
+    if get("addition_embed_type") == "text_time":
+        return "sdxl"
+    if get("cross_attention_dim") == 768:
+        return "sd15"
+    if get("cross_attention_dim") == 1024 or get("use_linear_projection", False):
+        return "sd21-768" if int(get("sample_size", 64)) * vae_scale_factor >= 768 else "sd21"
+    return "sd15"
+
+
 def preset_for_config(unet_config: Any, vae_scale_factor: int = 8) -> Preset:
     """The preset of the family a UNet config belongs to (SD 1.5 / 2.1 / 2.1-768 / XL).
 
@@ -119,14 +341,7 @@ def preset_for_config(unet_config: Any, vae_scale_factor: int = 8) -> Preset:
     resolution its ``sample_size`` implies.
     """
     native = int(unet_config.sample_size) * vae_scale_factor
-    if getattr(unet_config, "addition_embed_type", None) == "text_time":
-        base = PRESETS["sdxl"]
-    elif unet_config.cross_attention_dim == 768:
-        base = PRESETS["sd15"]
-    elif unet_config.cross_attention_dim == 1024 or getattr(unet_config, "use_linear_projection", False):
-        base = PRESETS["sd21-768"] if native >= 768 else PRESETS["sd21"]
-    else:
-        base = PRESETS["sd15"]
+    base = PRESETS[family_of_unet_config(unet_config, vae_scale_factor)]
     if native == base.resolution:
         return base
     ratio = native / base.resolution

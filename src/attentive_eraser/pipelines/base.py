@@ -1,16 +1,15 @@
 """What the SIP and DIP pipelines share, for both the SD 1.x/2.x and the SDXL families.
 
 Family classes (``sd.py``, ``sdxl.py``) supply ``encode_conditioning``; the recipes (``__call__``) live in
-:class:`SIPMixin` and :class:`DIPMixin` so that SD and SDXL run the very same loop.
+:class:`~.sip.SIPMixin` (``sip.py``) and :class:`~.dip.DIPMixin` (``dip.py``) so that SD and SDXL run the very same loop.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -19,15 +18,12 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
 
 from .. import imaging
 from ..core.attention import EraserState
 from ..core.guidance import SARGBatch
-from ..core.inversion import ddim_invert
 from ..core.layers import eraser_attention
-from ..core.masks import latent_mask
-from ..settings import Preset, preset_for_config
+from ..settings import KNOB_NAMES, Preset, check_knobs, check_number, ddim_config, preset_for_config
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +53,7 @@ class AttentiveEraserPipelineOutput(BaseOutput):
 
 @dataclass
 class DIPInversionOutput(BaseOutput):
-    """Output of :meth:`DIPMixin.invert`.
+    """Output of :meth:`~.dip.DIPMixin.invert`.
 
     Args:
         latents: clean latents ``z0`` ``(B, C, h, w)``.
@@ -68,20 +64,6 @@ class DIPInversionOutput(BaseOutput):
     latents: torch.Tensor
     trajectory: list[torch.Tensor]
     timesteps: torch.Tensor
-
-
-@dataclass(frozen=True)
-class EraserSettings:
-    """The knobs of one call after the preset filled the ``None`` ones (names as in ``__call__``)."""
-
-    num_inference_steps: int
-    strength: float
-    removal_guidance_scale: float
-    suppression_scale: float
-    suppression_steps: int
-    mask_dilation: int
-    feather_radius: float
-    resolution: int
 
 
 @dataclass
@@ -141,40 +123,6 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def check_number(
-    name: str, value: Any, *, low: float, high: float, integer: bool = False, low_open: bool = False
-) -> None:
-    """Raise ``ValueError`` naming ``name`` and ``value`` unless ``low (<|<=) value <= high``."""
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
-        raise ValueError(f"{name}={value!r} must be {'an integer' if integer else 'a finite number'}")
-    if value < low or value > high or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name}={value!r} is out of range {bracket}{low}, {high}]")
-
-
-#: valid values of the knobs, shared by the pipelines and the one-call API (which checks them before it
-#: loads a model): name -> (low, high, integer, low_open)
-KNOB_RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "num_inference_steps": (1, 1000, True, False),
-    "strength": (0.0, 1.0, False, True),
-    "removal_guidance_scale": (0.0, 100.0, False, False),
-    "suppression_scale": (0.0, 1.0, False, False),
-    "suppression_steps": (0, 1000, True, False),
-    "mask_dilation": (0, 1024, True, False),
-    "feather_radius": (0.0, 1024.0, False, False),
-    "resolution": (64, 8192, True, False),
-}
-
-
-def check_knobs(values: dict[str, Any]) -> None:
-    """:func:`check_number` on each knob of ``values`` that is set (``None`` = the preset's)."""
-    for name, value in values.items():
-        if value is not None and name in KNOB_RANGES:
-            low, high, integer, low_open = KNOB_RANGES[name]
-            check_number(name, value, low=low, high=high, integer=integer, low_open=low_open)
-
-
 def _available_memory(device: torch.device) -> int | None:
     """Bytes free for tensors on ``device`` (CUDA: the driver's count; CPU: MemAvailable), else None."""
     if device.type == "cuda" and torch.cuda.is_available():
@@ -216,16 +164,7 @@ class EraserPipelineMixin:
     def _use_ddim(self, steps_offset: int) -> None:
         """Sampling and inversion are DDIM with eta = 0, as in the paper: swap any other scheduler for DDIM."""
         if not isinstance(self.scheduler, DDIMScheduler):
-            config = dict(self.scheduler.config)
-            config.update(
-                beta_start=0.00085,
-                beta_end=0.012,
-                beta_schedule="scaled_linear",
-                clip_sample=False,
-                set_alpha_to_one=False,
-                steps_offset=steps_offset,
-                timestep_spacing="leading",
-            )
+            config = {**self.scheduler.config, **ddim_config(steps_offset)}
             logger.info(
                 "Replacing %s with DDIMScheduler (the method samples with DDIM).",
                 type(self.scheduler).__name__,
@@ -288,42 +227,62 @@ class EraserPipelineMixin:
     def resolve_settings(
         self,
         method: Literal["sip", "dip"],
+        knobs: dict[str, Any] | None = None,
         *,
-        num_inference_steps: int | None = None,
-        strength: float | None = None,
-        removal_guidance_scale: float | None = None,
-        suppression_scale: float | None = None,
-        suppression_steps: int | None = None,
-        mask_dilation: int | None = None,
-        feather_radius: float | None = None,
-        resolution: int | None = None,
         num_images_per_prompt: int = 1,
         output_type: str = "pil",
-    ) -> EraserSettings:
-        """The knobs of one call, ``None`` taken from :attr:`preset`, validated; errors name argument and value."""
-        defaults = self.preset.call_kwargs(method)
-        given = {
-            "num_inference_steps": num_inference_steps,
-            "strength": strength,
-            "removal_guidance_scale": removal_guidance_scale,
-            "suppression_scale": suppression_scale,
-            "suppression_steps": suppression_steps,
-            "mask_dilation": mask_dilation,
-            "feather_radius": feather_radius,
-        }
-        values = {name: defaults[name] if value is None else value for name, value in given.items()}
-        resolution = self.preset.resolution if resolution is None else resolution
-        settings = EraserSettings(**values, resolution=resolution)
-        check_knobs({**values, "resolution": settings.resolution})
+    ) -> Preset:
+        """The knobs of one call (:data:`~attentive_eraser.settings.KNOBS` names), ``None`` taken from
+        :attr:`preset` (DIP's own values where it has them), validated; errors name argument and value.
+
+        Returns the preset with this call's values in its knob fields.
+        """
+        given = {name: value for name, value in (knobs or {}).items() if value is not None}
+        unknown = sorted(set(given) - set(KNOB_NAMES))
+        if unknown:
+            raise TypeError(f"unknown setting(s) {', '.join(unknown)}")
+        values = {**self.preset.for_method(method), **given}
+        check_knobs(values)
+        settings = replace(self.preset, **values)
         check_number("num_images_per_prompt", num_images_per_prompt, low=1, high=1024, integer=True)
         if int(settings.num_inference_steps * settings.strength) < 1:
             raise ValueError(
                 f"strength={settings.strength!r} with num_inference_steps={settings.num_inference_steps} "
                 "runs no denoising step"
             )
+        if method == "dip" and settings.scheduler != "ddim":
+            raise ValueError(
+                f"scheduler={settings.scheduler!r}: DIP samples with DDIM only (its inversion is DDIM's)"
+            )
         if output_type not in ("pil", "np", "latent"):
             raise ValueError(f"output_type={output_type!r} must be 'pil', 'np' or 'latent'")
         return settings
+
+    def _begin(
+        self,
+        method: Literal["sip", "dip"],
+        image: ImageInput,
+        mask_image: MaskInput,
+        knobs: dict[str, Any],
+        *,
+        strategy: Strategy,
+        num_images_per_prompt: int,
+        output_type: str,
+    ) -> tuple[Preset, EraserInputs]:
+        """Steps 1 and 2 of both recipes: the call's settings, then the images and masks at the working size."""
+        settings = self.resolve_settings(
+            method, knobs, num_images_per_prompt=num_images_per_prompt, output_type=output_type
+        )
+        self._interrupt = False
+        inputs = self.prepare_eraser_inputs(
+            image,
+            mask_image,
+            resolution=settings.resolution,
+            mask_dilation=settings.mask_dilation,
+            num_images_per_prompt=num_images_per_prompt,
+            strategy=strategy,
+        )
+        return settings, inputs
 
     def prepare_eraser_inputs(
         self,
@@ -515,300 +474,3 @@ class EraserPipelineMixin:
         if not return_dict:
             return (images, out_masks)
         return AttentiveEraserPipelineOutput(images=images, masks=out_masks)
-
-
-class SIPMixin(EraserPipelineMixin):
-    """Stochastic inpainting pipeline (SIP, blended latent diffusion) with Attentive Eraser."""
-
-    @torch.no_grad()
-    def __call__(
-        self,
-        image: ImageInput,
-        mask_image: MaskInput,
-        prompt: str | list[str] = "",
-        num_inference_steps: int | None = None,
-        strength: float | None = None,
-        removal_guidance_scale: float | None = None,
-        suppression_scale: float | None = None,
-        suppression_steps: int | None = None,
-        mask_dilation: int | None = None,
-        feather_radius: float | None = None,
-        paste_back: bool = True,
-        resolution: int | None = None,
-        strategy: Strategy = "resize",
-        num_images_per_prompt: int = 1,
-        generator: Generator = None,
-        output_type: Literal["pil", "np", "latent"] = "pil",
-        return_dict: bool = True,
-        callback_on_step_end: StepCallback | None = None,
-        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-        scheduler: Sampler = "ddim",
-    ) -> AttentiveEraserPipelineOutput | tuple:
-        r"""Remove the masked object(s) from ``image``.
-
-        Args:
-            image: the photo(s); any size and aspect ratio. Several images must share one size.
-            mask_image: object mask(s), same size as the image(s); non-zero / white = remove.
-            prompt: text condition, empty by default (the method needs none; CFG is off).
-            num_inference_steps: DDIM steps of the full schedule (paper: 50).
-            strength: share of the schedule that is run (paper: 0.8, i.e. the last 40 of 50 steps).
-            removal_guidance_scale: ``s`` of Eq. 18 (SARG); 0 gives plain blended inpainting (paper: 9).
-            suppression_scale: ``λ`` of Eq. 13 (Similarity Suppression; paper: 0.3).
-            suppression_steps: ``T_SS``: SS applies during the first ``T_SS`` steps run (paper: 10).
-            mask_dilation: outward mask growth in pixels at the working resolution (SD: 2, SDXL: 15).
-            feather_radius: paste-back band width in working-resolution pixels (paper notebooks: 15).
-            paste_back: paste the original pixels back outside the feathered mask (False: raw decode).
-            resolution: working resolution; the image is resized to about ``resolution``² pixels, keeping
-                its aspect ratio, sides multiples of 64 (default: the model's native size).
-            strategy: ``"resize"`` processes the whole image at the working size; ``"crop"`` only a
-                window around the mask (``context`` × its bounding box, at least ``resolution``², the
-                image's aspect ratio) and pastes it back at full resolution: for large photos with small
-                objects, it keeps the detail and costs the same as a native-size run.
-            num_images_per_prompt: results per image (e.g. one per generator for several seeds).
-            generator: ``torch.Generator`` or one per result, for the VAE sample and the noise.
-            output_type: ``"pil"``, ``"np"`` or ``"latent"``.
-            return_dict: return an :class:`AttentiveEraserPipelineOutput` rather than a tuple.
-            callback_on_step_end: ``fn(pipe, step, timestep, tensors) -> tensors`` after each step; set
-                ``pipe._interrupt = True`` in it to stop early.
-            callback_on_step_end_tensor_inputs: tensors passed to the callback (``"latents"``).
-            scheduler: ``"ddim"`` (the paper's sampler, eta = 0) or ``"dpm++"`` (DPM-Solver++ 2M with the
-                same schedule, for fewer steps; the background is blended back after every solver step).
-        """
-        # 1. Check inputs (None = the preset's value)
-        sampler = self.sampling_scheduler(scheduler)
-        settings = self.resolve_settings(
-            "sip",
-            num_inference_steps=num_inference_steps,
-            strength=strength,
-            removal_guidance_scale=removal_guidance_scale,
-            suppression_scale=suppression_scale,
-            suppression_steps=suppression_steps,
-            mask_dilation=mask_dilation,
-            feather_radius=feather_radius,
-            resolution=resolution,
-            num_images_per_prompt=num_images_per_prompt,
-            output_type=output_type,
-        )
-        self._interrupt = False
-        device = self._execution_device
-
-        # 2. Preprocess images and masks at the working size
-        inputs = self.prepare_eraser_inputs(
-            image,
-            mask_image,
-            resolution=settings.resolution,
-            mask_dilation=settings.mask_dilation,
-            num_images_per_prompt=num_images_per_prompt,
-            strategy=strategy,
-        )
-        if isinstance(generator, list) and len(generator) != inputs.batch_size:
-            raise ValueError(f"generator has {len(generator)} entries for {inputs.batch_size} results")
-
-        # 3. Encode the prompt (empty by default) and lay out [plain x B, erased x B]
-        batch = SARGBatch(inputs.batch_size, settings.removal_guidance_scale)
-        prompts = self._prompts(prompt, inputs, num_images_per_prompt)
-        conditioning = batch.expand_all(
-            self.encode_conditioning(prompts, inputs.batch_size, inputs.working_size, device)
-        )
-
-        # 4. Timesteps: the sampler's schedule truncated by strength
-        timesteps = truncated_timesteps(sampler, settings.num_inference_steps, settings.strength, device)
-        self._num_timesteps = len(timesteps)
-
-        # 5. Latents: z0, one noise draw, the noised start
-        image_latents = self.encode_image(inputs.image, generator, sample_mode="sample")
-        noise = randn_tensor(
-            image_latents.shape, generator=generator, device=device, dtype=image_latents.dtype
-        )
-        latents = self.scheduler.add_noise(image_latents, noise, timesteps[:1])
-        mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
-
-        # 6. Eraser state the processors read (AAS on the erased half; SS for the first T_SS steps)
-        state = EraserState(
-            suppression_scale=settings.suppression_scale,
-            suppression_steps=settings.suppression_steps,
-            enabled=batch.guided,
-        )
-        state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
-
-        # 7. Denoising loop
-        with self._eraser_context(batch, state), self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                if self.interrupt:
-                    break
-                state.step_index = i
-                noise_pred = self.predict_noise(latents, t, batch, conditioning)  # Eq. 18
-                latents = sampler_step(sampler, noise_pred, t, latents)
-                # blend the known background back in at the next noise level, with the same noise
-                if i + 1 < len(timesteps):
-                    background = self.scheduler.add_noise(image_latents, noise, timesteps[i + 1 : i + 2])
-                else:
-                    background = image_latents
-                latents = blend(latents, background, mask)
-                latents = self._step_callback(
-                    callback_on_step_end, callback_on_step_end_tensor_inputs, i, t, {"latents": latents}
-                )["latents"]
-                progress_bar.update()
-
-        # 8. Decode, back to the original size, paste back
-        return self.finish(
-            latents,
-            inputs,
-            output_type=output_type,
-            paste_back=paste_back,
-            mask_dilation=settings.mask_dilation,
-            feather_radius=settings.feather_radius,
-            return_dict=return_dict,
-        )
-
-
-class DIPMixin(EraserPipelineMixin):
-    """Deterministic inpainting pipeline (DIP, DiffEdit style) with Attentive Eraser."""
-
-    def invert_latents(
-        self, image_latents: torch.Tensor, timesteps: torch.Tensor, conditioning: dict[str, Any]
-    ) -> list[torch.Tensor]:
-        """Empty-prompt DDIM inversion of ``z0`` over the sampling ``timesteps`` with the plain UNet."""
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            return ddim_invert(
-                lambda sample, t: self.unet(sample, t, **conditioning, return_dict=False)[0],
-                image_latents,
-                timesteps,
-                self.scheduler.alphas_cumprod,
-                self.scheduler.final_alpha_cumprod,
-                self.scheduler.config.prediction_type,
-                progress=progress_bar.update,
-                should_stop=lambda: self.interrupt,
-            )
-
-    @torch.no_grad()
-    def invert(
-        self,
-        image: ImageInput,
-        prompt: str | list[str] = "",
-        num_inference_steps: int | None = None,
-        strength: float | None = None,
-        resolution: int | None = None,
-    ) -> DIPInversionOutput:
-        """DDIM-invert ``image`` (at the working size) over the timesteps a DIP run would sample."""
-        settings = self.resolve_settings(
-            "dip", num_inference_steps=num_inference_steps, strength=strength, resolution=resolution
-        )
-        self._interrupt = False
-        device = self._execution_device
-        images = [imaging.split_alpha(imaging.load_image(item))[0] for item in _as_list(image)]
-        working = imaging.working_size(images[0].size, settings.resolution, multiple=self.size_multiple)
-        pixels = torch.stack([_to_pixels(item, working) for item in images])
-        prompts = _as_list(prompt) * (len(images) if isinstance(prompt, str) else 1)
-        conditioning = self.encode_conditioning(prompts, len(images), working, device)
-        self.scheduler.set_timesteps(settings.num_inference_steps, device=device)
-        timesteps, _ = self.get_timesteps(settings.num_inference_steps, settings.strength, device)
-        image_latents = self.encode_image(pixels, None, sample_mode="argmax")
-        trajectory = self.invert_latents(image_latents, timesteps, conditioning)
-        return DIPInversionOutput(latents=image_latents, trajectory=trajectory, timesteps=timesteps)
-
-    @torch.no_grad()
-    def __call__(
-        self,
-        image: ImageInput,
-        mask_image: MaskInput,
-        prompt: str | list[str] = "",
-        num_inference_steps: int | None = None,
-        strength: float | None = None,
-        removal_guidance_scale: float | None = None,
-        suppression_scale: float | None = None,
-        suppression_steps: int | None = None,
-        mask_dilation: int | None = None,
-        feather_radius: float | None = None,
-        paste_back: bool = True,
-        resolution: int | None = None,
-        strategy: Strategy = "resize",
-        output_type: Literal["pil", "np", "latent"] = "pil",
-        return_dict: bool = True,
-        callback_on_step_end: StepCallback | None = None,
-        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-    ) -> AttentiveEraserPipelineOutput | tuple:
-        r"""Remove the masked object(s) from ``image``, deterministically (same inputs, same output).
-
-        The image latents are DDIM-inverted over the schedule sampling uses; sampling starts from the
-        inverted noise and, before every UNet call, takes the background from the inversion trajectory.
-        Arguments are those of the SIP pipeline, except that there is no randomness (no ``generator``) and
-        the defaults are DIP's: 50 inversion + 50 sampling steps, ``strength=1.0``.
-        """
-        # 1. Check inputs (None = the preset's value)
-        settings = self.resolve_settings(
-            "dip",
-            num_inference_steps=num_inference_steps,
-            strength=strength,
-            removal_guidance_scale=removal_guidance_scale,
-            suppression_scale=suppression_scale,
-            suppression_steps=suppression_steps,
-            mask_dilation=mask_dilation,
-            feather_radius=feather_radius,
-            resolution=resolution,
-            num_images_per_prompt=1,
-            output_type=output_type,
-        )
-        self._interrupt = False
-        device = self._execution_device
-
-        # 2. Preprocess images and masks at the working size
-        inputs = self.prepare_eraser_inputs(
-            image,
-            mask_image,
-            resolution=settings.resolution,
-            mask_dilation=settings.mask_dilation,
-            num_images_per_prompt=1,
-            strategy=strategy,
-        )
-
-        # 3. Encode the prompt once: inversion and sampling share it
-        batch = SARGBatch(inputs.batch_size, settings.removal_guidance_scale)
-        prompts = self._prompts(prompt, inputs, 1)
-        conditioning = self.encode_conditioning(prompts, inputs.batch_size, inputs.working_size, device)
-
-        # 4. Timesteps: inversion runs over exactly the schedule that sampling uses
-        self.scheduler.set_timesteps(settings.num_inference_steps, device=device)
-        timesteps, _ = self.get_timesteps(settings.num_inference_steps, settings.strength, device)
-        self._num_timesteps = len(timesteps)
-
-        # 5. z0 (posterior mode: no randomness) and its DDIM inversion trajectory
-        image_latents = self.encode_image(inputs.image, None, sample_mode="argmax")
-        trajectory = self.invert_latents(image_latents, timesteps, conditioning)
-        latents = trajectory[0]
-        mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
-
-        # 6. Eraser state the processors read
-        state = EraserState(
-            suppression_scale=settings.suppression_scale,
-            suppression_steps=settings.suppression_steps,
-            enabled=batch.guided,
-        )
-        state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
-        conditioning = batch.expand_all(conditioning)
-
-        # 7. Denoising loop: the background follows the inversion trajectory
-        with self._eraser_context(batch, state), self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                if self.interrupt:
-                    break
-                state.step_index = i
-                latents = blend(latents, trajectory[i], mask)
-                noise_pred = self.predict_noise(latents, t, batch, conditioning)  # Eq. 18
-                latents = self.scheduler.step(noise_pred, t, latents, eta=0.0, return_dict=False)[0]
-                latents = self._step_callback(
-                    callback_on_step_end, callback_on_step_end_tensor_inputs, i, t, {"latents": latents}
-                )["latents"]
-                progress_bar.update()
-        latents = blend(latents, image_latents, mask)
-
-        # 8. Decode, back to the original size, paste back
-        return self.finish(
-            latents,
-            inputs,
-            output_type=output_type,
-            paste_back=paste_back,
-            mask_dilation=settings.mask_dilation,
-            feather_radius=settings.feather_radius,
-            return_dict=return_dict,
-        )

@@ -10,7 +10,8 @@ from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionS
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
-from .base import DIPMixin, SIPMixin
+from .dip import DIPMixin
+from .sip import SIPMixin
 
 
 class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):

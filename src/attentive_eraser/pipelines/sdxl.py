@@ -15,7 +15,8 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from .base import DIPMixin, SIPMixin
+from .dip import DIPMixin
+from .sip import SIPMixin
 
 
 class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
