@@ -22,7 +22,7 @@ from diffusers import DDIMScheduler
 
 from . import imaging
 from .runtime import resolve_device, resolve_dtype
-from .settings import PRESETS, family_of_unet_config
+from .settings import PRESETS, check_knobs, family_of_unet_config, knob_values
 
 logger = logging.getLogger(__name__)
 
@@ -331,6 +331,8 @@ def remove(
     paste_back: bool = True,
     resize_mask: bool = False,
     resolution: int | None = None,
+    scheduler: str | None = None,
+    fast: bool = False,
     strategy: Literal["resize", "crop"] = "resize",
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
@@ -349,6 +351,8 @@ def remove(
     is carried to the output when the mask comes separately. ``None`` knobs take the model's preset
     (see :class:`attentive_eraser.settings.Preset` and the README's table); ``seed`` fixes SIP's noise.
     ``strategy="crop"`` processes only a window around the mask (large photos, small objects).
+    ``fast=True`` takes fewer UNet evaluations (:data:`attentive_eraser.settings.FAST_KNOBS`: SIP with
+    DPM-Solver++, DIP with fewer inversion and sampling steps); knobs given explicitly still win.
     Images over ``max_pixels`` pixels (default 50 million; ``None``: no limit) are refused, files before
     they are decoded. Every argument is checked before a model is loaded.
 
@@ -359,7 +363,12 @@ def remove(
     :func:`attentive_eraser.selection.select_object`. With a mask too, the selection is added to it.
     """
     # 1. Check the settings (cheap, before any file is decoded or model loaded)
-    for name, flag in (("paste_back", paste_back), ("resize_mask", resize_mask), ("progress", progress)):
+    for name, flag in (
+        ("paste_back", paste_back),
+        ("resize_mask", resize_mask),
+        ("progress", progress),
+        ("fast", fast),
+    ):
         check_flag(name, flag)
     if method not in ("sip", "dip"):
         raise ValueError(f"method={method!r} must be 'sip' or 'dip'")
@@ -367,7 +376,7 @@ def remove(
         raise ValueError(f"strategy={strategy!r} must be 'resize' or 'crop'")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
-    knobs = {
+    given = {
         "num_inference_steps": num_inference_steps,
         "strength": strength,
         "removal_guidance_scale": removal_guidance_scale,
@@ -376,10 +385,14 @@ def remove(
         "mask_dilation": mask_dilation,
         "feather_radius": feather_radius,
         "resolution": resolution,
+        "scheduler": scheduler,
     }
-    from .settings import check_knobs
-
-    check_knobs(knobs)
+    check_knobs(given)
+    knobs = knob_values(method, given, fast=fast)
+    if method == "dip" and knobs.get("scheduler", "ddim") != "ddim":
+        raise ValueError(
+            f"scheduler={knobs['scheduler']!r}: DIP samples with DDIM only (its inversion is DDIM's)"
+        )
     if device is not None:
         resolve_device(device)
     if dtype is not None:
@@ -395,7 +408,9 @@ def remove(
     imaging.check_pixels(picture.size, max_pixels, "image")
     if mask is None and not selecting:
         if alpha is None:
-            raise imaging.InputError("mask", "no mask given and the image has no alpha channel to take one from")
+            raise imaging.InputError(
+                "mask", "no mask given and the image has no alpha channel to take one from"
+            )
         object_mask = imaging.mask_from_alpha(alpha)
         alpha = None  # the transparent region is what gets filled: the result is opaque
     elif mask is not None:
@@ -422,7 +437,7 @@ def remove(
     # 3. Load the model and run
     pipe = load_pipeline(model, method=method, device=device, dtype=dtype, config=config)
     pipe.set_progress_bar_config(disable=not progress, leave=False)
-    kwargs: dict[str, Any] = {name: value for name, value in knobs.items() if value is not None}
+    kwargs: dict[str, Any] = dict(knobs)
     if method == "sip":
         kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
     result = pipe(picture, object_mask, paste_back=paste_back, strategy=strategy, **kwargs).images[0]

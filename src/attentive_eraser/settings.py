@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
+
+from .imaging.load import DEFAULT_MAX_PIXELS
 
 Family = Literal["sd15", "sd21", "sd21-768", "sdxl", "demo"]
 Method = Literal["sip", "dip"]
+Strategy = Literal["resize", "crop"]
+METHODS: tuple[str, ...] = ("sip", "dip")
+STRATEGIES: tuple[str, ...] = ("resize", "crop")
 
 
 @dataclass(frozen=True)
@@ -352,3 +357,70 @@ def preset_for_config(unet_config: Any, vae_scale_factor: int = 8) -> Preset:
         mask_dilation=max(1, round(base.mask_dilation * ratio)),
         feather_radius=max(1, round(base.feather_radius * ratio)),
     )
+
+
+#: ``fast`` settings (``--fast``, ``fast=True``, the app's toggle), per method: knob values that replace the
+#: preset's (explicit knobs still win). Chosen from the measured quality-versus-cost curve
+#: (``benchmarks/steps_quality.py``, ``docs/performance.md``); T_SS keeps the preset's share of the steps.
+FAST_KNOBS: dict[str, dict[str, Any]] = {
+    "sip": {"num_inference_steps": 25, "suppression_steps": 5, "scheduler": "dpm++"},
+    "dip": {"num_inference_steps": 20, "suppression_steps": 4},
+}
+
+
+def knob_values(method: str, knobs: Mapping[str, Any], *, fast: bool = False) -> dict[str, Any]:
+    """The knobs a call sets: ``knobs``' non-``None`` values over the ``fast`` ones (if asked) for ``method``."""
+    given = {name: value for name, value in knobs.items() if value is not None}
+    return {**(FAST_KNOBS[method] if fast else {}), **given}
+
+
+@dataclass(frozen=True)
+class RemovalOptions:
+    """One removal request as every surface builds it (CLI, batch manifest, web app, ``remove()``).
+
+    ``knobs`` maps :data:`KNOBS` names to values (absent or ``None``: the model's preset; ``fast``: the fast
+    values first). Validated on construction: a bad knob raises ``ValueError`` naming it and its value.
+    """
+
+    model: str | None = None
+    config: str | None = None
+    method: Method = "sip"
+    seed: int = 123
+    knobs: Mapping[str, Any] | tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    fast: bool = False
+    strategy: Strategy = "resize"
+    paste_back: bool = True
+    device: str | None = None
+    dtype: str | None = None
+    progress: bool = True
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        pairs = self.knobs.items() if isinstance(self.knobs, Mapping) else self.knobs
+        values = {name: value for name, value in pairs if value is not None}
+        for name in values:
+            knob(name)  # an unknown name raises
+        check_knobs(values)
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} must be 'sip' or 'dip'")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r} must be 'resize' or 'crop'")
+        object.__setattr__(self, "knobs", tuple(sorted(values.items())))  # hashable, order-free
+
+    def get(self, name: str) -> Any:
+        """The value of knob ``name`` this request sets, or ``None`` (the preset's)."""
+        return dict(self.knobs).get(knob(name).name)  # type: ignore[arg-type]
+
+    def with_knobs(self, values: Mapping[str, Any]) -> RemovalOptions:
+        """These options with ``values`` (knob names; ``None`` leaves a knob as it is) set."""
+        merged = {**dict(self.knobs), **{name: value for name, value in values.items() if value is not None}}  # type: ignore[arg-type]
+        return replace(self, knobs=merged)
+
+    def call_knobs(self) -> dict[str, Any]:
+        """The knobs to pass to a pipeline ``__call__``: the set ones over the fast ones (if asked)."""
+        return knob_values(self.method, dict(self.knobs), fast=self.fast)  # type: ignore[arg-type]
+
+    def remove_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`attentive_eraser.remove` for this request."""
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "knobs"}
+        return {**kwargs, **dict(self.knobs)}  # type: ignore[arg-type]
