@@ -22,7 +22,7 @@ from diffusers import DDIMScheduler
 
 from . import imaging
 from .runtime import resolve_device, resolve_dtype
-from .settings import PRESETS, check_knobs, family_of_unet_config, knob_values
+from .settings import KNOB_NAMES, PRESETS, check_knobs, family_of_unet_config, knob_values
 
 logger = logging.getLogger(__name__)
 
@@ -363,6 +363,7 @@ def remove(
     :func:`attentive_eraser.selection.select_object`. With a mask too, the selection is added to it.
     """
     # 1. Check the settings (cheap, before any file is decoded or model loaded)
+    arguments = dict(locals())
     for name, flag in (
         ("paste_back", paste_back),
         ("resize_mask", resize_mask),
@@ -376,17 +377,7 @@ def remove(
         raise ValueError(f"strategy={strategy!r} must be 'resize' or 'crop'")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
-    given = {
-        "num_inference_steps": num_inference_steps,
-        "strength": strength,
-        "removal_guidance_scale": removal_guidance_scale,
-        "suppression_scale": suppression_scale,
-        "suppression_steps": suppression_steps,
-        "mask_dilation": mask_dilation,
-        "feather_radius": feather_radius,
-        "resolution": resolution,
-        "scheduler": scheduler,
-    }
+    given = {name: arguments[name] for name in KNOB_NAMES}
     check_knobs(given)
     knobs = knob_values(method, given, fast=fast)
     if method == "dip" and knobs.get("scheduler", "ddim") != "ddim":

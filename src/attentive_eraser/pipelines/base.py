@@ -88,6 +88,11 @@ def blend(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> to
     return mask * inside + (1 - mask) * outside
 
 
+def knobs_of(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The knob arguments (:data:`~attentive_eraser.settings.KNOBS` names) of a call, from its ``locals()``."""
+    return {name: arguments[name] for name in KNOB_NAMES}
+
+
 def truncated_timesteps(
     scheduler: Any, num_inference_steps: int, strength: float, device: torch.device | str
 ) -> torch.Tensor:

@@ -24,6 +24,7 @@ from .base import (
     _as_list,
     _to_pixels,
     blend,
+    knobs_of,
 )
 
 
@@ -108,17 +109,7 @@ class DIPMixin(EraserPipelineMixin):
             "dip",
             image,
             mask_image,
-            {
-                "num_inference_steps": num_inference_steps,
-                "strength": strength,
-                "removal_guidance_scale": removal_guidance_scale,
-                "suppression_scale": suppression_scale,
-                "suppression_steps": suppression_steps,
-                "mask_dilation": mask_dilation,
-                "feather_radius": feather_radius,
-                "resolution": resolution,
-                "scheduler": scheduler,
-            },
+            knobs_of(locals()),
             strategy=strategy,
             num_images_per_prompt=1,
             output_type=output_type,
