@@ -43,8 +43,9 @@ outside the mask every method returns the input exactly; inside it is the raw de
   seeds), batched as run (``--batch-size`` scenes per pipeline call, all seeds in that call).
 
 Per background kind: the same PSNR and reappearance over the scenes of each kind, and over the two groups
-"structured" (:data:`attentive_eraser.demo.scenes.STRUCTURED_KINDS`: stripes, checkers, tiles, bricks, plaid --
-repeated structure with edges crossing the object, which interpolation smears) and "smooth" (the rest).
+"structured" (:data:`attentive_eraser.demo.scenes.STRUCTURED_KINDS`: stripes, checkers, tiles, bricks,
+plaid -- repeated structure with edges crossing the object, which interpolation smears) and "smooth" (the
+rest).
 
 Diagnostics (:mod:`attentive_eraser.core.diagnostics`, on the first ``--diagnostics-scenes`` cases: the scene
 with its object, VAE posterior mode, fixed noise): the relative SARG signal ``||eps_erased - eps_plain|| /
@@ -86,6 +87,13 @@ from typing import Any, Literal  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
+# The cases (the first held-out scenes with an object whose dilated mask covers only background) and their
+# in-mask scores live in the package, shared with the tests and benchmarks/steps_quality.py.
+from attentive_eraser.testing.scene_cases import PSNR_CAP  # noqa: E402
+from attentive_eraser.testing.scene_cases import RemovalCase as Case  # noqa: E402
+from attentive_eraser.testing.scene_cases import removal_cases as select_cases  # noqa: E402
+from attentive_eraser.testing.scene_cases import score_removal as score  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "removal_quality"
 QUICK_OUT = REPO / "benchmarks" / "results" / "removal_quality_quick"
@@ -99,9 +107,6 @@ GRID_ROWS = 6
 GRID_ZOOM = 2
 #: 95 % normal quantile for the confidence half-widths
 Z95 = 1.96
-#: per-result PSNR ceiling (dB): an exact fill (possible on flat backgrounds) would otherwise count as
-#: 120 dB (the metric's 1e-12 MSE floor) and dominate the mean; 60 dB is an RMS error of 1/4 grey level
-PSNR_CAP = 60.0
 
 #: timesteps at which the diagnostics table shows the SARG signal (SIP at 50 steps x 0.8 runs 781 ... 1)
 DIAGNOSTIC_TIMESTEPS = (781, 581, 381, 201, 21)
@@ -109,79 +114,6 @@ DIAGNOSTIC_TIMESTEPS = (781, 581, 381, 201, 21)
 SELECTIVITY_TIMESTEPS = (781, 581, 381, 201)
 
 Kind = Literal["sip", "dip", "classical"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Scenes
-
-
-@dataclass(frozen=True)
-class Case:
-    """One benchmark item: a scene, the object to remove, and what a perfect removal gives."""
-
-    seed: int
-    object_index: int
-    shape: str
-    background_kind: str
-    image: np.ndarray  # (H, W, 3) uint8, the scene with the object
-    mask: np.ndarray  # (H, W) bool, the object's mask as given (what the pipelines receive)
-    region: np.ndarray  # (H, W) bool, the mask after the preset's dilation: where every metric looks
-    truth: np.ndarray  # (H, W, 3) uint8, the scene without the object (pure background on `region`)
-
-
-@dataclass
-class Selection:
-    cases: list[Case]
-    seeds_tried: int
-    skipped_no_isolated: int  # scenes whose objects all overlap another
-    skipped_touching: int  # scenes with isolated objects only whose dilated mask touches another object
-
-
-def select_cases(count: int, size: int, dilation: int) -> Selection:
-    """The first ``count`` held-out scenes that have an object whose dilated mask covers only background."""
-    from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, make_scene, object_colour_fraction
-    from attentive_eraser.imaging import dilate_mask
-
-    cases: list[Case] = []
-    tried = no_isolated = touching = 0
-    for seed in HELD_OUT_SEEDS:
-        if len(cases) == count:
-            break
-        tried += 1
-        scene = make_scene(seed, size)
-        isolated = [index for index in range(scene.num_objects) if scene.is_isolated(index)]
-        usable = []
-        for index in isolated:
-            region = dilate_mask(scene.masks[index], dilation)
-            # Ground truth on the whole region must be the object-free background: the dilation ring
-            # must not reach a neighbour, whose pixels would otherwise count as a "reappearing" object.
-            if np.array_equal(scene.backgrounds[index][region], scene.background[region]):
-                usable.append((int(np.count_nonzero(scene.masks[index])), index, region))
-        if not isolated:
-            no_isolated += 1
-            continue
-        if not usable:
-            touching += 1
-            continue
-        _, index, region = max(usable, key=lambda item: (item[0], -item[1]))  # largest, then lowest index
-        truth = scene.backgrounds[index]
-        if object_colour_fraction(truth, region) != 0.0:  # the scene generator's promise, checked
-            raise RuntimeError(f"scene {seed}: the ground truth holds object-coloured pixels")
-        cases.append(
-            Case(
-                seed=int(seed),
-                object_index=index,
-                shape=scene.shapes[index],
-                background_kind=scene.background_kind,
-                image=np.array(scene.image),
-                mask=np.array(scene.masks[index]),
-                region=region,
-                truth=np.array(truth),
-            )
-        )
-    if len(cases) < count:
-        raise SystemExit(f"error: only {len(cases)} usable scenes among the {tried} held-out seeds")
-    return Selection(cases, tried, no_isolated, touching)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -393,42 +325,6 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float | None]:
     return mean, float(Z95 * np.std(values, ddof=1) / math.sqrt(len(values)))
 
 
-def score(results: np.ndarray, cases: Sequence[Case], threshold: float) -> dict[str, np.ndarray]:
-    """Per-scene values (each ``(N,)``, averaged over seeds) of every metric, inside each case's region."""
-    import torch
-
-    from attentive_eraser.demo.scenes import object_colour_fraction
-    from attentive_eraser.evaluation.metrics import masked_psnr, masked_ssim
-
-    count, repeat = results.shape[:2]
-    truth = torch.from_numpy(np.stack([case.truth for case in cases])).permute(0, 3, 1, 2).float() / 255.0
-    region = torch.from_numpy(np.stack([case.region for case in cases]))[:, None]  # (N, 1, H, W)
-    psnr = np.empty((count, repeat))
-    ssim = np.empty((count, repeat))
-    for k in range(repeat):
-        result = torch.from_numpy(results[:, k]).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
-        psnr[:, k] = np.minimum(masked_psnr(result, truth, region).numpy(), PSNR_CAP)
-        ssim[:, k] = masked_ssim(result, truth, region).numpy()
-    fraction = np.array(
-        [
-            [object_colour_fraction(results[n, k], case.region) for k in range(repeat)]
-            for n, case in enumerate(cases)
-        ]
-    )
-    values = {
-        "psnr": psnr.mean(axis=1),
-        "ssim": ssim.mean(axis=1),
-        "reappearance": (fraction > threshold).mean(axis=1),
-        "object_colour_fraction": fraction.mean(axis=1),
-    }
-    if repeat >= 2:
-        spread = (results.astype(np.float32) / 255.0).std(axis=1, ddof=1)  # (N, H, W, 3)
-        values["instability"] = np.array(
-            [float(spread[n][case.region].mean()) for n, case in enumerate(cases)]
-        )
-    return values
-
-
 def summarise(values: dict[str, np.ndarray], seconds: float, images: int) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name in ("psnr", "ssim", "reappearance", "object_colour_fraction", "instability"):
@@ -549,17 +445,18 @@ def markdown_table(report: dict[str, Any]) -> str:
             f"{settings['skipped_scenes']} skipped: {settings['skipped_no_isolated']} without an isolated "
             "object, "
             f"{settings['skipped_touching']} whose dilated mask touched another object), one object each, "
-            f"{settings['size']} px; model `{settings['model']}`; mask dilation {settings['mask_dilation']} px."
+            f"{settings['size']} px; model `{settings['model']}`; "
+            f"mask dilation {settings['mask_dilation']} px."
         ),
         (
             f"SIP: {settings['steps']} DDIM steps × strength {settings['sip_strength']:g}, seeds "
-            f"{', '.join(map(str, settings['seeds']))}; DIP: {settings['steps']} inversion + {settings['steps']} "
-            f"sampling steps (strength {settings['dip_strength']:g}), deterministic."
+            f"{', '.join(map(str, settings['seeds']))}; DIP: {settings['steps']} inversion + "
+            f"{settings['steps']} sampling steps (strength {settings['dip_strength']:g}), deterministic."
         ),
         (
-            "All metrics inside the dilated mask only (the pipelines paste back with feather 0, so inside the "
-            f"mask is the raw decode); PSNR capped at {PSNR_CAP:g} dB per result; SSIM = the SSIM map over the "
-            "image averaged over the mask; reappearance = share of results with > "
+            "All metrics inside the dilated mask only (the pipelines paste back with feather 0, so inside "
+            f"the mask is the raw decode); PSNR capped at {PSNR_CAP:g} dB per result; SSIM = the SSIM map "
+            "over the image averaged over the mask; reappearance = share of results with > "
             f"{settings['reappearance_threshold'] * 100:g} % object-coloured pixels in the mask; seed "
             "instability = per-pixel std across seeds ([0, 1] scale) in the mask; ± = 95 % "
             "confidence half-width across scenes; s / image = wall time per result, batched as run "
@@ -611,8 +508,8 @@ def diagnostics_table(diagnostics: dict[str, Any]) -> str:
         + f" | {float(np.median(signal['share_inside'])) * 100:.0f} % |",
         "",
         (
-            "| decoder self-attention grid | layers | normalised entropy (1 = uniform) | object → object mass | "
-            "object share of keys | ratio |"
+            "| decoder self-attention grid | layers | normalised entropy (1 = uniform) | "
+            "object → object mass | object share of keys | ratio |"
         ),
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -917,6 +814,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "opencv_radius": OPENCV_RADIUS,
             "quick": args.quick,
             "sweep": args.sweep,
+            "sweep_scales": list(SWEEP_SCALES),
+            "grid_zoom": GRID_ZOOM,
             "evaluated_region": "dilated mask only",
         },
         "environment": {

@@ -32,87 +32,22 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# The cases (the first held-out scenes with an isolated object) and the simulated prompts (one click at the
+# deepest interior point, the bounding box grown by 2 px) live in the package, shared with the tests.
+from attentive_eraser.testing.scene_cases import PSNR_CAP
+from attentive_eraser.testing.scene_cases import ClickCase as Case
+from attentive_eraser.testing.scene_cases import click_cases as select_cases
 
 #: the acceptance target of issue 12 for the classical segmenter
 TARGET_MEAN_IOU = 0.9
 GOOD_IOU = 0.9
 Z95 = 1.959964
 REAPPEARANCE_THRESHOLD = 0.05
-PSNR_CAP = 60.0
-
-
-@dataclass(frozen=True)
-class Case:
-    """One scene, its object's exact mask, where the click goes, and the object-free ground truth."""
-
-    seed: int
-    shape: str
-    background_kind: str
-    image: np.ndarray  # (H, W, 3) uint8
-    mask: np.ndarray  # (H, W) bool, the object's visible pixels
-    truth: np.ndarray  # (H, W, 3) uint8, the scene without the object
-    click: tuple[int, int]  # (x, y)
-    box: tuple[int, int, int, int]  # (x0, y0, x1, y1), the mask's bounding box grown by 2 px
-
-
-def deepest_point(mask: np.ndarray) -> tuple[int, int]:
-    """``(x, y)`` of the mask pixel farthest from the mask's edge (the image border counts as edge)."""
-    import cv2
-
-    padded = np.pad(mask, 1).astype(np.uint8)
-    depth = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    return int(x), int(y)
-
-
-def bounding_box(mask: np.ndarray, margin: int = 2) -> tuple[int, int, int, int]:
-    """The mask's bounding box ``(x0, y0, x1, y1)`` (exclusive ends), grown by ``margin`` and clipped."""
-    rows, columns = np.nonzero(mask)
-    height, width = mask.shape
-    return (
-        max(0, int(columns.min()) - margin),
-        max(0, int(rows.min()) - margin),
-        min(width, int(columns.max()) + 1 + margin),
-        min(height, int(rows.max()) + 1 + margin),
-    )
-
-
-def select_cases(count: int, size: int) -> tuple[list[Case], int]:
-    """The first ``count`` held-out scenes with an isolated object, and how many scenes were skipped."""
-    from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, make_scene
-
-    cases: list[Case] = []
-    skipped = 0
-    for seed in HELD_OUT_SEEDS:
-        if len(cases) == count:
-            break
-        scene = make_scene(seed, size)
-        isolated = [index for index in range(scene.num_objects) if scene.is_isolated(index)]
-        if not isolated:
-            skipped += 1
-            continue
-        index = max(isolated, key=lambda k: (int(scene.masks[k].sum()), -k))  # largest, then lowest index
-        mask = np.array(scene.masks[index])
-        cases.append(
-            Case(
-                int(seed),
-                scene.shapes[index],
-                scene.background_kind,
-                np.array(scene.image),
-                mask,
-                np.array(scene.backgrounds[index]),
-                deepest_point(mask),
-                bounding_box(mask),
-            )
-        )
-    if len(cases) < count:
-        raise SystemExit(f"error: only {len(cases)} scenes with an isolated object among the held-out seeds")
-    return cases, skipped
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -14,10 +14,12 @@ synchronised wall-clock time.
 Rows of the per-step table, for one image at each size:
 
 * **ours**: one SIP step with SARG -- the UNet on ``[plain, erased]`` (batch 2) with the package's processor
-  installed by :func:`attentive_eraser.core.layers.eraser_attention`, Similarity Suppression on (step 0 < T_SS),
-  a centred box mask of 15 % of the image, then Eq. 18, the DDIM step and the background blend;
-* **eager**: the same step with :mod:`eager_reference` (explicit ``N x N`` logits, mask added, softmax,
-  lambda-softmax combined row by row -- the authors' way) installed on the same decoder layers;
+  installed by :func:`attentive_eraser.core.layers.eraser_attention`, Similarity Suppression on
+  (step 0 < T_SS), a centred box mask of 15 % of the image, then Eq. 18, the DDIM step and the background
+  blend;
+* **eager**: the same step with :mod:`attentive_eraser.testing.eager_reference` (explicit ``N x N``
+  logits, mask added, softmax, lambda-softmax combined row by row -- the authors' way) installed on the
+  same decoder layers;
 * **floor**: a plain diffusers UNet forward at the same batch of 2 with the stock processor. SARG cannot
   cost less.
 
@@ -65,9 +67,6 @@ import torch  # noqa: E402
 from diffusers import DDIMScheduler, UNet2DConditionModel  # noqa: E402
 from diffusers.models.attention_processor import Attention  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eager_reference import EagerEraserAttnProcessor, eager_eraser_attention  # noqa: E402
-
 from attentive_eraser import (  # noqa: E402
     AttentiveEraserDIPPipeline,
     AttentiveEraserSDXLDIPPipeline,
@@ -77,6 +76,10 @@ from attentive_eraser import (  # noqa: E402
 from attentive_eraser.core.attention import AttentiveEraserAttnProcessor, EraserState  # noqa: E402
 from attentive_eraser.core.guidance import SARGBatch  # noqa: E402
 from attentive_eraser.core.layers import eraser_attention, select_layers  # noqa: E402
+from attentive_eraser.testing.eager_reference import (  # noqa: E402
+    EagerEraserAttnProcessor,
+    eager_eraser_attention,
+)
 from attentive_eraser.testing.tiny import build_components, build_tokenizer  # noqa: E402
 
 # ------------------------------------------------------------------------------------- configurations
@@ -1064,8 +1067,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--markdown",
         type=Path,
+        action="append",
         default=None,
-        help="also write the tables to this file (between its speed.py markers if it has them)",
+        help="also write the tables to this file (between its speed.py markers if it has them); repeatable",
     )
     parser.add_argument(
         "--sdxl-size",
@@ -1223,9 +1227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # plain lines for scripts (the headline row: SD 2.1 at 512², or tiny sd21 in a quick run)
         print(f"ours/floor {headline.ours_over_floor:.3f}")
         print(f"ours/eager {headline.ours_over_eager:.3f}")
-    if args.markdown is not None:
-        write_markdown(args.markdown, table)
-        print(f"wrote {args.markdown}")
+    for page in args.markdown or ():
+        write_markdown(page, table)
+        print(f"wrote {page}")
     return 0
 
 

@@ -1,5 +1,8 @@
 """Performance plumbing, never timings: the benchmark's quick run, its eager baseline, and GPU readiness.
 
+The benchmark (``benchmarks/speed.py``) runs as a script, as users run it; its eager baseline lives in the
+package (:mod:`attentive_eraser.testing.eager_reference`), where the benchmark and these tests import it.
+
 GPU readiness is checked on CPU with the tiny models: ``torch.compile(fullgraph=True)`` of a UNet with our
 processor, VAE tiling/slicing and channels_last in the pipeline, and the SDPA backends our additive key
 bias may run on. CUDA-only options (model CPU offload, the fused CUDA kernels) run where a GPU exists.
@@ -23,12 +26,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from attentive_eraser import AttentiveEraserSIPPipeline
 from attentive_eraser.core.attention import AttentiveEraserAttnProcessor, EraserState
 from attentive_eraser.core.layers import eraser_attention
+from attentive_eraser.testing.eager_reference import eager_eraser_attention
 from attentive_eraser.testing.tiny import build_components
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-from eager_reference import eager_eraser_attention  # noqa: E402
+SPEED = ROOT / "benchmarks" / "speed.py"
+BEGIN, END = "<!-- speed.py:begin -->", "<!-- speed.py:end -->"
 
 LATENT = (16, 16)
 CUDA = torch.cuda.is_available()
@@ -68,20 +71,36 @@ def tiny_unet() -> torch.nn.Module:
 
 
 # ------------------------------------------------------------------------------------- the benchmark
-def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
-    """``speed.py --quick`` runs and prints every row and the two ratio lines (figures are never asserted)."""
-    markdown = tmp_path / "performance.md"
+@pytest.fixture(scope="module")
+def quick_speed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:
+    """``speed.py --quick`` once, writing its tables to a new page and into an existing hand-written one.
+
+    Returns the printed output, the new page and the existing page.
+    """
+    folder = tmp_path_factory.mktemp("speed")
+    new_page = folder / "performance.md"
+    existing = folder / "page.md"
+    existing.write_text(f"# Title\n\nbefore\n\n{BEGIN}\nold table\n{END}\n\nafter\n")
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    command = [
+        sys.executable,
+        str(SPEED),
+        "--quick",
+        "--markdown",
+        str(new_page),
+        "--markdown",
+        str(existing),
+    ]
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "speed.py"), "--quick", "--markdown", str(markdown)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        cwd=ROOT,
+        command, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT, check=False
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    out = result.stdout
+    return result.stdout, new_page, existing
+
+
+def test_quick_benchmark_prints_every_row(quick_speed_run: tuple[str, Path, Path]) -> None:
+    """``speed.py --quick`` runs and prints every row and the two ratio lines (figures are never asserted)."""
+    out, markdown, _ = quick_speed_run
     for family in ("sd15", "sd21", "sdxl"):
         for size in ("128×128", "192×128"):
             assert re.search(rf"^\| tiny {family} \| {size} \| .+ \|$", out, re.M), (family, size)
@@ -98,20 +117,17 @@ def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
         assert match is not None, name
         assert float(match.group(1)) > 0  # a number, whatever its value
     written = markdown.read_text()
-    assert "<!-- speed.py:begin -->" in written and "<!-- speed.py:end -->" in written
+    assert written.startswith(BEGIN) and END in written  # a new page holds the generated block alone
     assert "| tiny sd21 | 128×128 |" in written
 
 
-def test_markdown_keeps_the_hand_written_text(tmp_path: Path) -> None:
+def test_markdown_keeps_the_hand_written_text(quick_speed_run: tuple[str, Path, Path]) -> None:
     """``--markdown`` replaces only the generated block of an existing page."""
-    import speed
-
-    page = tmp_path / "page.md"
-    page.write_text(f"# Title\n\nbefore\n\n{speed.BEGIN}\nold table\n{speed.END}\n\nafter\n")
-    speed.write_markdown(page, "new table\n")
+    _, generated, page = quick_speed_run
     text = page.read_text()
-    assert "old table" not in text and "new table" in text
+    assert "old table" not in text and "| tiny sd21 | 128×128 |" in text
     assert text.startswith("# Title\n\nbefore\n") and text.rstrip().endswith("after")
+    assert generated.read_text() in text  # the same block as on a new page
 
 
 @pytest.mark.parametrize("step_index", [0, 20], ids=["SS on", "SS off"])

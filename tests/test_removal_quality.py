@@ -1,6 +1,9 @@
 """The removal-quality benchmark (``benchmarks/removal_quality.py``): its scene selection and metrics, and
 its ``--quick`` run end to end -- on the shipped demo model when it is there, else on a tiny random model.
-Figures are never asserted (a random model removes nothing), only that every row is produced and finite."""
+Figures are never asserted (a random model removes nothing), only that every row is produced and finite.
+
+The selection and the metrics live in :mod:`attentive_eraser.testing.scene_cases` (the benchmark imports
+them from there); the benchmark itself runs as a script."""
 
 from __future__ import annotations
 
@@ -16,19 +19,16 @@ from PIL import Image
 
 from attentive_eraser.demo.scenes import HELD_OUT_SEEDS, STRUCTURED_KINDS, object_colour_fraction
 from attentive_eraser.imaging import dilate_mask
+from attentive_eraser.testing.scene_cases import PSNR_CAP, removal_cases, score_removal
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import removal_quality  # noqa: E402
-
 DEMO_MODEL = Path(__file__).resolve().parent.parent / "src" / "attentive_eraser" / "demo_model"
 PIPELINE_ROWS = ("sip_sarg", "sip_plain", "dip_sarg", "dip_plain", "sip_aas_no_ss")
 OTHER_ROWS = ("telea", "navier_stokes", "biharmonic", "vae_ceiling", "input")
 
 
 def test_selected_objects_are_isolated_and_their_ground_truth_is_background() -> None:
-    selection = removal_quality.select_cases(12, 64, dilation=2)
+    selection = removal_cases(12, 64, dilation=2)
     assert len(selection.cases) == 12
     assert selection.seeds_tried == 12 + selection.skipped_no_isolated + selection.skipped_touching
     assert [case.seed for case in selection.cases] == sorted(case.seed for case in selection.cases)
@@ -41,12 +41,12 @@ def test_selected_objects_are_isolated_and_their_ground_truth_is_background() ->
 
 
 def test_metrics_separate_a_perfect_fill_from_the_object_left_in_place() -> None:
-    cases = removal_quality.select_cases(3, 64, dilation=1).cases
+    cases = removal_cases(3, 64, dilation=1).cases
     perfect = np.stack([[case.truth, case.truth] for case in cases])  # (N, 2 seeds, H, W, 3)
     kept = np.stack([case.image for case in cases])[:, None]
-    good = removal_quality.score(perfect, cases, threshold=0.05)
-    bad = removal_quality.score(kept, cases, threshold=0.05)
-    assert np.all(good["psnr"] == removal_quality.PSNR_CAP) and np.allclose(good["ssim"], 1.0)
+    good = score_removal(perfect, cases, threshold=0.05)
+    bad = score_removal(kept, cases, threshold=0.05)
+    assert np.all(good["psnr"] == PSNR_CAP) and np.allclose(good["ssim"], 1.0)
     assert np.all(good["reappearance"] == 0.0) and np.all(good["instability"] == 0.0)
     assert np.all(bad["reappearance"] == 1.0) and np.all(bad["psnr"] < 20.0)
     assert "instability" not in bad  # one result per scene: no spread across seeds
@@ -91,9 +91,11 @@ def test_quick_benchmark_produces_every_row_with_finite_metrics(quick_run: tuple
     methods = report["methods"]
     settings = report["settings"]
     preset_scale = settings["preset"]["removal_guidance_scale"]
-    sweep = [f"sip_s{scale:g}" for scale in removal_quality.SWEEP_SCALES if scale not in (0.0, preset_scale)]
+    sweep = [f"sip_s{scale:g}" for scale in settings["sweep_scales"] if scale not in (0.0, preset_scale)]
     assert set(methods) == {*PIPELINE_ROWS, *sweep, *OTHER_ROWS}
     assert settings["scenes"] == 4 and settings["seeds"] == [123, 321] and len(report["scenes"]) == 4
+    chosen = removal_cases(4, settings["size"], settings["mask_dilation"]).cases
+    assert [scene["seed"] for scene in report["scenes"]] == [case.seed for case in chosen]
     for key, method in methods.items():
         summary = method["summary"]
         for name in ("psnr", "ssim", "reappearance", "object_colour_fraction"):
@@ -142,7 +144,7 @@ def test_quick_benchmark_writes_the_grid(quick_run: tuple[Path, str]) -> None:
     report = json.loads((out / "results.json").read_text(encoding="utf-8"))
     with Image.open(out / "grid.png") as grid:
         width, height = grid.size
-    tile = report["settings"]["size"] * removal_quality.GRID_ZOOM
+    tile = report["settings"]["size"] * report["settings"]["grid_zoom"]
     columns = 2 + len(report["methods"]) - 1  # input + mask, truth, every row but the "input" reference
     assert columns * tile < width < (columns + 1) * tile
     assert 4 * tile < height < 5 * tile

@@ -1,4 +1,8 @@
-"""The benchmark's baseline: AAS and SS computed eagerly, the way the authors' code does it.
+"""The speed benchmark's baseline: AAS and SS computed eagerly, the way the authors' code does it.
+
+``benchmarks/speed.py`` times it beside the package's processor, and ``tests/test_performance.py`` checks
+that both compute the same, so the benchmark compares like with like. (``tests/reference.py`` is another
+thing: a float64 reference of the equations for parity tests, too slow to time.)
 
 Written from the paper (Eqs. 11-17): every decoder self-attention call materialises the ``N x N``
 logits ``S = Q K^T / sqrt(d)`` of every head, adds the object mask to the object keys' columns, takes a
@@ -22,7 +26,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from attentive_eraser.core.attention import EraserState
-from attentive_eraser.core.layers import select_layers
+from attentive_eraser.core.layers import swapped_processors
 
 
 class EagerEraserAttnProcessor:
@@ -102,13 +106,6 @@ class EagerEraserAttnProcessor:
 @contextmanager
 def eager_eraser_attention(unet: UNet2DConditionModel, state: EraserState) -> Iterator[list[str]]:
     """Install :class:`EagerEraserAttnProcessor` where the package's processor would go; restore on exit."""
-    original = dict(unet.attn_processors)
-    names = select_layers(unet)
     processor = EagerEraserAttnProcessor(state)
-    patched = dict(original)
-    patched.update({name: processor for name in names})
-    unet.set_attn_processor(patched)
-    try:
+    with swapped_processors(unet, lambda _name: processor) as names:
         yield names
-    finally:
-        unet.set_attn_processor(dict(original))
