@@ -8,8 +8,9 @@ import os
 # reach a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-# Spinning OpenMP workers made runs up to 50x slower when another process shared the 2 cores
-# (shared/ENVIRONMENT.md); read when torch loads its OpenMP runtime, so set before importing torch.
+# OpenMP's default wait policy keeps idle worker threads spinning on the cores; on a small machine shared
+# with other processes (CI runners, two test runs at once) that made runs up to 50x slower. PASSIVE lets
+# them sleep. OpenMP reads it once, when torch loads its runtime, so it is set before importing torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from collections.abc import Callable  # noqa: E402
