@@ -71,7 +71,7 @@ def test_uniform_attention_has_entropy_one_and_no_selectivity(case: dict) -> Non
 
 
 def test_attention_on_itself_has_entropy_zero_and_full_object_mass() -> None:
-    from attentive_eraser import diagnostics
+    from attentive_eraser.core import diagnostics
 
     state = diagnostics._RecorderState()
     objects = torch.zeros(2, 16, dtype=torch.bool)
@@ -104,7 +104,7 @@ def test_selectivity_leaves_the_unet_as_it_was(case: dict) -> None:
 
 
 def test_recording_processor_computes_the_stock_output(case: dict) -> None:
-    from attentive_eraser import diagnostics
+    from attentive_eraser.core import diagnostics
 
     unet = case["unet"]
     t = torch.full((2,), 581)

@@ -58,8 +58,7 @@ def _check_available(device: torch.device, given: object) -> None:
             raise ValueError(f"device={given!r} is not available on this machine (no Apple MPS)")
         return
     backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu
-    available = backend is not None and backend.is_available()
-    count = backend.device_count() if available else 0
+    count = backend.device_count() if backend is not None and backend.is_available() else 0
     if (device.index or 0) >= count:
         raise ValueError(
             f"device={given!r} is not available: this machine has {count} {device.type.upper()} device(s)"
@@ -106,7 +105,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         name = _DTYPE_NAMES[str(dtype).lower()]
     except KeyError:
         raise ValueError(f"dtype={dtype!r} is not one of {sorted(_DTYPE_NAMES)}") from None
-    return getattr(torch, name)  # type: ignore[no-any-return]
+    return getattr(torch, name)
 
 
 @contextlib.contextmanager

@@ -515,7 +515,10 @@ def grabcut(
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # GrabCut's k-means start: the same input gives the same mask
-    cv2.grabCut(image, labels, None, background_model, foreground_model, iterations, cv2.GC_INIT_WITH_MASK)
+    # OpenCV's stub requires a rect; with GC_INIT_WITH_MASK OpenCV ignores it and takes None
+    cv2.grabCut(  # type: ignore[call-overload]
+        image, labels, None, background_model, foreground_model, iterations, cv2.GC_INIT_WITH_MASK
+    )
     return np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD))
 
 
@@ -577,7 +580,7 @@ class ClassicSegmenter(Segmenter):
         if prompt.box is not None:
             box = tuple(value * scale for value in prompt.box)
             # clicks inside the box add their regions to what the box selects
-            mask = (mask & _box_mask(small.shape[:2], box)) | self._segment_box(small, box, points, negatives)  # type: ignore[arg-type]
+            mask = (mask & _box_mask(small.shape[:2], box)) | self._segment_box(small, box, points, negatives)
         if scale < 1.0:
             mask = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) >= 0.5
         return mask

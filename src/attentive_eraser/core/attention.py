@@ -79,6 +79,9 @@ class EraserState:
     _grids: dict[int, TokenGrid] = field(default_factory=dict, repr=False)
     _tensors: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
     _warned_full: bool = field(default=False, repr=False)
+    #: set by ``__setattr__`` whenever a value it depends on changes (no default: ``__init__`` never
+    #: assigns it, so the value computed from the constructor's arguments stays)
+    _suppressing: bool = field(init=False, repr=False, compare=False)
 
     def set_mask(self, mask: torch.Tensor, latent_size: tuple[int, int]) -> None:
         """Set the object mask ``(E, 1, H, W)`` and the latent size; token masks of every level are built now."""

@@ -23,8 +23,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+# the defining module: type checkers read diffusers' top-level names as its placeholder classes
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 from .attention import EraserState
 from .layers import DECODER_SELF_ATTENTION, eraser_attention, swapped_processors

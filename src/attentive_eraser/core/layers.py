@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from diffusers import UNet2DConditionModel
+# the defining module: type checkers read diffusers' top-level names as its placeholder classes
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 from .attention import AttentiveEraserAttnProcessor, EraserState
 

@@ -282,7 +282,8 @@ def _checkers(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndar
 def _noise(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Low-frequency noise blending three colours of one palette (clouds, blotches)."""
     first, second, third = _colours(rng, _palette(rng), 3)
-    cells = tuple(int(c) for c in rng.integers(2, 6, size=2))
+    rows, columns = rng.integers(2, 6, size=2)
+    cells = (int(rows), int(columns))
     shape = x.shape
     image = _mix(first, second, _low_frequency_noise(rng, shape, cells))
     return _mix(image, third, 0.7 * _low_frequency_noise(rng, shape, cells))

@@ -158,6 +158,9 @@ class LPIPS(nn.Module):
     # input normalisation of the LPIPS networks: the channels of [-1, 1] images are shifted and scaled
     SHIFT = (-0.030, -0.088, -0.188)
     SCALE = (0.458, 0.448, 0.450)
+    # buffers (registered in __init__)
+    shift: torch.Tensor
+    scale: torch.Tensor
 
     def __init__(self, backbone: VGG16Features, heads: Sequence[torch.Tensor]) -> None:
         super().__init__()

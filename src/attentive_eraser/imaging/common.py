@@ -65,7 +65,7 @@ def check_size(size: object, argument: str) -> tuple[int, int]:
     if (
         not isinstance(size, (tuple, list))
         or len(size) != 2
-        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size)
+        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) > 0 for v in size)
     ):
         raise InputError(argument, f"expected (width, height) as two positive integers, got {size!r}")
     return int(size[0]), int(size[1])

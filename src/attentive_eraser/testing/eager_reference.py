@@ -22,8 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+# the defining module: type checkers read diffusers' top-level names as its placeholder classes
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 from attentive_eraser.core.attention import EraserState
 from attentive_eraser.core.layers import swapped_processors

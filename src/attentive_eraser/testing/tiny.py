@@ -30,67 +30,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    StableDiffusionPipeline,
-    StableDiffusionXLPipeline,
-    UNet2DConditionModel,
-)
+
+# the defining modules: type checkers read diffusers' top-level names as its placeholder classes
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
+from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import StableDiffusionXLPipeline
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+# the demo model's tokenizer (tests import build_tokenizer from here too)
+from ..training.tokenizer import MAX_LENGTH, build_tokenizer
 
 FAMILIES: tuple[str, ...] = ("sd15", "sd21", "sdxl")
 PREDICTION_TYPES: tuple[str, ...] = ("epsilon", "v_prediction")
-
-BOS_TOKEN = "<|startoftext|>"
-EOS_TOKEN = "<|endoftext|>"
-#: CLIP's context length; the pipelines pad every prompt to ``tokenizer.model_max_length``
-MAX_LENGTH = 77
 
 # Text encoders: both SDXL encoders share these sizes, so SDXL's cross-attention width is 2 * 32.
 TEXT_HIDDEN_SIZE = 32
 TEXT_PROJECTION_DIM = 32
 # SDXL "text_time" conditioning: 6 time ids (original size, crop, target size) of this width each.
 ADDITION_TIME_EMBED_DIM = 8
-
-
-def _byte_level_characters() -> list[str]:
-    """The 256 printable characters that byte-level BPE (GPT-2, CLIP) uses for the bytes 0..255, by byte."""
-    # Bytes that are printable, non-space Latin-1 characters stand for themselves; the others are
-    # shifted past 255, in byte order, so that every byte has a visible, unique character.
-    printable = {
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    }
-    characters = []
-    shifted = 0
-    for byte in range(256):
-        if byte in printable:
-            characters.append(chr(byte))
-        else:
-            characters.append(chr(256 + shifted))
-            shifted += 1
-    return characters
-
-
-def build_tokenizer() -> CLIPTokenizer:
-    """A character-level CLIP tokenizer (514 tokens, no merges) built without any download."""
-    characters = _byte_level_characters()
-    vocab = {character: index for index, character in enumerate(characters)}
-    # Without merges every word splits into characters; its last one carries CLIP's end-of-word mark.
-    vocab.update({character + "</w>": len(characters) + index for index, character in enumerate(characters)})
-    vocab[BOS_TOKEN] = len(vocab)
-    vocab[EOS_TOKEN] = len(vocab)
-    return CLIPTokenizer(
-        vocab=vocab,
-        merges=[],
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        unk_token=EOS_TOKEN,
-        pad_token=EOS_TOKEN,
-        model_max_length=MAX_LENGTH,
-    )
 
 
 def _text_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
@@ -261,6 +220,7 @@ def save_tiny_model(
     if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(f"{path} exists and is not an empty directory; pass overwrite=True to use it")
     components = build_components(family, seed=seed, prediction_type=prediction_type)
+    pipeline: StableDiffusionPipeline | StableDiffusionXLPipeline
     if family == "sdxl":
         # The invisible watermark is an optional package; the tiny model never needs it.
         pipeline = StableDiffusionXLPipeline(**components, add_watermarker=False)

@@ -145,7 +145,8 @@ class TrainingConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"config has unknown keys {unknown}; known keys: {sorted(known)}")
-        return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+        converted: dict[str, Any] = {key: tuple(v) if isinstance(v, list) else v for key, v in values.items()}
+        return cls(**converted)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> TrainingConfig:

@@ -74,7 +74,8 @@ def validation_removals(
     """
     from ..imaging import dilate_mask
 
-    images, masks = [], []
+    images: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
     for seed in seeds:
         if len(images) == count:
             break

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+
+# the defining modules: type checkers read diffusers' top-level names as its placeholder classes
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from ..testing.tiny import build_tokenizer
+from .config import TrainingConfig
+from .tokenizer import build_tokenizer
 
 __all__ = [
     "build_noise_scheduler",
@@ -17,7 +23,6 @@ __all__ = [
     "build_vae",
     "empty_prompt_embeddings",
 ]
-from .config import TrainingConfig
 
 
 def build_vae(config: TrainingConfig) -> AutoencoderKL:

@@ -48,12 +48,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+# the defining modules: type checkers read diffusers' top-level names as its placeholder classes
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from tqdm.auto import tqdm
+from transformers import CLIPTextModel, CLIPTokenizer
 
 from .config import TrainingConfig
 from .data import SceneBatches, scene_images, validation_removals, validation_seeds
@@ -88,11 +93,14 @@ def lr_factor(step: int, total: int, warmup: int, final_fraction: float) -> floa
     return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-class ExponentialMovingAverage:
+_Model = TypeVar("_Model", bound=torch.nn.Module)
+
+
+class ExponentialMovingAverage(Generic[_Model]):
     """An EMA copy of a model's parameters, with the usual warm-up ``min(decay, (1 + n) / (10 + n))``."""
 
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.model = copy.deepcopy(model).requires_grad_(False).eval()
+    def __init__(self, model: _Model, decay: float) -> None:
+        self.model: _Model = copy.deepcopy(model).requires_grad_(False).eval()
         self.decay = decay
         self.updates = 0
 
@@ -280,7 +288,7 @@ def _psnr(reconstruction: torch.Tensor, target: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def reconstruct(vae: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+def reconstruct(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
     """Decode the posterior mean of ``images`` ``(B, 3, H, W)`` in [-1, 1]."""
     return vae.decode(vae.encode(images).latent_dist.mode()).sample.clamp(-1, 1)
 
@@ -328,13 +336,13 @@ def train_vae(
     log: LossLog,
     progress: bool = True,
     checkpoints: Checkpoints | None = None,
-) -> tuple[torch.nn.Module, StageResult]:
+) -> tuple[AutoencoderKL, StageResult]:
     """Stage (a): train the ``AutoencoderKL`` and set its latent scaling factor."""
     seed = stage_seed(config.seed, _VAE_STAGE)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         vae = build_vae(config)
-    vae.to(device).train()
+    vae.to(device).train()  # type: ignore[arg-type]  # diffusers' @wraps-ed .to() looks unbound to mypy
     batches = SceneBatches(
         seed,
         config.vae_batch_size,
@@ -395,14 +403,12 @@ def train_vae(
     vae.register_to_config(scaling_factor=round(scaling_factor, 5))
     if not result.metrics:
         result.metrics = validate(0)
-    result.metrics["scaling_factor"] = vae.config.scaling_factor
+    result.metrics["scaling_factor"] = vae.config["scaling_factor"]
     return vae, result
 
 
-def load_vae(path: str | os.PathLike[str], device: torch.device) -> torch.nn.Module:
+def load_vae(path: str | os.PathLike[str], device: torch.device) -> AutoencoderKL:
     """A trained VAE from a ``vae`` folder or a model folder that has one (``--vae-from``)."""
-    from diffusers import AutoencoderKL
-
     path = Path(path)
     if (path / "vae").is_dir():
         path = path / "vae"
@@ -421,7 +427,7 @@ DIAGNOSTIC_TIMESTEPS = (781, 581, 381, 201)
 
 
 def removal_diagnostics(
-    unet: torch.nn.Module,
+    unet: UNet2DConditionModel,
     latents: torch.Tensor,
     noise: torch.Tensor,
     masks: torch.Tensor,
@@ -455,13 +461,13 @@ def removal_diagnostics(
 
 def train_unet(
     config: TrainingConfig,
-    vae: torch.nn.Module,
+    vae: AutoencoderKL,
     prompt_embeds: torch.Tensor,
     device: torch.device,
     log: LossLog,
     progress: bool = True,
     checkpoints: Checkpoints | None = None,
-) -> tuple[torch.nn.Module, StageResult]:
+) -> tuple[UNet2DConditionModel, StageResult]:
     """Stage (b): train the UNet on the frozen VAE's latents; returns the EMA weights.
 
     Each validation logs the EMA model's loss on fixed noise and timesteps and its removal diagnostics
@@ -471,7 +477,7 @@ def train_unet(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = build_unet(config)
-    unet.to(device).train()
+    unet.to(device).train()  # type: ignore[arg-type]  # diffusers' @wraps-ed .to() looks unbound to mypy
     ema = ExponentialMovingAverage(unet, config.ema_decay)
     noise_scheduler = build_noise_scheduler(config)
     batches = SceneBatches(
@@ -485,7 +491,7 @@ def train_unet(
     optimizer, schedule = _optimizer(
         unet, config.unet_learning_rate, config.unet_weight_decay, config, config.unet_steps
     )
-    scaling_factor = vae.config.scaling_factor
+    scaling_factor = vae.config["scaling_factor"]
 
     def latents_of(images: torch.Tensor, noise_generator: torch.Generator) -> torch.Tensor:
         with torch.no_grad():
@@ -495,7 +501,8 @@ def train_unet(
         batch = latents.shape[0]
         noise = torch.randn(latents.shape, generator=rng, device=device)
         timesteps = torch.randint(0, config.num_train_timesteps, (batch,), generator=rng, device=device)
-        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+        # diffusers annotates the timesteps as IntTensor; any integer tensor works (randint's are int64)
+        noisy = noise_scheduler.add_noise(latents, noise, cast(torch.IntTensor, timesteps))
         context = prompt_embeds.expand(batch, -1, -1)
         prediction = model(noisy, timesteps, encoder_hidden_states=context).sample
         return F.mse_loss(prediction.float(), noise)  # epsilon objective, in float32 under autocast too
@@ -608,7 +615,7 @@ def _folder_megabytes(path: Path) -> float:
 
 
 @torch.no_grad()
-def _save_samples(pipeline: Any, vae: torch.nn.Module, config: TrainingConfig, path: Path) -> None:
+def _save_samples(pipeline: Any, vae: AutoencoderKL, config: TrainingConfig, path: Path) -> None:
     """A 3-row PNG: up to 8 validation scenes, their VAE reconstructions, and unconditional DDIM samples."""
     from PIL import Image
 
@@ -633,23 +640,25 @@ def _save_samples(pipeline: Any, vae: torch.nn.Module, config: TrainingConfig, p
 
 def save_pipeline(
     config: TrainingConfig,
-    vae: torch.nn.Module,
-    unet: torch.nn.Module,
-    text_encoder: torch.nn.Module,
-    tokenizer: Any,
+    vae: AutoencoderKL,
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
     path: Path,
 ) -> Any:
     """Assemble the ``StableDiffusionPipeline``, save it (safetensors) to ``path`` and return it."""
-    from diffusers import StableDiffusionPipeline
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 
+    # diffusers annotates ``scheduler`` with its enum of scheduler names and both safety components as
+    # required; the pipeline takes any scheduler instance, and None for both without a safety checker.
     pipeline = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=build_sampling_scheduler(config),
-        safety_checker=None,
-        feature_extractor=None,
+        scheduler=build_sampling_scheduler(config),  # type: ignore[arg-type]
+        safety_checker=None,  # type: ignore[arg-type]
+        feature_extractor=None,  # type: ignore[arg-type]
         requires_safety_checker=False,
     )
     if config.save_dtype == "float16":
@@ -741,7 +750,7 @@ def train(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stage_seed(config.seed, _TEXT_STAGE))
             text_encoder = build_text_encoder(config, tokenizer)
-        text_encoder.to(device)
+        text_encoder.to(device)  # type: ignore[arg-type]  # transformers' @wraps-ed .to(), as above
         prompt_embeds = empty_prompt_embeddings(text_encoder, tokenizer, device)
         unet, unet_result = train_unet(config, vae, prompt_embeds, device, log, progress, checkpoints)
     finally:
