@@ -58,7 +58,7 @@ def _save_mask(mask: np.ndarray, path: Path) -> Path:
     return path
 
 
-FAST = RemovalSettings(num_inference_steps=4, strength=0.75)  # runs 3 steps
+FAST = RemovalSettings.of(num_inference_steps=4, strength=0.75)  # runs 3 steps
 
 
 # ------------------------------------------------------------------------------------ requests
@@ -90,7 +90,7 @@ def test_parse_seeds_refuses(text: object, message: str) -> None:
 
 
 def test_settings_pass_only_the_knobs_that_are_set() -> None:
-    kwargs = RemovalSettings(num_inference_steps=5, removal_guidance_scale=0.0).call_kwargs()
+    kwargs = RemovalSettings.of(num_inference_steps=5, removal_guidance_scale=0.0).call_kwargs()
     assert kwargs == {
         "num_inference_steps": 5,
         "removal_guidance_scale": 0.0,

@@ -91,7 +91,7 @@ def test_preview_prepare_and_remove_take_the_selection(tmp_path: Path) -> None:
     mask_path = service.prepare_mask(str(photo_path), selection=click)
     mask = imaging.load_mask(mask_path)
     assert (mask & disc).sum() / (mask | disc).sum() > 0.9
-    settings = RemovalSettings(num_inference_steps=4)
+    settings = RemovalSettings.of(num_inference_steps=4)
     by_click = service.remove(str(photo_path), None, settings, selection=click)
     by_mask = service.remove(str(photo_path), mask_path, settings)
     assert np.array_equal(_pixels(by_click.candidates[0].result), _pixels(by_mask.candidates[0].result))

@@ -1,0 +1,231 @@
+"""What a ``/remove`` request may say, and its checks: parameters, seeds, knob values, the selection.
+
+Plain Python (no Gradio): :func:`check_remove_request` sees the raw values before the web framework does,
+so every error names the parameter and the value; :func:`settings_of_request` turns checked values into a
+:class:`~attentive_eraser.app.service.RemovalSettings`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import imaging
+from ..selection import SelectionRequest
+from ..settings import FAST_KNOBS, KNOB_NAMES, KNOBS, METHODS, STRATEGIES, Knob
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .service import EraserService, RemovalSettings
+
+#: the dropdown label of ``model=None``, the embedded default model
+BUILTIN_MODEL = "built-in default model"
+MAX_SEEDS = 8
+
+#: the knobs ``/remove`` has taken positionally since its first version, in this order. A compatibility
+#: contract with existing clients, hence spelled out: a knob added to :data:`settings.KNOBS` later becomes
+#: a trailing optional parameter (:data:`OPTION_PARAMETERS`), never one in the middle.
+POSITIONAL_KNOBS = (
+    "num_inference_steps",
+    "strength",
+    "removal_guidance_scale",
+    "suppression_scale",
+    "suppression_steps",
+    "mask_dilation",
+    "feather_radius",
+    "resolution",
+)
+assert set(POSITIONAL_KNOBS) <= set(KNOB_NAMES), "a positional knob of /remove left settings.KNOBS"
+#: the parameters of the ``/remove`` endpoint that every request gives, in order
+REMOVE_PARAMETERS = ("image", "mask", "model", "method", "seeds", *POSITIONAL_KNOBS, "paste_back", "strategy")
+#: optional trailing parameters of ``/remove`` that select the object (clicks, a box, words); a request
+#: without them is one with none
+SELECTION_PARAMETERS = ("points", "exclude", "box", "object")
+#: optional trailing parameters after the selection: ``fast``, then every knob of :data:`settings.KNOBS`
+#: that is not positional (``scheduler``, and any knob added later), in the schema's order
+OPTION_PARAMETERS = ("fast", *(name for name in KNOB_NAMES if name not in POSITIONAL_KNOBS))
+#: every parameter of ``/remove``, in order
+ALL_PARAMETERS = (*REMOVE_PARAMETERS, *SELECTION_PARAMETERS, *OPTION_PARAMETERS)
+
+
+def shown(value: Any) -> str:
+    """``repr`` of a request value, cut to one short line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_seeds(text: str | int | Sequence[int], *, limit: int = MAX_SEEDS) -> tuple[int, ...]:
+    """Seeds from ``"123, 321 777"`` (or an int, or a list): distinct, in order, each in ``[0, 2**63)``."""
+    if isinstance(text, bool):
+        raise imaging.InputError("seeds", f"expected whole numbers, got {text!r}")
+    if isinstance(text, int):
+        parts: list[Any] = [text]
+    elif isinstance(text, str):
+        parts = [part for part in re.split(r"[\s,;]+", text.strip()) if part]
+    else:
+        parts = list(text)
+    seeds: list[int] = []
+    for part in parts:
+        try:
+            seed = int(part)
+        except (TypeError, ValueError):
+            raise imaging.InputError("seeds", f"{part!r} is not a whole number") from None
+        if not 0 <= seed < 2**63 or isinstance(part, bool) or (isinstance(part, float) and part != seed):
+            raise imaging.InputError("seeds", f"{part!r} is not a whole number in [0, 2**63)")
+        if seed not in seeds:
+            seeds.append(seed)
+    if not seeds:
+        raise imaging.InputError("seeds", "give at least one seed, e.g. 123 or 123, 321, 777")
+    if len(seeds) > limit:
+        raise imaging.InputError("seeds", f"{len(seeds)} seeds given; at most {limit} run at once")
+    return tuple(seeds)
+
+
+def check_knob_value(knob: Knob, value: Any) -> None:
+    """Refuse a request's value of ``knob``: a choice it lacks, or a number outside the page's slider.
+
+    Stricter than :meth:`Knob.check` (the slider is a sub-range of the valid one): the API accepts what
+    the page can send.
+    """
+    if knob.choices:
+        if value not in knob.choices:
+            raise imaging.InputError(
+                knob.name, f"{shown(value)} must be one of {', '.join(map(repr, knob.choices))}"
+            )
+        return
+    low, high = (knob.slider[0], knob.slider[1]) if knob.slider else (knob.low, knob.high)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise imaging.InputError(knob.name, f"{shown(value)} is not a number")
+    if knob.whole and value != int(value):
+        raise imaging.InputError(knob.name, f"{shown(value)} is not a whole number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise imaging.InputError(knob.name, f"{shown(value)} is out of range [{low:g}, {high:g}]")
+
+
+def _check_file(service: EraserService, name: str, value: Any) -> None:
+    if value is None:
+        if name == "image":
+            raise imaging.InputError("image", "upload a photo first")
+        return
+    path = value.get("path") if isinstance(value, dict) else None
+    if not isinstance(path, str) or not path:
+        raise imaging.InputError(
+            name,
+            f"{shown(value)} is not an uploaded file (expected {{'path': <the name "
+            "/gradio_api/upload returned>, 'meta': {'_type': 'gradio.FileData'}})",
+        )
+    service.check_upload(path, name)
+
+
+def check_remove_request(service: EraserService, values: Sequence[Any]) -> None:
+    """Check the raw values of a ``/remove`` request before the web framework touches them.
+
+    Raises :class:`imaging.InputError` naming the parameter and its value: a missing value, a file that is not
+    an upload (or not a file reference at all), a model the server does not offer, text where a number
+    belongs, a number outside its slider, a fraction for a whole number, a flag that is not true/false, a
+    choice that is not offered. The trailing optional parameters are checked when given (not ``None``).
+    """
+    if len(values) < len(REMOVE_PARAMETERS):
+        missing = ", ".join(REMOVE_PARAMETERS[len(values) :])
+        raise imaging.InputError(
+            "data", f"expected {len(REMOVE_PARAMETERS)} values, got {len(values)} (missing: {missing})"
+        )
+    given = dict(zip(ALL_PARAMETERS, values, strict=False))
+    for name in ("image", "mask"):
+        _check_file(service, name, given[name])
+    if not isinstance(given["model"], str) or given["model"] not in service.models:
+        service.source_of(given["model"] if isinstance(given["model"], str) else shown(given["model"]))
+    if given["method"] not in METHODS:
+        raise imaging.InputError("method", f"{shown(given['method'])} must be 'sip' or 'dip'")
+    if not isinstance(given["seeds"], (str, int, list)):
+        raise imaging.InputError(
+            "seeds", f"{shown(given['seeds'])} is not a list of seeds such as '123, 321'"
+        )
+    parse_seeds(given["seeds"], limit=service.max_seeds)
+    for knob in KNOBS:
+        if knob.name in POSITIONAL_KNOBS or given.get(knob.name) is not None:
+            check_knob_value(knob, given.get(knob.name))
+    for name in ("paste_back", "fast"):
+        if (name == "paste_back" or given.get(name) is not None) and not isinstance(given.get(name), bool):
+            raise imaging.InputError(name, f"{shown(given.get(name))} must be true or false")
+    if given["strategy"] not in STRATEGIES:
+        raise imaging.InputError("strategy", f"{shown(given['strategy'])} must be 'resize' or 'crop'")
+    selection_of_request([given.get(name) for name in SELECTION_PARAMETERS])
+
+
+def completed_request(values: Sequence[Any], defaults: Mapping[str, Any]) -> list[Any]:
+    """``values`` with the optional trailing parameters it lacks, or gives as ``None``, at their defaults.
+
+    The selection fields: empty; ``fast``: false; a knob: ``defaults[name]`` (the page's initial value,
+    what the API documents as the parameter's default). Extra values beyond the last parameter are kept.
+    """
+    completed = list(values)
+    completed += [None] * (len(ALL_PARAMETERS) - len(completed))
+    for index, name in enumerate(ALL_PARAMETERS[len(REMOVE_PARAMETERS) :], start=len(REMOVE_PARAMETERS)):
+        if completed[index] is None:
+            completed[index] = (
+                "" if name in SELECTION_PARAMETERS else False if name == "fast" else defaults[name]
+            )
+    return completed
+
+
+def selection_of_request(values: Sequence[Any]) -> SelectionRequest | None:
+    """The selection of a ``/remove`` request's trailing values (``points``, ``exclude``: ``"X,Y;X,Y"``;
+    ``box``: ``"X0,Y0,X1,Y1"``; ``object``: words; missing or empty: not set), or ``None``."""
+    given = dict(zip(SELECTION_PARAMETERS, values, strict=False))
+    for name, value in given.items():
+        if value is not None and not isinstance(value, str):
+            raise imaging.InputError(name, f"{shown(value)} is not text (e.g. '120,80;130,90' for points)")
+    return SelectionRequest.parse(
+        given.get("points") or "",
+        given.get("exclude") or "",
+        given.get("box"),
+        given.get("object"),
+        names=("points", "exclude", "box"),
+    )
+
+
+def knob_of_value(knob: Knob, value: Any) -> Any:
+    """A form value (a slider's float, a dropdown's text) as the knob's type."""
+    if knob.choices:
+        return str(value)
+    return int(value) if knob.whole else float(value)
+
+
+def settings_of_request(
+    values: Mapping[str, Any], *, max_seeds: int = MAX_SEEDS, defaults: Mapping[str, Any] | None = None
+) -> RemovalSettings:
+    """The :class:`RemovalSettings` of a checked ``/remove`` request (``values`` by parameter name).
+
+    A knob that is missing or ``None`` takes the model's preset. With ``fast``, a knob of
+    :data:`settings.FAST_KNOBS` that the request leaves at its default (``defaults``: the page's initial
+    values, the API's defaults) takes the fast value; a knob the request moved keeps its value.
+    """
+    from ..settings import RemovalOptions
+    from .service import RemovalSettings
+
+    method = values.get("method", "sip")
+    fast = bool(values.get("fast") or False)
+    unmoved = {
+        name
+        for name in FAST_KNOBS.get(method, {})
+        if fast and defaults is not None and values.get(name) == defaults.get(name)
+    }
+    knobs = {
+        knob.name: knob_of_value(knob, values[knob.name])
+        for knob in KNOBS
+        if values.get(knob.name) is not None and knob.name not in unmoved
+    }
+    options = RemovalOptions(
+        method=method,
+        knobs=knobs,
+        fast=fast,
+        paste_back=values.get("paste_back", True),
+        strategy=values.get("strategy", "resize"),
+    )
+    return RemovalSettings(
+        model=values.get("model", BUILTIN_MODEL),
+        seeds=parse_seeds(values.get("seeds", "123"), limit=max_seeds),
+        options=options,
+    )
