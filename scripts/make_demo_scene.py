@@ -3,9 +3,9 @@
     python scripts/make_demo_scene.py
 
 The scene is chosen by a fixed rule, not by eye: the first scene of the held-out seed range
-(``attentive_eraser.demo.scenes.HELD_OUT_SEEDS``, never trained on) that has an object no other object overlaps
-and whose dilated mask (the demo preset's growth) touches no other object, so that the ground truth behind
-it is pure background; of those objects, the largest. This is exactly the first case of
+(``attentive_eraser.demo.scenes.HELD_OUT_SEEDS``, never trained on) that has an object no other object
+overlaps and whose dilated mask (the demo preset's growth) touches no other object, so that the ground
+truth behind it is pure background; of those objects, the largest. This is exactly the first case of
 ``benchmarks/removal_quality.py``, so the README picture is the benchmark grid's first row.
 """
 

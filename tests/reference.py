@@ -39,7 +39,10 @@ def latent_object_mask(pixel_mask: np.ndarray, latent_size: tuple[int, int]) -> 
 
 
 def halve(mask: np.ndarray) -> np.ndarray:
-    """One stride-2 level down: ``(h, w) -> (ceil(h/2), ceil(w/2))``, a cell is object if any of its 2x2 is."""
+    """One stride-2 level down: ``(h, w) -> (ceil(h/2), ceil(w/2))``.
+
+    A cell is object if any of its 2x2 is.
+    """
     h, w = mask.shape
     out = np.zeros(((h + 1) // 2, (w + 1) // 2), dtype=bool)
     for i in range(out.shape[0]):
@@ -140,7 +143,7 @@ def attention_module_forward(
 
 
 class ReferenceEraserProcessor:
-    """A diffusers attention processor running :func:`attention_module_forward` on a ``[plain, erased]`` batch.
+    """A diffusers attention processor: :func:`attention_module_forward` on a ``[plain, erased]`` batch.
 
     ``object_tokens`` maps a layer's token count to the erased samples' ``(E, N)`` object mask at that grid;
     ``suppressing()`` says whether SS is on for the current call. Slow: for tests on tiny models only.

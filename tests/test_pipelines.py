@@ -1,9 +1,11 @@
-"""End to end on tiny random models: SIP and DIP for SD 1.5 / 2.1 (v-prediction) / XL, against independent loops.
+"""End to end on tiny random models, against independent loops.
+
+SIP and DIP for SD 1.5 / 2.1 (v-prediction) / XL.
 
 Inputs are non-square and are not multiples of 64 (77x130 px; working size 64x128 at ``resolution=96``), so
 the latent grid is 8x16 and the token grids 16x8, 8x4, 4x2. The reference loops below are written from
-the paper's recipes (docs/method.md) with their own DDIM arithmetic and schedule; they share only the stock modules (VAE, text encoder,
-UNet) with the package.
+the paper's recipes (docs/method.md) with their own DDIM arithmetic and schedule; they share only the
+stock modules (VAE, text encoder, UNet) with the package.
 """
 
 from __future__ import annotations
@@ -180,7 +182,10 @@ def _latent_mask(mask: np.ndarray) -> torch.Tensor:
 def _reference_eraser(
     unet: Any, mask: np.ndarray, suppression_scale: float, suppressing: Any
 ) -> Iterator[None]:
-    """The eager reference processor on every decoder self-attention layer of ``unet`` (found by module path)."""
+    """The eager reference processor on every decoder self-attention layer of ``unet``.
+
+    The layers are found by module path.
+    """
     latent = (mask.shape[0] // 8, mask.shape[1] // 8)
     tokens = {}
     for level in range(4):
@@ -384,7 +389,10 @@ def test_sip_without_sarg_is_blended_latent_diffusion(
 
 @pytest.mark.parametrize("family", ["sd15", "sd21v"])
 def test_sip_with_sarg_matches_the_eager_reference(all_pipes: dict[str, dict[str, Any]], family: str) -> None:
-    """SARG end to end: [plain, erased] in one UNet call, AAS on every decoder self-attention, SS for T_SS steps."""
+    """SARG end to end: [plain, erased] in one UNet call.
+
+    AAS on every decoder self-attention, SS for T_SS steps.
+    """
     pipe = all_pipes[family]["sip"]
     image = _image(8, size=WORKING)
     mask = _box(37, 9, 91, 43, size=WORKING)
@@ -591,7 +599,10 @@ def test_paste_back_keeps_far_pixels_bit_identical(sd15: dict[str, Any], method:
 def test_every_decoder_layer_matches_the_reference_and_ss_stops_after_t_ss(
     sd15: dict[str, Any], method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Inside a real run, each eraser layer's output is the eager reference: AAS at every step, SS in the first T_SS."""
+    """Inside a real run, each eraser layer's output is the eager reference.
+
+    AAS at every step, SS in the first T_SS.
+    """
     pipe = sd15[method]
     image, mask = _image(16, size=WORKING), _box(37, 9, 91, 43, size=WORKING)
     latent = (WORKING[1] // 8, WORKING[0] // 8)

@@ -194,6 +194,7 @@ def test_structured_kinds_have_edges_everywhere() -> None:
             background = scene.background.astype(np.float32)
             vertical = np.abs(np.diff(background, axis=0)).sum(-1)[:, :-1]
             edges = vertical + np.abs(np.diff(background, axis=1)).sum(-1)[:-1]
-            # every 16x16 block holds an edge of at least 10 RGB levels (a smooth gradient changes by 1-3 a pixel)
+            # every 16x16 block holds an edge of at least 10 RGB levels (a smooth gradient changes by
+            # 1-3 a pixel)
             blocks = edges[:48, :48].reshape(3, 16, 3, 16).max(axis=(1, 3))
             assert blocks.min() >= 10, (kind, scene.seed)

@@ -51,7 +51,9 @@ def test_selection_errors_come_before_any_model_loads(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(api, "load_pipeline", no_model)
     scene, _, click = _scene()
-    with pytest.raises(imaging.InputError, match=r"^points: points\[0\]=\(64, 3\) lies outside the 64x64 image"):
+    with pytest.raises(
+        imaging.InputError, match=r"^points: points\[0\]=\(64, 3\) lies outside the 64x64 image"
+    ):
         ae.remove(scene, points=[(64, 3)])
     with pytest.raises(imaging.InputError, match=r"^text: 'the red disc' needs a text-capable segmenter"):
         ae.remove(scene, object="the red disc")

@@ -27,9 +27,10 @@ Segmenters share one small interface (:class:`Segmenter`) and are named by a spe
   Grounding DINO, through ``AutoModelForZeroShotObjectDetection``) turns the text into boxes, and the
   segmenter turns each box into a mask; the masks of every match (or of the ``top_k`` best) are united.
 
-Every user mistake raises :class:`attentive_eraser.imaging.InputError` (a ``ValueError``) naming the argument and
-the value: an empty prompt, a point outside the image, a box that is not one, text without a detector,
-weights that are not on this machine (offline), a selection that is empty or covers about the whole image.
+Every user mistake raises :class:`attentive_eraser.imaging.InputError` (a ``ValueError``) naming the
+argument and the value: an empty prompt, a point outside the image, a box that is not one, text without
+a detector, weights that are not on this machine (offline), a selection that is empty or covers about the
+whole image.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def _check_points(name: str, points: object, size: tuple[int, int]) -> tuple[Poi
             or len(point) != 2
             or not all(_is_number(value) for value in point)
         ):
-            raise imaging.InputError(name, f"{name}[{index}]={point!r} is not an (x, y) pair of finite numbers")
+            raise imaging.InputError(
+                name, f"{name}[{index}]={point!r} is not an (x, y) pair of finite numbers"
+            )
         x, y = float(point[0]), float(point[1])
         if not (0 <= x < width and 0 <= y < height):
             raise imaging.InputError(
@@ -176,7 +179,9 @@ def _check_text(text: object) -> str | None:
     if not cleaned:
         return None
     if len(cleaned) > 200:
-        raise imaging.InputError("text", f"{cleaned[:40]!r}... is {len(cleaned)} characters long; at most 200")
+        raise imaging.InputError(
+            "text", f"{cleaned[:40]!r}... is {len(cleaned)} characters long; at most 200"
+        )
     return cleaned
 
 
@@ -624,7 +629,9 @@ class ClassicSegmenter(Segmenter):
 # Segment Anything through transformers
 
 
-def _source_error(argument: str, spec: str, source: str, error: BaseException | None = None) -> imaging.InputError:
+def _source_error(
+    argument: str, spec: str, source: str, error: BaseException | None = None
+) -> imaging.InputError:
     names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     offline = any(os.environ.get(name, "") not in ("", "0") for name in names)
     detail = f" ({type(error).__name__})" if error is not None else ""

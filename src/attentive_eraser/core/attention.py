@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 
 
 def key_bias(object_tokens: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Additive key bias ``(B, 1, 1, N)``: 0 on background keys, a large finite negative on object keys (Eq. 11).
+    """Additive key bias ``(B, 1, 1, N)``: 0 on background keys, a large finite negative on object ones.
+
+    This is Eq. 11.
 
     Half the dtype's range is far below any real logit yet cannot overflow to -inf when added to one.
     """
@@ -84,7 +86,7 @@ class EraserState:
     _suppressing: bool = field(init=False, repr=False, compare=False)
 
     def set_mask(self, mask: torch.Tensor, latent_size: tuple[int, int]) -> None:
-        """Set the object mask ``(E, 1, H, W)`` and the latent size; token masks of every level are built now."""
+        """Set the object mask ``(E, 1, H, W)`` and the latent size; builds the token masks of every level."""
         if mask.ndim != 4 or mask.shape[1] != 1:
             raise ValueError(f"mask must have shape (E, 1, H, W), got {tuple(mask.shape)}")
         self.mask = mask

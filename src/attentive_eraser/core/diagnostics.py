@@ -1,4 +1,4 @@
-"""Diagnostics of a model's readiness for Attentive Eraser: how strongly SARG steers, how selective attention is.
+"""Readiness diagnostics for Attentive Eraser: how strongly SARG steers, how selective attention is.
 
 Two measurements on a UNet, noisy latents and object masks, without running a removal:
 

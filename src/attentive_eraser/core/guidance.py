@@ -47,7 +47,10 @@ class SARGBatch:
         return torch.cat([tensor, tensor]) if self.guided else tensor
 
     def expand_all(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """:meth:`expand` every tensor of a (nested) mapping of per-sample UNet inputs (embeddings, time ids)."""
+        """:meth:`expand` every tensor of a (nested) mapping of per-sample UNet inputs.
+
+        The inputs are e.g. embeddings and time ids.
+        """
         return {
             name: self.expand_all(value)
             if isinstance(value, Mapping)

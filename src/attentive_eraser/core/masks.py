@@ -11,7 +11,10 @@ import torch.nn.functional as F
 
 
 def pool_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Max-pool a ``(B, 1, H, W)`` mask onto an ``(h, w)`` grid: a cell is object if any pixel in it is (Eq. 10)."""
+    """Max-pool a ``(B, 1, H, W)`` mask onto an ``(h, w)`` grid (Eq. 10).
+
+    A cell is object if any pixel in it is.
+    """
     if tuple(mask.shape[-2:]) == tuple(size):
         return mask
     # adaptive pooling handles grids that do not divide the input exactly (odd latent sizes)
@@ -19,7 +22,10 @@ def pool_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def latent_mask(mask: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:
-    """The pixel mask on the latent grid (``m_lat`` of the SIP/DIP blend, docs/method.md), same dtype as ``mask``."""
+    """The pixel mask on the latent grid, in the dtype of ``mask``.
+
+    This is ``m_lat`` of the SIP/DIP blend (docs/method.md).
+    """
     return pool_mask(mask, latent_size)
 
 
@@ -62,7 +68,9 @@ def token_masks(
 def token_mask(
     mask: torch.Tensor, grid: tuple[int, int], latent_size: tuple[int, int] | None = None
 ) -> torch.Tensor:
-    """Boolean object tokens ``(B, h*w)`` of a ``(B, 1, H, W)`` mask on the ``grid`` of a UNet fed ``latent_size``.
+    """Boolean object tokens ``(B, h*w)`` of a ``(B, 1, H, W)`` mask.
+
+    The tokens are those of ``grid``, one level of a UNet fed latents of ``latent_size``.
 
     Without ``latent_size`` the grid is taken as the latent grid itself.
     """

@@ -1,6 +1,7 @@
-"""The demo: procedural scenes with exact ground truth (:mod:`.scenes`) and the built-in offline demo (:mod:`.run`).
+"""The demo: procedural scenes with exact ground truth (:mod:`.scenes`), the offline demo (:mod:`.run`).
 
-The scenes train the embedded demo model and feed the removal benchmarks; nothing in the method depends on them.
+The scenes train the embedded demo model and feed the removal benchmarks; nothing in the method depends
+on them.
 """
 
 from .run import example_scene, run_demo

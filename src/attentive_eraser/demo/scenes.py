@@ -1,9 +1,10 @@
 """Procedural scenes with a known background behind every object: training data and ground truth.
 
 Every scene is a muted background (gradients, a wavy horizon, stripes, checkers, low-frequency noise,
-wood grain, grass, tiles, bricks or plaid) with 1–3 flat, saturated objects on top (discs, ellipses, boxes, triangles, rings,
-stars, crosses), some overlapping. For each object the generator also renders the **ground truth of its
-removal**: the same scene without that object, identical to the image outside the object's mask.
+wood grain, grass, tiles, bricks or plaid) with 1–3 flat, saturated objects on top (discs, ellipses,
+boxes, triangles, rings, stars, crosses), some overlapping. For each object the generator also renders
+the **ground truth of its removal**: the same scene without that object, identical to the image outside
+the object's mask.
 
 Python::
 

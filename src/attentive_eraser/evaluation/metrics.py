@@ -126,7 +126,10 @@ class VGG16Features(nn.Module):
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> VGG16Features:
-        """Built with the widths the weights have (torchvision's VGG-16 file, or a tiny one), weights loaded."""
+        """Built with the widths the weights have, weights loaded.
+
+        ``state`` is torchvision's VGG-16 file, or a tiny one of the same layout.
+        """
         features = {key: value for key, value in state.items() if key.startswith("features.")}
         convs = cls.conv_indices()
         widths, last = [], 0
@@ -179,7 +182,10 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor(self.SCALE).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, spatial: bool = False) -> torch.Tensor:
-        """Distance of ``(N, 3, H, W)`` images in [0, 1]: ``(N,)``, or an ``(N, 1, H, W)`` map if ``spatial``."""
+        """Distance of ``(N, 3, H, W)`` images in [0, 1].
+
+        Returns ``(N,)``, or an ``(N, 1, H, W)`` map if ``spatial``.
+        """
         size = x.shape[-2:]
         features_x = self.backbone((x * 2 - 1 - self.shift) / self.scale)
         features_y = self.backbone((y * 2 - 1 - self.shift) / self.scale)
@@ -276,7 +282,10 @@ def _cached_download(url: str, path: str | os.PathLike[str] | None, argument: st
 
 
 def load_inception(path: str | os.PathLike[str] | None = None) -> TorchScriptInception:
-    """The FID feature extractor: a TorchScript Inception file; NVlabs' one (cached, else downloaded) by default."""
+    """The FID feature extractor: a TorchScript Inception file.
+
+    By default NVlabs' one (from the cache, else downloaded).
+    """
     file = _cached_download(INCEPTION_URL, path, "inception", "the FID Inception network")
     try:
         return TorchScriptInception(file)
@@ -316,7 +325,10 @@ def load_lpips(
 
 
 def load_clip(model: str | os.PathLike[str] | None = None, device: torch.device | str = "cpu") -> ClipScorer:
-    """CLIP from a local folder or the hub (``openai/clip-vit-base-patch32``); a clear error when absent offline."""
+    """CLIP from a local folder or the hub (``openai/clip-vit-base-patch32``).
+
+    Raises a clear error when the weights are absent offline.
+    """
     from transformers import CLIPModel, CLIPProcessor
 
     name = str(model) if model is not None else CLIP_MODEL

@@ -60,8 +60,6 @@ def merge_alpha(image: Image.Image, alpha: Image.Image | None) -> Image.Image:
     return merged
 
 
-
-
 def side_by_side(
     images: Sequence[Image.Image], *, labels: Sequence[str] | None = None, gap: int = 4
 ) -> Image.Image:

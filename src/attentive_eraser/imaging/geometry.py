@@ -17,8 +17,6 @@ from .common import InputError, check_size, rgb_or_rgba
 MAX_UPSCALED_RESOLUTION = 1024
 
 
-
-
 def working_size(
     size: tuple[int, int], resolution: int, *, multiple: int = 64, max_aspect: float = 4.0
 ) -> tuple[int, int]:

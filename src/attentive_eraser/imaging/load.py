@@ -21,9 +21,6 @@ _ALPHA_THRESHOLD = 128
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
-
-
-
 def check_pixels(size: tuple[int, int], max_pixels: int | None, argument: str) -> None:
     """Raise :class:`InputError` when an image of ``size`` (width, height) exceeds ``max_pixels``."""
     if max_pixels is None:
@@ -48,7 +45,10 @@ def _check_max_pixels(max_pixels: object) -> int | None:
 
 
 def _open_file(path: PathLike, argument: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image file, check its declared size, decode every pixel, close it, apply its EXIF orientation."""
+    """Open an image file, check its declared size, decode every pixel, close it.
+
+    The image comes back turned upright by its EXIF orientation.
+    """
     max_pixels = _check_max_pixels(max_pixels)
     file = pathlib.Path(path)
     try:

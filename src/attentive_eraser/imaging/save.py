@@ -30,8 +30,6 @@ SAVE_FORMATS: dict[str, str] = {
 _TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")
 
 
-
-
 def same_file(a: pathlib.Path, b: pathlib.Path) -> bool:
     """True when two paths name the same file (after resolving links, or by inode when both exist)."""
     if os.path.normcase(a.resolve()) == os.path.normcase(b.resolve()):

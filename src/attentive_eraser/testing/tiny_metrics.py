@@ -24,7 +24,10 @@ __all__ = ["TinyInception", "save_tiny_metric_networks"]
 
 
 class TinyInception(nn.Module):
-    """Called like NVlabs' TorchScript Inception (``model(uint8 images, return_features=True)``); 16 features."""
+    """Called like NVlabs' TorchScript Inception: ``model(uint8 images, return_features=True)``.
+
+    It returns 16 features per image.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -36,7 +39,10 @@ class TinyInception(nn.Module):
 
 
 def save_tiny_metric_networks(folder: str | os.PathLike[str], seed: int = 0) -> dict[str, Path]:
-    """Write a TorchScript Inception, VGG-16-layout weights, LPIPS heads and a CLIP folder under ``folder``."""
+    """Write a TorchScript Inception, VGG-16-layout weights, LPIPS heads and a CLIP folder.
+
+    All of them go under ``folder``.
+    """
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     folder = Path(folder)
