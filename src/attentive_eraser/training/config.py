@@ -12,8 +12,8 @@ from typing import Any
 class TrainingConfig:
     """Everything that determines a training run of the demo model (with the seed, the result is fixed).
 
-    The default step counts fit in about 1.5 h on 2 free CPU cores (see ``train_demo``'s docstring for the
-    measured step times).
+    How long the default step counts take depends on the machine; ``train_demo``'s docstring says where
+    the measured times of the shipped model's run are.
     """
 
     seed: int = 0
@@ -29,7 +29,8 @@ class TrainingConfig:
     vae_latent_channels: int = 4
     #: GroupNorm groups; 32 groups of 32 channels would normalise each channel alone, erasing colour
     vae_norm_num_groups: int = 8
-    #: 32 is the most images per second on a CPU: at 64 the 64x64 activations outgrow the caches
+    #: 32 gave the most images per second on the CPU the defaults were tuned on (at 64 the 64x64
+    #: activations outgrew its caches)
     vae_batch_size: int = 32
     vae_steps: int = 2000
     vae_learning_rate: float = 1e-3

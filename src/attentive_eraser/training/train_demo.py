@@ -24,13 +24,11 @@ run on the same machine and thread count), ``samples.png`` (validation scenes, V
 the eraser pipelines load with ``from_pretrained``. On CPU the result is the same for the same seed and
 thread count. On a machine shared with other jobs, set ``OMP_WAIT_POLICY=PASSIVE``.
 
-Step times (torch 2.13 CPU build, AVX-512 Xeon, 64 px; CPU seconds are per core and hardly depend on the
-load, wall seconds do): VAE at batch 32: 1.1–1.2 CPU-s/step, 0.67 s wall on 2 free threads (batch 64
-costs 3.6 CPU-s: its activations outgrow the caches); UNet at batch 64: 1.7–1.85 CPU-s/step, 0.2 s of it
-encoding the batch with the VAE; scenes: ~1400/s on one core. The defaults (2000 VAE + 4000 UNet steps)
-take ≈ 1340 s + ≈ 4200 s (assuming the VAE's 1.7x two-thread speed-up) plus ≈ 4 min of scene
-generation: about 1.6 h on 2 free cores, ≈ 2.7 h on one. Watch the progress bar's s/it in the first
-minute; a killed run continues with ``--resume``.
+How long a run takes depends on the machine: the README's "Demo model and removal benchmark" section
+gives the commands that trained the shipped weights and their wall time, and the ``training_config.json``
+saved with them (``src/attentive_eraser/demo_model/training/``) records each stage's seconds and mean
+seconds per step. Watch the progress bar's s/it in the first minute; a killed run continues with
+``--resume``.
 """
 
 from __future__ import annotations
