@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,8 +19,9 @@ from click.testing import CliRunner, Result
 from PIL import Image, ImageCms
 
 from attentive_eraser import api
-from attentive_eraser.batch import item_seed, list_items, read_report
 from attentive_eraser.cli import main
+from attentive_eraser.runner import item_seed, list_items, read_report
+from attentive_eraser.settings import FAST_KNOBS, RemovalOptions
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
 ORIENTATION, MAKE = 0x0112, 0x010F
@@ -289,3 +292,79 @@ def test_a_mask_folder_inside_the_source_is_not_listed_as_images(tmp_path: Path)
     Image.fromarray(box_mask(64, 64)).save(tmp_path / "masks" / "p.png")
     items = list_items(tmp_path, tmp_path / "out", masks=tmp_path / "masks")
     assert [(item.id, item.error) for item in items] == [("p.png", None)]
+
+
+class RecordingPipeline:
+    """Stands in for a loaded pipeline: records each call's knobs and returns the inputs unchanged."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def set_progress_bar_config(self, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, images: list[Image.Image], masks: list[Any], **kwargs: Any) -> SimpleNamespace:
+        for _ in images:
+            self.calls.append({name: value for name, value in kwargs.items() if name != "generator"})
+        return SimpleNamespace(images=[image.convert("RGB") for image in images])
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> RecordingPipeline:
+    pipe = RecordingPipeline()
+    monkeypatch.setattr(api, "load_pipeline", lambda *args, **kwargs: pipe)
+    return pipe
+
+
+def test_fast_reaches_the_pipeline_and_explicit_knobs_win(
+    recording: RecordingPipeline, tmp_path: Path
+) -> None:
+    write_image(tmp_path / "in" / "a.png", 64, 64, 0)
+    Image.fromarray(box_mask(64, 64)).save(tmp_path / "in" / "a_mask.png")
+    result = invoke("batch", tmp_path / "in", "-o", tmp_path / "fast", "--fast", "-q")
+    assert result.exit_code == 0, result.output
+    [call] = recording.calls
+    assert {name: call.get(name) for name in FAST_KNOBS["sip"]} == FAST_KNOBS["sip"]
+    result = invoke("batch", tmp_path / "in", "-o", tmp_path / "steps", "--fast", "--steps", "9", "-q")
+    assert result.exit_code == 0, result.output
+    assert recording.calls[-1] == {**recording.calls[0], "num_inference_steps": 9}
+
+
+def test_manifest_scheduler_and_fast_columns(recording: RecordingPipeline, tmp_path: Path) -> None:
+    write_image(tmp_path / "x.png", 64, 64, 0)
+    Image.fromarray(box_mask(64, 64)).save(tmp_path / "m.png")
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "image,mask,output,scheduler,fast,method\n"
+        "x.png,m.png,dpm.png,DPM++,,\n"
+        "x.png,m.png,fast.png,ddim,yes,\n"
+        "x.png,m.png,dip.png,,true,dip\n"
+        "x.png,m.png,euler.png,euler,,\n"
+        "x.png,m.png,maybe.png,,maybe,\n"
+    )
+    items = {item.id: item for item in list_items(manifest, tmp_path / "out")}
+    options = RemovalOptions(knobs={"num_inference_steps": 4})
+    assert items["dpm.png"].settings(options).call_knobs() == {"num_inference_steps": 4, "scheduler": "dpm++"}
+    assert (
+        items["fast.png"].settings(options).fast
+        and items["fast.png"].settings(options).get("scheduler") == "ddim"
+    )
+    assert items["euler.png"].error.startswith("manifest line 5: scheduler='euler' must be one of")
+    assert items["maybe.png"].error == "manifest line 6: fast='maybe' must be true or false"
+
+    result = invoke("batch", manifest, "-o", tmp_path / "out", "--steps", "4", "-q")
+    assert result.exit_code == 1, result.output  # the two bad rows fail, the others run
+    records = {record["id"]: record for record in read_report(tmp_path / "out" / "batch-report.jsonl")}
+    assert {name: record["status"] for name, record in records.items()} == {
+        "dip.png": "done",
+        "dpm.png": "done",
+        "euler.png": "failed",
+        "fast.png": "done",
+        "maybe.png": "failed",
+    }
+    assert "scheduler=" in records["euler.png"]["reason"] and "fast=" in records["maybe.png"]["reason"]
+    dip, dpm, fast = recording.calls  # in id order
+    assert dpm["scheduler"] == "dpm++" and dpm["num_inference_steps"] == 4
+    # --steps (explicit) wins over fast; the row's own scheduler wins over fast's dpm++
+    assert fast == {**dpm, "scheduler": "ddim", "suppression_steps": FAST_KNOBS["sip"]["suppression_steps"]}
+    assert dip["suppression_steps"] == FAST_KNOBS["dip"]["suppression_steps"] and "scheduler" not in dip

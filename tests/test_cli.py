@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from PIL import Image
 from attentive_eraser import api
 from attentive_eraser.cli import main
 from attentive_eraser.demo.run import DISPLAY_SCALE, example_scene
+from attentive_eraser.settings import FAST_KNOBS, KNOBS
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
 WIDTH, HEIGHT = 96, 64  # non-square on purpose
@@ -267,6 +270,56 @@ def test_resize_mask_accepts_another_mask_size(files: dict[str, Path], tmp_path:
     result = invoke("remove", files["image"], files["small"], "-o", output, "--resize-mask", *FAST)
     assert result.exit_code == 0, result.output
     assert Image.open(output).size == (WIDTH, HEIGHT)
+
+
+class RecordingPipeline:
+    """Stands in for a loaded pipeline: records each call's knobs and returns the input unchanged."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def set_progress_bar_config(self, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, image: Any, mask: Any, **kwargs: Any) -> SimpleNamespace:
+        self.calls.append({name: value for name, value in kwargs.items() if name != "generator"})
+        images = image if isinstance(image, list) else [image]
+        return SimpleNamespace(images=[picture.convert("RGB") for picture in images])
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> RecordingPipeline:
+    pipe = RecordingPipeline()
+    monkeypatch.setattr(api, "load_pipeline", lambda *args, **kwargs: pipe)
+    return pipe
+
+
+@pytest.mark.parametrize("method", ["sip", "dip"])
+def test_fast_reaches_the_pipeline_as_the_fast_knobs_and_explicit_knobs_win(
+    method: str, recording: RecordingPipeline, files: dict[str, Path], tmp_path: Path
+) -> None:
+    inputs = (files["image"], files["mask"], "--method", method, "-q")
+    assert invoke("remove", *inputs, "-o", tmp_path / "fast.png", "--fast").exit_code == 0
+    fast = recording.calls[-1]
+    assert {name: fast.get(name) for name in FAST_KNOBS[method]} == FAST_KNOBS[method]
+    result = invoke("remove", *inputs, "-o", tmp_path / "steps.png", "--fast", "--steps", "7")
+    assert result.exit_code == 0, result.output
+    explicit = recording.calls[-1]
+    assert explicit["num_inference_steps"] == 7
+    assert {name: explicit.get(name) for name in FAST_KNOBS[method] if name != "num_inference_steps"} == {
+        name: value for name, value in FAST_KNOBS[method].items() if name != "num_inference_steps"
+    }
+    assert invoke("remove", *inputs, "-o", tmp_path / "plain.png").exit_code == 0
+    assert not set(FAST_KNOBS[method]) & set(recording.calls[-1])  # without --fast: the preset's
+
+
+def test_every_knob_is_an_option_and_scheduler_is_checked(files: dict[str, Path], tmp_path: Path) -> None:
+    text = " ".join(invoke("remove", "--help").output.split())
+    assert all(knob.option in text for knob in KNOBS) and "--fast" in text and "--scheduler" in text
+    result = invoke(
+        "remove", files["image"], files["mask"], "-o", tmp_path / "out.png", "--scheduler", "euler"
+    )
+    assert result.exit_code == 2 and "--scheduler" in result.stderr
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from attentive_eraser.cli import main
-from attentive_eraser.evaluate import PAPER_TABLE_1, _fid, mask_box, square_crop, to_markdown
+from attentive_eraser.evaluation.evaluate import PAPER_TABLE_1, _fid, mask_box, square_crop, to_markdown
 from attentive_eraser.evaluation.metrics import (
     LPIPS,
     VGG16Features,

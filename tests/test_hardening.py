@@ -15,8 +15,9 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from attentive_eraser import api, imaging
-from attentive_eraser.batch import list_items, read_report, run_batch
-from attentive_eraser.cli import RemovalOptions, main
+from attentive_eraser.cli import main
+from attentive_eraser.runner import list_items, read_report, run_batch
+from attentive_eraser.settings import RemovalOptions
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
 

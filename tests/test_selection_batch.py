@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import attentive_eraser as ae
-from attentive_eraser.batch import items_from_manifest, read_report
 from attentive_eraser.cli import main
+from attentive_eraser.runner import items_from_manifest, read_report
 
 SCENE = Path(__file__).resolve().parent.parent / "src" / "attentive_eraser" / "assets" / "demo" / "scene.png"
 

@@ -1,8 +1,9 @@
 """The paper's removal metrics (its Table 1; docs/evaluation.md), and in-mask fidelity against ground truth.
 
-``attentive-eraser eval SOURCE --results DIR [--results DIR ...]`` reads the same SOURCE as ``batch`` (a
-folder or manifest of images and masks) and finds each item's result in every results folder under the
-item's output path. Metrics, with the paper's conventions:
+The engine of ``attentive-eraser eval SOURCE --results DIR [--results DIR ...]`` (no click): it reads
+the same SOURCE as ``batch`` (a folder or manifest of images and masks, listed by
+:func:`attentive_eraser.runner.list_items`) and finds each item's result in every results folder under
+the item's output path. Metrics, with the paper's conventions:
 
 * **FID** (Fréchet Inception Distance): Inception-v3 2048-d pool features of the results against the
   *originals with the object*, both resized to ``size``² (512).
@@ -32,12 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 from PIL import Image
 
-from . import imaging
-from .cli import _input_errors, _quiet_third_party, main
+from .. import imaging
 
 __all__ = [
     "METRICS",
@@ -50,7 +49,8 @@ __all__ = [
     "square_crop",
     "evaluate",
     "to_markdown",
-    "eval_command",
+    "load_networks",
+    "save_report",
 ]
 
 METRICS = ("fid", "lpips", "local_fid", "clip_consensus", "clip_score", "masked")
@@ -124,7 +124,7 @@ def collect_items(
     backgrounds: Path | None = None,
 ) -> tuple[list[EvalItem], list[str]]:
     """The items of SOURCE that have a result in every results folder, and the ids of those that have not."""
-    from .batch import list_items
+    from ..runner.sources import list_items
 
     if not results:
         raise imaging.InputError("results", "give at least one results folder")
@@ -248,7 +248,7 @@ def evaluate(
     import torch
     from tqdm.auto import tqdm
 
-    from .evaluation.metrics import clip_consensus, masked_psnr, masked_ssim
+    from .metrics import clip_consensus, masked_psnr, masked_ssim
 
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
@@ -298,7 +298,9 @@ def evaluate(
                 imaging.load_mask(item.mask, size=original.size)
                 for item, original in zip(chunk, originals, strict=False)
             ]
-            outputs = [[imaging.split_alpha(imaging.load_image(path))[0] for path in item.results] for item in chunk]
+            outputs = [
+                [imaging.split_alpha(imaging.load_image(path))[0] for path in item.results] for item in chunk
+            ]
             first = [images[0] for images in outputs]
             for item, original, images in zip(chunk, originals, outputs, strict=False):
                 for image, path in zip(images, item.results, strict=False):
@@ -315,7 +317,7 @@ def evaluate(
                 if fid is not None:
                     fid.update(_uint8(real).to(device), real=True)
                     fid.update(_uint8(fake).to(device), real=False)
-                if "lpips" in wanted:
+                if lpips_net is not None and "lpips" in wanted:
                     lpips_values += lpips_net(_unit(fake).to(device), _unit(real).to(device)).cpu().tolist()
             if local_fid is not None:
                 local_fid.update(
@@ -343,6 +345,7 @@ def evaluate(
                     consensus += clip_consensus(torch.stack(per_seed)).tolist()
             if "masked" in wanted:
                 for item, image, mask in zip(chunk, first, masks, strict=False):
+                    assert item.background is not None  # "masked" needs every item's background
                     truth = imaging.split_alpha(imaging.load_image(item.background))[0]
                     if truth.size != image.size:
                         raise imaging.InputError(
@@ -409,13 +412,10 @@ def to_markdown(rows: dict[str, dict[str, float | None]], *, items: dict[str, in
     header = ["method", *(title for _, title, _ in columns)] + (["items"] if items else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for name, row in rows.items():
+        values = [row.get(key) for key, _, _ in columns]
         cells = [name] + [
-            (
-                "–"
-                if row.get(key) is None or (isinstance(row.get(key), float) and math.isnan(row[key]))
-                else fmt.format(row[key])
-            )
-            for key, _, fmt in columns
+            "–" if value is None or math.isnan(value) else fmt.format(value)
+            for value, (_, _, fmt) in zip(values, columns, strict=True)
         ]
         if items:
             cells.append(str(items.get(name, "")))
@@ -423,167 +423,35 @@ def to_markdown(rows: dict[str, dict[str, float | None]], *, items: dict[str, in
     return "\n".join(lines) + "\n"
 
 
-# --------------------------------------------------------------------------------------------------
-# Command line
+def load_networks(
+    metrics: Sequence[str],
+    *,
+    inception: Path | None = None,
+    lpips_backbone: Path | None = None,
+    lpips_heads: Path | None = None,
+    clip: str | None = None,
+    backgrounds: bool = False,
+    device: Any = "cpu",
+) -> Networks:
+    """The networks ``metrics`` need (LPIPS for in-mask fidelity too, with ``backgrounds``), others ``None``.
 
-_PATH = click.Path(path_type=Path)
-
-
-def _parse_metrics(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in value.split(",") if name.strip())
-    unknown = sorted(set(names) - set(METRICS))
-    if unknown:
-        raise click.BadParameter(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
-    return names
-
-
-@main.command("eval")
-@click.argument("source", type=_PATH)
-@click.option(
-    "-r",
-    "--results",
-    "results",
-    type=_PATH,
-    multiple=True,
-    required=True,
-    help="A results folder (a batch OUTPUT_DIR); repeat it for the runs with other seeds "
-    "(123, 321, 777) to get the CLIP consensus. The first one is scored.",
-)
-@click.option("--masks", type=_PATH, default=None, metavar="FILE|DIR", help="As for batch.")
-@click.option("--mask-pattern", default=None, metavar="PATTERN", help="As for batch.")
-@click.option(
-    "--backgrounds",
-    type=_PATH,
-    default=None,
-    metavar="DIR",
-    help="Ground-truth backgrounds named like the results: adds PSNR, SSIM and LPIPS inside the mask.",
-)
-@click.option(
-    "--metrics",
-    default=",".join(METRICS),
-    show_default=True,
-    callback=_parse_metrics,
-    help="Comma-separated metrics to compute.",
-)
-@click.option(
-    "--inception",
-    type=_PATH,
-    default=None,
-    metavar="FILE",
-    help="TorchScript Inception for FID. Default: NVlabs' inception-2015-12-05.pt in torch's hub "
-    "cache, downloaded once.",
-)
-@click.option(
-    "--lpips-backbone",
-    type=_PATH,
-    default=None,
-    metavar="FILE",
-    help="torchvision's VGG-16 weights (vgg16-397923af.pth). Default: torch's hub cache, downloaded once.",
-)
-@click.option(
-    "--lpips-heads",
-    type=_PATH,
-    default=None,
-    metavar="FILE",
-    help="LPIPS v0.1 VGG linear heads. Default: the copy torchmetrics ships.",
-)
-@click.option(
-    "--clip",
-    default=None,
-    metavar="ID|DIR",
-    help="CLIP model and processor (a hub id or a saved folder). Default: openai/clip-vit-base-patch32.",
-)
-@click.option(
-    "--size",
-    type=click.IntRange(32, 4096),
-    default=512,
-    show_default=True,
-    help="Side of the square images FID and LPIPS compare.",
-)
-@click.option(
-    "--crop-size",
-    type=click.IntRange(32, 4096),
-    default=299,
-    show_default=True,
-    help="Side of the box crops local FID compares.",
-)
-@click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True)
-@click.option("--device", default=None, metavar="DEVICE", help="Default: CUDA if available, else CPU.")
-@click.option(
-    "-o",
-    "--output",
-    type=_PATH,
-    default=None,
-    help="Write the metrics as JSON here (and a markdown table beside it, .md).",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_command(
-    source: Path,
-    results: tuple[Path, ...],
-    masks: Path | None,
-    mask_pattern: str | None,
-    backgrounds: Path | None,
-    metrics: tuple[str, ...],
-    inception: Path | None,
-    lpips_backbone: Path | None,
-    lpips_heads: Path | None,
-    clip: str | None,
-    size: int,
-    crop_size: int,
-    batch_size: int,
-    device: str | None,
-    output: Path | None,
-    quiet: bool,
-) -> None:
-    """Score removal results against their originals with the paper's metrics (its Table 1).
-
-    SOURCE is what `batch` was given (a folder or manifest of images and masks); each item's result is
-    looked up in every RESULTS folder under its output path. Prints a markdown table.
+    Each comes from the path given, else from the usual cache (downloaded once; offline and absent, the error
+    says which file to supply).
     """
-    with _input_errors():
-        items, missing = collect_items(
-            source, list(results), masks=masks, mask_pattern=mask_pattern, backgrounds=backgrounds
-        )
-        if not items:
-            raise imaging.InputError("results", "no item of SOURCE has a result in every results folder")
-        with _quiet_third_party():
-            import torch
+    from .metrics import load_clip, load_inception, load_lpips
 
-            from .evaluation.metrics import load_clip, load_inception, load_lpips
+    wanted = set(metrics)
+    return Networks(
+        inception=load_inception(inception) if wanted & {"fid", "local_fid"} else None,
+        lpips=load_lpips(lpips_backbone, lpips_heads)
+        if "lpips" in wanted or ("masked" in wanted and backgrounds)
+        else None,
+        clip=load_clip(clip, device) if wanted & {"clip_score", "clip_consensus"} else None,
+    )
 
-            torch_device = (
-                torch.device(device)
-                if device
-                else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-            )
-            wanted = set(metrics)
-            networks = Networks(
-                inception=load_inception(inception) if wanted & {"fid", "local_fid"} else None,
-                lpips=load_lpips(lpips_backbone, lpips_heads)
-                if "lpips" in wanted or ("masked" in wanted and backgrounds is not None)
-                else None,
-                clip=load_clip(clip, torch_device) if wanted & {"clip_score", "clip_consensus"} else None,
-            )
-            report = evaluate(
-                items,
-                networks,
-                metrics=metrics,
-                size=size,
-                crop_size=crop_size,
-                batch_size=batch_size,
-                device=torch_device,
-                progress=not quiet,
-                missing=missing,
-                results=list(results),
-            )
-    table = to_markdown({str(results[0]): report.metrics}, items={str(results[0]): report.items})
-    click.echo(table, nl=False)
-    for name, note in report.notes.items():
-        click.echo(f"{name}: not computed ({note})")
-    if missing:
-        click.echo(f"{len(missing)} item(s) without a result in every folder were left out")
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(report.asdict(), indent=2) + "\n", encoding="utf-8")
-        output.with_suffix(".md").write_text(table, encoding="utf-8")
-        click.echo(f"metrics: {output}")
+
+def save_report(report: EvalReport, output: Path, table: str) -> None:
+    """Write ``report`` as JSON to ``output`` and ``table`` (its markdown) beside it, ``.md``."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report.asdict(), indent=2) + "\n", encoding="utf-8")
+    output.with_suffix(".md").write_text(table, encoding="utf-8")

@@ -1,0 +1,339 @@
+"""The options and checks the commands share: removal settings, object selection, error mapping, outputs.
+
+The knob options are derived from :data:`attentive_eraser.settings.KNOBS` (one ``click.option`` per knob:
+its flag, type and range, help with the paper's symbol and the presets' defaults), so a new knob needs no
+change here. The parsed options become one :class:`attentive_eraser.settings.RemovalOptions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from .. import imaging
+from ..settings import (
+    FAST_KNOBS,
+    KNOB_NAMES,
+    KNOBS,
+    METHODS,
+    PRESETS,
+    STRATEGIES,
+    Knob,
+    Method,
+    RemovalOptions,
+    knob,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PATH = click.Path(path_type=Path)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float range that also refuses ``nan`` and ``inf`` (click's own range lets ``nan`` through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+# --------------------------------------------------------------------------------------------------
+# Knob options, derived from settings.KNOBS
+
+_EQUATION = re.compile(r"\s*\((Eq\. \d+)\)")
+
+
+def preset_default(name: str) -> str:
+    """The Stable Diffusion presets' default of knob ``name``, in words: one value, one per method (``0.8
+    SIP, 1.0 DIP``) or one per family (``2 (sd15, sd21), 15 (sdxl)``)."""
+    presets = [preset for preset in PRESETS.values() if preset.family.startswith("sd")]
+    values = {
+        (preset.name, method): preset.for_method(cast(Method, method))[name]
+        for preset in presets
+        for method in METHODS
+    }
+    if len(set(values.values())) == 1:
+        return str(next(iter(values.values())))
+    per_method = {method: {values[(preset.name, method)] for preset in presets} for method in METHODS}
+    if all(len(method_values) == 1 for method_values in per_method.values()):
+        return ", ".join(f"{next(iter(v))} {method.upper()}" for method, v in per_method.items())
+
+    def by_family(method: str) -> str:
+        groups: dict[Any, list[str]] = {}
+        for preset in presets:
+            groups.setdefault(values[(preset.name, method)], []).append(preset.name)
+        return ", ".join(f"{str(value)} ({', '.join(names)})" for value, names in groups.items())
+
+    if all(values[(preset.name, "sip")] == values[(preset.name, "dip")] for preset in presets):
+        return by_family("sip")
+    return "; ".join(f"{method.upper()}: {by_family(method)}" for method in METHODS)
+
+
+def knob_help(item: Knob) -> str:
+    """The help of ``item``'s option: its paper symbol (and equation) first, then its help and default."""
+    text, symbol = item.help, item.symbol
+    equation = _EQUATION.search(text)
+    if equation is not None and symbol:
+        text = text[: equation.start()] + text[equation.end() :]
+        symbol = f"{symbol} ({equation.group(1)})"
+    lead = f"{symbol}: " if symbol else ""
+    return f"{lead}{text} Default: {preset_default(item.name)}."
+
+
+def knob_type(item: Knob) -> click.ParamType:
+    """The click type of ``item``: its choices, or its range (floats refuse ``nan`` and ``inf``)."""
+    if item.choices:
+        return click.Choice(item.choices, case_sensitive=False)
+    if item.whole:
+        return click.IntRange(item.low, item.high, min_open=item.low_open)  # type: ignore[arg-type]
+    return FiniteFloatRange(item.low, item.high, min_open=item.low_open)
+
+
+def knob_option(item: Knob) -> Callable[[F], F]:
+    """One ``click.option`` for ``item``: flag ``item.option``, destination ``item.name``, default unset."""
+    return click.option(item.option, item.name, type=knob_type(item), default=None, help=knob_help(item))
+
+
+def _fast_help() -> str:
+    def listed(method: str) -> str:
+        return " ".join(f"{knob(name).option} {value}" for name, value in FAST_KNOBS[method].items())
+
+    return (
+        f"Fewer UNet evaluations (SIP: DPM-Solver++, {listed('sip')}; DIP: fewer inversion and sampling "
+        f"steps, {listed('dip')}); explicit knobs still win."
+    )
+
+
+# Ranges match the pipelines' own checks (the knob schema), so out-of-range values fail before a model
+# loads. ``None`` means "the model's preset", which click cannot show: the defaults are written into the help.
+_HEAD_OPTIONS: tuple[Callable[[F], F], ...] = (
+    click.option(
+        "--model",
+        default=None,
+        metavar="ID|DIR|FILE",
+        help="Stable Diffusion 1.x/2.x/XL weights: a hub id, a local diffusers folder or a .safetensors "
+        "file. Default: the built-in default model.",
+    ),
+    click.option(
+        "--config",
+        default=None,
+        metavar="DIR",
+        help="For a single-file --model: a local diffusers folder of the same family whose configs to use "
+        "(needed offline; online they are fetched).",
+    ),
+    click.option(
+        "--method",
+        type=click.Choice(METHODS, case_sensitive=False),
+        default="sip",
+        help="sip: stochastic inpainting (seeded); dip: deterministic inpainting from a DDIM inversion. "
+        "Default: sip.",
+    ),
+    click.option(
+        "--seed",
+        type=click.IntRange(min=0),
+        default=123,
+        help="Seed of SIP's noise; DIP is deterministic and ignores it. Default: 123.",
+    ),
+)
+_KNOB_OPTIONS: tuple[Callable[[F], F], ...] = (
+    *(knob_option(item) for item in KNOBS),
+    click.option("--fast", is_flag=True, default=False, help=_fast_help()),
+)
+_TAIL_OPTIONS: tuple[Callable[[F], F], ...] = (
+    click.option(
+        "--strategy",
+        type=click.Choice(STRATEGIES, case_sensitive=False),
+        default="resize",
+        help="resize: process the whole image at the working resolution; crop: process only a window "
+        "around the mask (2x its box, at least RESOLUTION² pixels) and paste it back at full resolution "
+        "- better for large photos with small objects. Default: resize.",
+    ),
+    click.option(
+        "--no-paste-back",
+        "paste_back",
+        flag_value=False,
+        default=True,
+        help="Write the raw decode (as the paper's metrics do) instead of pasting the original pixels "
+        "back outside the feathered mask.",
+    ),
+    click.option(
+        "--device",
+        default=None,
+        metavar="DEVICE",
+        help="Where to run: cpu, cuda, cuda:1, mps, ... Default: CUDA, else MPS, else CPU.",
+    ),
+    click.option(
+        "--dtype",
+        type=click.Choice(["fp32", "fp16", "bf16"], case_sensitive=False),
+        default=None,
+        help="Precision of the model. Default: fp16 on a GPU, fp32 on the CPU.",
+    ),
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=imaging.DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="Refuse images (and masks) of more than N pixels, checked from the file header before "
+        f"decoding. Default: {imaging.DEFAULT_MAX_PIXELS:_} (50 megapixels).".replace("_", " "),
+    ),
+)
+
+
+def removal_options(command: F) -> F:
+    """Add the options of :class:`RemovalOptions` to a click command: model, method and seed, one per
+    knob of :data:`KNOBS`, ``--fast``, then strategy, paste-back, device, precision and the pixel limit."""
+    for option in reversed((*_HEAD_OPTIONS, *_KNOB_OPTIONS, *_TAIL_OPTIONS)):
+        command = option(command)
+    return command
+
+
+def removal_request(params: dict[str, Any], *, progress: bool) -> RemovalOptions:
+    """The :class:`RemovalOptions` of a command's parsed :func:`removal_options` (``params`` is consumed)."""
+    knobs = {name: params.pop(name) for name in KNOB_NAMES if name in params}
+    return RemovalOptions(**params, knobs=knobs, progress=progress)
+
+
+#: how to select the object instead of (or besides) painting MASK (attentive_eraser.selection)
+_SELECTION_OPTIONS: tuple[Callable[[F], F], ...] = (
+    click.option(
+        "--point",
+        "points",
+        multiple=True,
+        metavar="X,Y",
+        help="A click on the object, in pixels of IMAGE from its top-left corner; repeat for its parts. "
+        "MASK becomes optional.",
+    ),
+    click.option(
+        "--exclude",
+        "negative_points",
+        multiple=True,
+        metavar="X,Y",
+        help="A click on what must stay (a negative point); repeat as needed.",
+    ),
+    click.option(
+        "--box", "box", default=None, metavar="X0,Y0,X1,Y1", help="A box around the object, in pixels."
+    ),
+    click.option(
+        "--object",
+        "object_text",
+        default=None,
+        metavar="TEXT",
+        help='The object in words ("the red car"); needs a --segmenter with a detector.',
+    ),
+    click.option(
+        "--segmenter",
+        default=None,
+        metavar="SPEC",
+        help="Who turns the selection into a mask: classic (no weights; the default), sam:<hub id or "
+        "folder>, either + detector:<hub id or folder> (OWLv2, Grounding DINO) for --object.",
+    ),
+    click.option(
+        "--top-k",
+        "top_k",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="K",
+        help="With --object: only the K best-scoring matches (default: every match, united).",
+    ),
+    click.option(
+        "--save-mask",
+        type=PATH,
+        default=None,
+        metavar="PATH",
+        help="Also write the mask used (selection and MASK united; white = removed) to PATH (.png).",
+    ),
+)
+
+
+def selection_options(command: F) -> F:
+    """Add the ``--point``/``--exclude``/``--box``/``--object``/``--segmenter``/``--top-k``/``--save-mask``
+    options to a click command."""
+    for option in reversed(_SELECTION_OPTIONS):
+        command = option(command)
+    return command
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks and error mapping
+
+
+def _raised_by_this_package(error: BaseException) -> bool:
+    """True when the innermost frame of ``error``'s traceback is code of this package."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = "" if frame is None else str(frame.tb_frame.f_globals.get("__name__", ""))
+    return module.partition(".")[0] == __name__.partition(".")[0]
+
+
+@contextlib.contextmanager
+def input_errors() -> Iterator[None]:
+    """Turn the package's input validation errors into a one-line usage error (exit code 2).
+
+    The package rejects bad arguments with a ``ValueError`` naming the argument (``imaging.InputError`` for
+    files, images and masks). A ``ValueError`` raised elsewhere (torch, diffusers) is not the user's
+    mistake and keeps its traceback.
+    """
+    try:
+        yield
+    except ValueError as error:
+        if not (isinstance(error, imaging.InputError) or _raised_by_this_package(error)):
+            raise
+        raise click.UsageError(str(error)) from error
+
+
+def _output_bytes(size: tuple[int, int]) -> int:
+    """Generous upper bound of an encoded result of ``size``: uncompressed RGBA plus headers."""
+    width, height = size
+    return 4 * width * height + 2**20
+
+
+def check_output(
+    output: Path, *, inputs: Sequence[Path] = (), overwrite: bool = False, size: tuple[int, int] | None = None
+) -> None:
+    """Refuse, before any work, an output that ``imaging.save_image`` could not or should not write.
+
+    Nothing is created. :func:`imaging.check_output_path` checks the name lengths, the folder (no parent
+    may be a file; it must accept a new file) and, given the image ``size``, the free space; the extension,
+    the inputs and the folder-as-output are save_image's own refusals, found here before the model runs;
+    an existing file needs ``overwrite``.
+    """
+    if output.suffix.lower() not in imaging.SAVE_FORMATS:
+        extension, choices = output.suffix or "(none)", ", ".join(imaging.SAVE_FORMATS)
+        message = f"unsupported extension {extension!r} in {str(output)!r}; use one of {choices}"
+        raise imaging.InputError("output", message)
+    imaging.check_output_path(output, needed_bytes=0 if size is None else _output_bytes(size))
+    for source in inputs:
+        if imaging.same_file(output, source):
+            raise imaging.InputError(
+                "output", f"{str(output)!r} is an input file; the input is never overwritten"
+            )
+    if output.is_dir():
+        raise imaging.InputError("output", f"{str(output)!r} is a directory, not a file path")
+    if output.exists() and not overwrite:
+        raise imaging.InputError("output", f"{str(output)!r} already exists (use --overwrite to replace it)")
+
+
+def check_mask_output(
+    path: Path, output: Path, *, inputs: Sequence[Path], overwrite: bool, size: tuple[int, int]
+) -> None:
+    """``--save-mask PATH``: a lossless format, not OUTPUT, not an input, not an existing file (unless
+    --overwrite), in a folder that accepts it."""
+    if path.suffix.lower() not in (".png", ".bmp", ".tif", ".tiff", ".webp"):
+        raise imaging.InputError(
+            "save-mask", f"{str(path)!r} needs a lossless extension (.png, .bmp, .tif, .webp)"
+        )
+    if imaging.same_file(path, output):
+        raise imaging.InputError("save-mask", f"{str(path)!r} is also the OUTPUT; give the mask its own file")
+    try:
+        check_output(path, inputs=inputs, overwrite=overwrite, size=size)
+    except imaging.InputError as error:
+        raise imaging.InputError("save-mask", error.message) from None
