@@ -33,8 +33,7 @@ class Knob:
 
     ``low``/``high`` bound numbers (``low_open``: ``low`` itself is refused); ``choices`` list the values of
     a text knob. ``slider`` is the web page's ``(minimum, maximum, step)`` (a sub-range of the valid one);
-    ``flag`` the command-line option (default ``--`` + the name with dashes); ``methods`` the pipelines
-    that take it.
+    ``flag`` the command-line option (default ``--`` + the name with dashes).
     """
 
     name: str
