@@ -16,6 +16,7 @@ from PIL import Image
 
 from attentive_eraser import imaging
 from attentive_eraser.app import (
+    ALL_PARAMETERS,
     BUILTIN_MODEL,
     EraserService,
     RemovalSettings,
@@ -23,7 +24,10 @@ from attentive_eraser.app import (
     parse_seeds,
     serve,
 )
+from attentive_eraser.app.requests import settings_of_request
+from attentive_eraser.app.ui import elem_id_of
 from attentive_eraser.cli import main
+from attentive_eraser.settings import FAST_KNOBS, KNOB_NAMES, KNOBS
 
 SIZE = (96, 64)  # (width, height)
 
@@ -274,6 +278,54 @@ def test_importing_the_app_module_does_not_import_gradio() -> None:
 def test_build_app_refuses_unknown_defaults() -> None:
     with pytest.raises(ValueError, match="not knobs"):
         build_app(defaults={"guidance": 3})
+
+
+def test_every_knob_of_the_schema_has_a_control_and_a_remove_parameter() -> None:
+    """The page's knob controls come from settings.KNOBS: a slider over its range, a radio of its choices."""
+    app = build_app(defaults={"fast": True})
+    by_id = {getattr(block, "elem_id", None): block for block in app.blocks.values()}
+    for knob in KNOBS:
+        control = by_id[elem_id_of(knob)]
+        assert (control.label, control.info) == (knob.label, knob.help)
+        if knob.choices:
+            assert [value for _, value in control.choices] == list(knob.choices)
+        else:
+            assert (control.minimum, control.maximum, control.step) == knob.slider
+    assert {"steps", "guidance", "suppression", "suppression-steps", "dilation", "feather"} <= set(by_id)
+    assert by_id["scheduler"].value == "dpm++" and by_id["fast"].value is True  # initially fast
+    assert set(KNOB_NAMES) <= set(ALL_PARAMETERS) and ALL_PARAMETERS[-2:] == ("fast", "scheduler")
+
+
+def test_the_fast_toggle_sets_the_fast_values_of_the_method() -> None:
+    app = build_app()
+    handlers = {fn.name: fn.fn for fn in app.fns.values()}
+    assert handlers["fast_defaults"](BUILTIN_MODEL, "sip", True) == [
+        FAST_KNOBS["sip"][name] for name in ("num_inference_steps", "suppression_steps", "scheduler")
+    ]
+    preset = app.eraser_service.knob_defaults(BUILTIN_MODEL, "dip")
+    assert handlers["fast_defaults"](BUILTIN_MODEL, "dip", False) == [
+        preset["num_inference_steps"],
+        preset["suppression_steps"],
+        "ddim",
+    ]
+    # a new method while Fast is ticked: its fast values (DIP samples with DDIM)
+    steps, strength, suppression_steps, scheduler = handlers["method_defaults"](BUILTIN_MODEL, "dip", True)
+    assert (steps, suppression_steps, scheduler) == (20, 4, "ddim") and strength == preset["strength"]
+
+
+def test_fast_replaces_only_the_knobs_left_at_their_defaults() -> None:
+    defaults = {"num_inference_steps": 8, "suppression_steps": 10, "scheduler": "ddim"}
+    request = {"method": "sip", "seeds": "1", "num_inference_steps": 8, "suppression_steps": 7}
+    fast = settings_of_request({**request, "scheduler": "ddim", "fast": True}, defaults=defaults)
+    assert fast.call_kwargs() == {
+        "num_inference_steps": 25,  # left at its default: the fast value
+        "suppression_steps": 7,  # moved: kept
+        "scheduler": "dpm++",
+        "paste_back": True,
+        "strategy": "resize",
+    }
+    plain = settings_of_request({**request, "scheduler": "ddim"}, defaults=defaults)
+    assert plain.call_kwargs()["num_inference_steps"] == 8 and plain.call_kwargs()["scheduler"] == "ddim"
 
 
 def test_serve_binds_the_loopback_address(monkeypatch: pytest.MonkeyPatch) -> None:

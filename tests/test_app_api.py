@@ -20,6 +20,7 @@ from PIL import Image
 
 from attentive_eraser import imaging
 from attentive_eraser.api import remove as remove_with_the_library
+from attentive_eraser.settings import FAST_KNOBS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -364,3 +365,78 @@ def test_every_api_error_names_the_argument_and_value(
     assert {expected: message for expected, message in messages.items() if expected not in message} == {}
     assert too_short.startswith("data: expected 15 values, got 3 (missing: method, seeds")
     assert all("\n" not in message for message in messages.values())
+
+
+def _recording_pipelines(service: Any, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record the keyword arguments of every pipeline call the service makes (the calls still run)."""
+    calls: list[dict[str, Any]] = []
+    original = service.pipeline
+
+    def recording_pipeline(label: str, method: str = "sip") -> Any:
+        pipe = original(label, method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append({"method": method, **kwargs})
+            return pipe(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(service, "pipeline", recording_pipeline)
+    return calls
+
+
+def test_fast_and_scheduler_reach_the_pipeline(
+    client: Client, server: tuple[Any, str], files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fast``: the fast values for the knobs a request leaves at their defaults; moved ones win."""
+    calls = _recording_pipelines(server[0].eraser_service, monkeypatch)
+    for knobs in (
+        {},
+        {"fast": True},
+        {"fast": True, "num_inference_steps": 12},
+        {"scheduler": "dpm++"},
+        {"method": "dip", "fast": True},
+    ):
+        *_, status = _remove(client, files["photo"], files["mask"], **knobs)
+        assert status.startswith("Done"), (knobs, status)
+    picked = [
+        (call["method"], call["num_inference_steps"], call["suppression_steps"], call["scheduler"])
+        for call in calls
+    ]
+    assert picked == [
+        ("sip", 8, 10, "ddim"),  # the page's initial values (the test server's defaults)
+        (
+            "sip",
+            *(FAST_KNOBS["sip"][name] for name in ("num_inference_steps", "suppression_steps", "scheduler")),
+        ),
+        ("sip", 12, FAST_KNOBS["sip"]["suppression_steps"], "dpm++"),
+        ("sip", 8, 10, "dpm++"),
+        ("dip", FAST_KNOBS["dip"]["num_inference_steps"], FAST_KNOBS["dip"]["suppression_steps"], "ddim"),
+    ]
+
+
+def test_the_optional_parameters_have_defaults_and_are_checked(
+    client: Client, server: tuple[Any, str], files: dict[str, Path]
+) -> None:
+    info = client.view_api(print_info=False, return_format="dict")
+    parameters = {item["parameter_name"]: item for item in info["named_endpoints"]["/remove"]["parameters"]}
+    assert parameters["fast"]["parameter_has_default"] and parameters["fast"]["parameter_default"] is False
+    assert parameters["scheduler"]["parameter_default"] == "ddim"
+
+    with pytest.raises(AppError, match=r"scheduler: 'euler' must be one of 'ddim', 'dpm\+\+'"):
+        _remove(client, files["photo"], files["mask"], scheduler="euler")
+    with pytest.raises(AppError, match=r"scheduler='dpm\+\+': DIP samples with DDIM only"):
+        _remove(client, files["photo"], files["mask"], method="dip", scheduler="dpm++")
+    _, url = server
+    with files["photo"].open("rb") as photo:
+        uploaded = httpx.post(
+            f"{url}/gradio_api/upload", files={"files": ("photo.png", photo, "image/png")}, timeout=30
+        ).json()[0]
+    upload = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+    no_selection = ["", "", "", ""]
+    assert "scheduler: 'euler' must be one of" in _call_remove_raw(
+        url, [*_raw_request(upload), *no_selection, False, "euler"]
+    )
+    assert "fast: 'maybe' must be true or false" in _call_remove_raw(
+        url, [*_raw_request(upload), *no_selection, "maybe"]
+    )

@@ -24,6 +24,7 @@ from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 
 from attentive_eraser import imaging
+from attentive_eraser.settings import FAST_KNOBS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -199,3 +200,50 @@ def test_progress_is_shown_per_step_and_cancel_stops_the_run(page: Page) -> None
     status = wait_text(page, "#status", "Cancelled after step")
     done, total = (int(number) for number in status.split("step")[1].strip().rstrip(".").split(" of "))
     assert total == 200 and 1 <= done < total
+
+
+def test_the_fast_toggle_shows_and_runs_the_fast_values(
+    page: Page, server: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ticking Fast sets the steps, T_SS and sampler sliders to the fast values; those are what run."""
+    service = server[0].eraser_service
+    calls: list[dict[str, Any]] = []
+    original = service.pipeline
+
+    class Recording:
+        """The pipeline, recording the keyword arguments of its calls (the preview reads its preset)."""
+
+        def __init__(self, pipe: Any) -> None:
+            self.pipe = pipe
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.pipe, name)
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(kwargs)
+            return self.pipe(*args, **kwargs)
+
+    def recording_pipeline(label: str, method: str = "sip") -> Any:
+        return Recording(original(label, method))
+
+    monkeypatch.setattr(service, "pipeline", recording_pipeline)
+    page.locator("#examples img[alt='disc']").click()
+    wait_text(page, "#preview-info", "Mask:")
+    page.locator("#fast input[type=checkbox]").check()
+    fast = FAST_KNOBS["sip"]
+    page.wait_for_function(
+        "(steps) => document.querySelector('#steps input[type=number]').value === String(steps)",
+        arg=fast["num_inference_steps"],
+        timeout=WAIT_MS,
+    )
+    assert page.locator("#suppression-steps input[type=number]").input_value() == str(
+        fast["suppression_steps"]
+    )
+    assert page.locator(f"#scheduler input[value='{fast['scheduler']}']").is_checked()
+    page.locator("#remove").click()
+    status = wait_text(page, "#status", "Done")
+    strength = service.knob_defaults(service.default_model)["strength"]
+    assert f"{int(fast['num_inference_steps'] * strength)} denoising steps" in status
+    assert [(call["num_inference_steps"], call["scheduler"]) for call in calls] == [
+        (fast["num_inference_steps"], fast["scheduler"])
+    ]
