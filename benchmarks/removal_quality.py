@@ -592,6 +592,43 @@ def default_model() -> Path:
     return Path(attentive_eraser.__file__).resolve().parent / "demo_model"
 
 
+def load_pipelines(model: Path, threads: int | None, preset: str | None = None) -> tuple[Any, Any] | None:
+    """SIP and DIP pipelines (sharing weights) of ``model`` on the CPU, the libraries quiet; ``None`` (after
+    an ``error:`` line) when ``model`` is not a diffusers folder. ``threads`` sets torch's and OpenCV's."""
+    import cv2
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from attentive_eraser.api import load_pipeline
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+    # Loading bars and deprecation chatter are not what the benchmarks report.
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    logging.getLogger("attentive_eraser").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    if not (model / "model_index.json").is_file():
+        print(
+            f"error: no diffusers model at {model} (train the demo model, or pass --model DIR)",
+            file=sys.stderr,
+        )
+        return None
+    sip = load_pipeline(model, method="sip", device="cpu", dtype="fp32")
+    dip = load_pipeline(model, method="dip", device="cpu", dtype="fp32")  # shares sip's weights
+    for pipe in (sip, dip):
+        pipe.set_progress_bar_config(disable=True)
+        if preset is not None:
+            from attentive_eraser.settings import get_preset
+
+            pipe.preset = get_preset(preset)
+    return sip, dip
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -692,40 +729,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    import cv2
     import torch
 
-    from attentive_eraser.api import load_pipeline
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    # Loading bars and deprecation chatter are not what this script reports.
-    diffusers_logging.disable_progress_bar()
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    logging.getLogger("attentive_eraser").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
     model = args.model if args.model is not None else default_model()
-    if not (model / "model_index.json").is_file():
-        print(
-            f"error: no diffusers model at {model} (train the demo model, or pass --model DIR)",
-            file=sys.stderr,
-        )
+    pipes = load_pipelines(model, args.threads, args.preset)
+    if pipes is None:
         return 2
-
-    sip = load_pipeline(model, method="sip", device="cpu", dtype="fp32")
-    dip = load_pipeline(model, method="dip", device="cpu", dtype="fp32")  # shares sip's weights
-    for pipe in (sip, dip):
-        pipe.set_progress_bar_config(disable=True)
-        if args.preset is not None:
-            from attentive_eraser.settings import get_preset
-
-            pipe.preset = get_preset(args.preset)
+    sip, dip = pipes
     preset = sip.preset
     size = preset.resolution
     print(

@@ -28,13 +28,13 @@ One UNet evaluation is one UNet forward of the batch the method needs: a SARG st
 (SIP: 10 of 40, DIP: 10 of 50), at least 1. ``s`` and ``λ`` are the preset's.
 
 SARG signal: the relative difference of the erased and the plain noise prediction inside the mask
-(:func:`attentive_eraser.core.diagnostics.sarg_signal`), on the first ``--diagnostics-scenes`` scenes, averaged
-over the timesteps each setting visits.
+(:func:`attentive_eraser.core.diagnostics.sarg_signal`), on the first ``--diagnostics-scenes`` scenes,
+averaged over the timesteps each setting visits.
 
 Each pipeline's default is the reference (SIP: DDIM at 40 evaluations; DIP: 100): each row gives its
 paired difference to it (per scene, ± 95 % half-width) and whether it stays within the default's
-confidence interval on both reappearance and PSNR. Finished settings are saved in ``--out/runs`` and skipped when the command is run
-again (``--fresh`` reruns them).
+confidence interval on both reappearance and PSNR. Finished settings are saved in ``--out/runs`` and
+skipped when the command is run again (``--fresh`` reruns them).
 """
 
 from __future__ import annotations
@@ -49,12 +49,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -408,18 +406,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _quiet() -> None:
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.disable_progress_bar()
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    logging.getLogger("attentive_eraser").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-
-
 def _write_json(path: Path, value: Any) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -429,23 +415,13 @@ def _write_json(path: Path, value: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    import cv2
     import torch
 
-    from attentive_eraser.api import load_pipeline
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
-    _quiet()
     model = args.model if args.model is not None else rq.default_model()
-    if not (model / "model_index.json").is_file():
-        print(f"error: no diffusers model at {model} (pass --model DIR)", file=sys.stderr)
+    pipes = rq.load_pipelines(model, args.threads)
+    if pipes is None:
         return 2
-    sip = load_pipeline(model, method="sip", device="cpu", dtype="fp32")
-    dip = load_pipeline(model, method="dip", device="cpu", dtype="fp32")
-    for pipe in (sip, dip):
-        pipe.set_progress_bar_config(disable=True)
+    sip, dip = pipes
     preset = sip.preset
     selection = rq.select_cases(args.scenes, preset.resolution, preset.mask_dilation)
     cases = selection.cases
