@@ -24,7 +24,6 @@ from attentive_eraser.app import (
     parse_seeds,
     serve,
 )
-from attentive_eraser.app.requests import settings_of_request
 from attentive_eraser.app.ui import elem_id_of
 from attentive_eraser.cli import main
 from attentive_eraser.settings import FAST_KNOBS, KNOB_NAMES, KNOBS
@@ -316,7 +315,7 @@ def test_the_fast_toggle_sets_the_fast_values_of_the_method() -> None:
 def test_fast_replaces_only_the_knobs_left_at_their_defaults() -> None:
     defaults = {"num_inference_steps": 8, "suppression_steps": 10, "scheduler": "ddim"}
     request = {"method": "sip", "seeds": "1", "num_inference_steps": 8, "suppression_steps": 7}
-    fast = settings_of_request({**request, "scheduler": "ddim", "fast": True}, defaults=defaults)
+    fast = RemovalSettings.of_request({**request, "scheduler": "ddim", "fast": True}, defaults=defaults)
     assert fast.call_kwargs() == {
         "num_inference_steps": 25,  # left at its default: the fast value
         "suppression_steps": 7,  # moved: kept
@@ -324,7 +323,7 @@ def test_fast_replaces_only_the_knobs_left_at_their_defaults() -> None:
         "paste_back": True,
         "strategy": "resize",
     }
-    plain = settings_of_request({**request, "scheduler": "ddim"}, defaults=defaults)
+    plain = RemovalSettings.of_request({**request, "scheduler": "ddim"}, defaults=defaults)
     assert plain.call_kwargs()["num_inference_steps"] == 8 and plain.call_kwargs()["scheduler"] == "ddim"
 
 
@@ -335,7 +334,7 @@ def test_serve_binds_the_loopback_address(monkeypatch: pytest.MonkeyPatch) -> No
         launched.update(kwargs)
         return "http://127.0.0.1:1/"
 
-    monkeypatch.setattr("attentive_eraser.app.launch", fake_launch)
+    monkeypatch.setattr("attentive_eraser.app.server.launch", fake_launch)
     serve(port=app_server.free_port(), block=False)
     assert launched["host"] == "127.0.0.1" and launched["max_file_size"] == "20mb"
 

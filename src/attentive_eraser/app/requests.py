@@ -1,8 +1,8 @@
 """What a ``/remove`` request may say, and its checks: parameters, seeds, knob values, the selection.
 
 Plain Python (no Gradio): :func:`check_remove_request` sees the raw values before the web framework does,
-so every error names the parameter and the value; :func:`settings_of_request` turns checked values into a
-:class:`~attentive_eraser.app.service.RemovalSettings`.
+so every error names the parameter and the value; :func:`knobs_of_request` reads the knobs of checked values
+(:meth:`~attentive_eraser.app.service.RemovalSettings.of_request` the whole request).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..selection import SelectionRequest
 from ..settings import FAST_KNOBS, KNOB_NAMES, KNOBS, METHODS, STRATEGIES, Knob
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .service import EraserService, RemovalSettings
+    from .service import EraserService
 
 #: the dropdown label of ``model=None``, the embedded default model
 BUILTIN_MODEL = "built-in default model"
@@ -193,39 +193,22 @@ def knob_of_value(knob: Knob, value: Any) -> Any:
     return int(value) if knob.whole else float(value)
 
 
-def settings_of_request(
-    values: Mapping[str, Any], *, max_seeds: int = MAX_SEEDS, defaults: Mapping[str, Any] | None = None
-) -> RemovalSettings:
-    """The :class:`RemovalSettings` of a checked ``/remove`` request (``values`` by parameter name).
+def knobs_of_request(values: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The knob values a checked ``/remove`` request sets (``values`` by parameter name), as the knobs' types.
 
-    A knob that is missing or ``None`` takes the model's preset. With ``fast``, a knob of
+    A knob that is missing or ``None`` is not set (the model's preset). With ``fast``, a knob of
     :data:`settings.FAST_KNOBS` that the request leaves at its default (``defaults``: the page's initial
-    values, the API's defaults) takes the fast value; a knob the request moved keeps its value.
+    values, the API's defaults) is not set either, so the fast value replaces it; a knob it moved keeps
+    its value.
     """
-    from ..settings import RemovalOptions
-    from .service import RemovalSettings
-
-    method = values.get("method", "sip")
     fast = bool(values.get("fast") or False)
     unmoved = {
         name
-        for name in FAST_KNOBS.get(method, {})
+        for name in FAST_KNOBS.get(values.get("method", "sip"), {})
         if fast and defaults is not None and values.get(name) == defaults.get(name)
     }
-    knobs = {
+    return {
         knob.name: knob_of_value(knob, values[knob.name])
         for knob in KNOBS
         if values.get(knob.name) is not None and knob.name not in unmoved
     }
-    options = RemovalOptions(
-        method=method,
-        knobs=knobs,
-        fast=fast,
-        paste_back=values.get("paste_back", True),
-        strategy=values.get("strategy", "resize"),
-    )
-    return RemovalSettings(
-        model=values.get("model", BUILTIN_MODEL),
-        seeds=parse_seeds(values.get("seeds", "123"), limit=max_seeds),
-        options=options,
-    )

@@ -142,7 +142,6 @@ def serve(
 
     Host, port, upload limit and device are checked before anything is loaded.
     """
-    from .. import app as package  # launch is looked up there at call time: callers may replace it
     from ..api import detect_family
     from ..runtime import check_device, quiet_third_party
     from .service import EraserService
@@ -163,5 +162,5 @@ def serve(
         if model is not None:
             detect_family(model)
     app = build_app(service=service)
-    package.launch(app, host=host, port=port, max_file_size=max_file_size, block=block)
+    launch(app, host=host, port=port, max_file_size=max_file_size, block=block)
     return app

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from .. import imaging
 from ..selection import SelectionRequest
 from ..settings import FAST_KNOBS, METHODS, PRESETS, Method, Preset, RemovalOptions, Strategy
 from .preview import draw_preview, shrink
-from .requests import BUILTIN_MODEL, MAX_SEEDS, parse_seeds, shown
+from .requests import BUILTIN_MODEL, MAX_SEEDS, knobs_of_request, parse_seeds, shown
 
 #: step callback of the service: ``progress(done, total, description)``
 ProgressFn = Callable[[int, int, str], None]
@@ -78,6 +78,26 @@ class RemovalSettings:
             method=method, knobs=knobs, fast=fast, paste_back=paste_back, strategy=strategy
         )
         return cls(model=model, seeds=tuple(seeds), options=options)
+
+    @classmethod
+    def of_request(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        max_seeds: int = MAX_SEEDS,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> RemovalSettings:
+        """The settings of a checked ``/remove`` request (``values`` by parameter name; the knobs as
+        :func:`requests.knobs_of_request` reads them, ``defaults`` the page's initial values)."""
+        options = RemovalOptions(
+            method=values.get("method", "sip"),
+            knobs=knobs_of_request(values, defaults),
+            fast=bool(values.get("fast") or False),
+            paste_back=values.get("paste_back", True),
+            strategy=values.get("strategy", "resize"),
+        )
+        seeds = parse_seeds(values.get("seeds", "123"), limit=max_seeds)
+        return cls(model=values.get("model", BUILTIN_MODEL), seeds=seeds, options=options)
 
     @property
     def method(self) -> Method:

@@ -27,7 +27,7 @@ from PIL import Image
 
 from .. import imaging
 from ..selection import SelectionRequest
-from ..settings import FAST_KNOBS, KNOB_NAMES, KNOBS, Knob, preset_field_names
+from ..settings import FAST_KNOBS, KNOB_NAMES, KNOBS, Knob, Method, preset_field_names
 from .preview import click_on_preview
 from .requests import (
     ALL_PARAMETERS,
@@ -36,10 +36,9 @@ from .requests import (
     check_remove_request,
     completed_request,
     selection_of_request,
-    settings_of_request,
     shown,
 )
-from .service import EraserService, RemovalRun
+from .service import EraserService, RemovalRun, RemovalSettings
 
 #: photo loads and mask previews that may decode uploads at the same time (each holds a full photo)
 PREVIEW_CONCURRENCY = 1
@@ -231,7 +230,12 @@ def knob_control(knob: Knob, value: Any) -> Any:
         return gr.Radio(
             list(knob.choices), value=value, label=label, info=knob.help, elem_id=elem_id_of(knob)
         )
-    low, high, step = knob.slider or (knob.low, knob.high, 1 if knob.whole else None)
+    step: float | None
+    if knob.slider is not None:
+        low, high, step = knob.slider
+    else:  # a knob without a page range: its whole valid one
+        assert knob.low is not None and knob.high is not None
+        low, high, step = knob.low, knob.high, (1 if knob.whole else None)
     return gr.Slider(low, high, value=value, step=step, label=label, info=knob.help, elem_id=elem_id_of(knob))
 
 
@@ -473,7 +477,7 @@ class Handlers:
 
     # ---- knob defaults: a model, a method or the Fast toggle resets the knobs it decides
     def _defaults(self, model_label: str, method_name: str, fast: bool, names: Sequence[str]) -> list[Any]:
-        method = "dip" if method_name == "dip" else "sip"
+        method: Method = "dip" if method_name == "dip" else "sip"
         with user_errors():
             values = self.service.knob_defaults(model_label, method, fast=bool(fast))
         return [values[name] for name in names]
@@ -522,7 +526,9 @@ class Handlers:
             progress((done, total) if total else 0.0, desc=description)
 
         with user_errors():
-            settings = settings_of_request(values, max_seeds=self.service.max_seeds, defaults=self.initial)
+            settings = RemovalSettings.of_request(
+                values, max_seeds=self.service.max_seeds, defaults=self.initial
+            )
             selection = selection_of_request([values.get(name) for name in SELECTION_PARAMETERS])
             run = self.service.remove(
                 values["image"],
