@@ -1,4 +1,4 @@
-"""The knob schema: one definition per setting, consistent with the presets and every signature that takes it."""
+"""The knob schema: one definition per setting, consistent with the presets and every signature taking it."""
 
 from __future__ import annotations
 

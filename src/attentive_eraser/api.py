@@ -162,7 +162,8 @@ def _check_config_folder(config: str) -> None:
 
 
 def detect_family(model: str | os.PathLike) -> str:
-    """The family (``sd15``, ``sd21``, ``sd21-768``, ``sdxl``) of a hub id, diffusers folder or checkpoint file."""
+    """The family (``sd15``, ``sd21``, ``sd21-768``, ``sdxl``) of a hub id, diffusers folder or checkpoint
+    file."""
     text = str(model)
     path = Path(text).expanduser()
     if path.is_dir():
@@ -207,14 +208,15 @@ def _pipeline_class(family: str, method: Method) -> type:
 
 
 def _dtype_kwargs(dtype: torch.dtype) -> dict[str, torch.dtype]:
-    """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only it."""
+    """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only
+    ``torch_dtype``."""
     import diffusers
     from packaging.version import Version
 
     return {"dtype" if Version(diffusers.__version__) >= Version("0.42") else "torch_dtype": dtype}
 
 
-def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | None) -> Any:
+def _load(model: str, family: str, cls: Any, dtype: torch.dtype, config: str | None) -> Any:
     path = Path(model).expanduser()
     extra: dict[str, Any] = (
         {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
@@ -226,7 +228,8 @@ def _load(model: str, family: str, cls: type, dtype: torch.dtype, config: str | 
             return cls.from_single_file(str(path), **kwargs, **extra)
         except (OSError, ValueError) as error:
             raise ValueError(
-                f"model={model!r}: loading a single checkpoint file needs its diffusers config; offline, pass "
+                f"model={model!r}: loading a single checkpoint file needs its diffusers config; offline, "
+                "pass "
                 f"config=<a local diffusers folder of the same family> ({_describe(error)})"
             ) from None
         except Exception as error:  # a damaged file: SafetensorError, UnpicklingError, RuntimeError
@@ -307,7 +310,8 @@ def clear_cache() -> None:
 
 
 def check_flag(name: str, value: object) -> bool:
-    """``value`` if it is a boolean (numpy's too); anything else (``"no"``, ``"maybe"``, 1) raises ``ValueError``."""
+    """``value`` if it is a boolean (numpy's too); anything else (``"no"``, ``"maybe"``, 1) raises
+    ``ValueError``."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ValueError(f"{name}={value!r} must be True or False")
@@ -347,7 +351,8 @@ def remove(
     """Remove the object under ``mask`` from ``image`` and return the result at the original size.
 
     ``image`` and ``mask`` are paths or PIL images (``mask`` may also be an array); without ``mask`` the
-    image's transparent pixels are the object. ``config`` is a diffusers folder for single-file checkpoints. EXIF orientation is applied; an alpha channel of the image
+    image's transparent pixels are the object. ``config`` is a diffusers folder for single-file checkpoints.
+    EXIF orientation is applied; an alpha channel of the image
     is carried to the output when the mask comes separately. ``None`` knobs take the model's preset
     (see :class:`attentive_eraser.settings.Preset` and the README's table); ``seed`` fixes SIP's noise.
     ``strategy="crop"`` processes only a window around the mask (large photos, small objects).

@@ -29,7 +29,7 @@ STRATEGIES: tuple[str, ...] = ("resize", "crop")
 
 @dataclass(frozen=True)
 class Knob:
-    """One setting of a removal: a keyword of the pipelines' ``__call__``, whose default a :class:`Preset` holds.
+    """One setting of a removal, a keyword of the pipelines' ``__call__``; a :class:`Preset` has its default.
 
     ``low``/``high`` bound numbers (``low_open``: ``low`` itself is refused); ``choices`` list the values of
     a text knob. ``slider`` is the web page's ``(minimum, maximum, step)`` (a sub-range of the valid one);
@@ -286,8 +286,9 @@ PRESETS: dict[str, Preset] = {
     "sdxl": Preset(
         name="sdxl", family="sdxl", resolution=1024, mask_dilation=15, feather_radius=15, steps_offset=0
     ),
-    # the embedded demo model (64 px procedural scenes): the paper's knobs but s; 2 px dilation as the reference
-    # uses at 512 px (at 64 px one VAE latent cell is 4 px: a 1 px ring leaves object colour in the kept latents).
+    # the embedded demo model (64 px procedural scenes): the paper's knobs but s; 2 px dilation as the
+    # reference uses at 512 px (at 64 px one VAE latent cell is 4 px: a 1 px ring leaves object colour in the
+    # kept latents).
     # s = 15: this small model's SARG signal is weaker than Stable Diffusion's; chosen on held-out seeds
     # 10_000_600+, disjoint from the benchmark's scenes (60 scenes: s = 9 / 15 left the object in 22 / 13 %)
     "demo": Preset(
@@ -318,7 +319,7 @@ def preset_field_names() -> list[str]:
 
 
 def family_of_unet_config(unet_config: Mapping[str, Any] | Any, vae_scale_factor: int = 8) -> str:
-    """The family (``sd15``, ``sd21``, ``sd21-768``, ``sdxl``) of a UNet config (a mapping or a diffusers config).
+    """The family (``sd15``, ``sd21``, ``sd21-768``, ``sdxl``) of a UNet config (a mapping or a config).
 
     SDXL conditions on time ids ("text_time"); SD 1.x cross-attends to 768-wide CLIP features; SD 2.x to
     1024-wide OpenCLIP ones (with linear projections), 768 px when its latents are 96 wide or more.
@@ -368,7 +369,7 @@ FAST_KNOBS: dict[str, dict[str, Any]] = {
 
 
 def knob_values(method: str, knobs: Mapping[str, Any], *, fast: bool = False) -> dict[str, Any]:
-    """The knobs a call sets: ``knobs``' non-``None`` values over the ``fast`` ones (if asked) for ``method``."""
+    """The knobs a call sets: ``knobs``' non-``None`` values over ``method``'s ``fast`` ones (if asked)."""
     given = {name: value for name, value in knobs.items() if value is not None}
     return {**(FAST_KNOBS[method] if fast else {}), **given}
 
@@ -408,18 +409,19 @@ class RemovalOptions:
 
     def get(self, name: str) -> Any:
         """The value of knob ``name`` this request sets, or ``None`` (the preset's)."""
-        return dict(self.knobs).get(knob(name).name)  # type: ignore[arg-type]
+        return dict(self.knobs).get(knob(name).name)
 
     def with_knobs(self, values: Mapping[str, Any]) -> RemovalOptions:
         """These options with ``values`` (knob names; ``None`` leaves a knob as it is) set."""
-        merged = {**dict(self.knobs), **{name: value for name, value in values.items() if value is not None}}  # type: ignore[arg-type]
+        given = {name: value for name, value in values.items() if value is not None}
+        merged = {**dict(self.knobs), **given}
         return replace(self, knobs=merged)
 
     def call_knobs(self) -> dict[str, Any]:
         """The knobs to pass to a pipeline ``__call__``: the set ones over the fast ones (if asked)."""
-        return knob_values(self.method, dict(self.knobs), fast=self.fast)  # type: ignore[arg-type]
+        return knob_values(self.method, dict(self.knobs), fast=self.fast)
 
     def remove_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`attentive_eraser.remove` for this request."""
         kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "knobs"}
-        return {**kwargs, **dict(self.knobs)}  # type: ignore[arg-type]
+        return {**kwargs, **dict(self.knobs)}

@@ -1,7 +1,8 @@
 """What the SIP and DIP pipelines share, for both the SD 1.x/2.x and the SDXL families.
 
 Family classes (``sd.py``, ``sdxl.py``) supply ``encode_conditioning``; the recipes (``__call__``) live in
-:class:`~.sip.SIPMixin` (``sip.py``) and :class:`~.dip.DIPMixin` (``dip.py``) so that SD and SDXL run the very same loop.
+:class:`~.sip.SIPMixin` (``sip.py``) and :class:`~.dip.DIPMixin` (``dip.py``) so that SD and SDXL run the
+very same loop.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
 from diffusers.utils import BaseOutput
 
 from .. import imaging
@@ -84,12 +86,17 @@ class EraserInputs:
 
 
 def blend(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``mask * inside + (1 - mask) * outside``: keep generated latents on the object, known ones elsewhere."""
+    """``mask * inside + (1 - mask) * outside``: generated latents on the object, known ones elsewhere."""
     return mask * inside + (1 - mask) * outside
 
 
+def latent_grid(latents: torch.Tensor) -> tuple[int, int]:
+    """``(h, w)`` of a ``(B, C, h, w)`` latent batch."""
+    return int(latents.shape[-2]), int(latents.shape[-1])
+
+
 def knobs_of(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The knob arguments (:data:`~attentive_eraser.settings.KNOBS` names) of a call, from its ``locals()``."""
+    """The knob arguments (:data:`~attentive_eraser.settings.KNOBS` names) of a call, from ``locals()``."""
     return {name: arguments[name] for name in KNOB_NAMES}
 
 
@@ -166,8 +173,28 @@ class EraserPipelineMixin:
 
     _preset: Preset | None = None
 
+    if TYPE_CHECKING:  # provided by the diffusers pipeline class this is mixed into
+        from diffusers.image_processor import VaeImageProcessor
+        from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+        from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+
+        unet: UNet2DConditionModel
+        vae: AutoencoderKL
+        scheduler: DDIMScheduler
+        image_processor: VaeImageProcessor
+        vae_scale_factor: int
+        _execution_device: torch.device
+
+        def progress_bar(self, iterable: Any = None, total: int | None = None) -> Any: ...
+
+        def maybe_free_model_hooks(self) -> None: ...
+
+        def encode_conditioning(
+            self, prompt: list[str], batch_size: int, working_size: tuple[int, int], device: torch.device
+        ) -> dict[str, Any]: ...
+
     def _use_ddim(self, steps_offset: int) -> None:
-        """Sampling and inversion are DDIM with eta = 0, as in the paper: swap any other scheduler for DDIM."""
+        """Sampling and inversion are DDIM with eta = 0, as in the paper: swap another scheduler for DDIM."""
         if not isinstance(self.scheduler, DDIMScheduler):
             config = {**self.scheduler.config, **ddim_config(steps_offset)}
             logger.info(
@@ -207,8 +234,9 @@ class EraserPipelineMixin:
 
     @property
     def size_multiple(self) -> int:
-        """Working sizes are multiples of this: the VAE factor times every UNet downsampling (SD: 64, SDXL: 32)."""
-        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        """Working sizes are multiples of this: the VAE factor times every UNet downsampling (SD: 64,
+        SDXL: 32)."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config["block_out_channels"]) - 1)
 
     @property
     def interrupt(self) -> bool:
@@ -274,7 +302,7 @@ class EraserPipelineMixin:
         num_images_per_prompt: int,
         output_type: str,
     ) -> tuple[Preset, EraserInputs]:
-        """Steps 1 and 2 of both recipes: the call's settings, then the images and masks at the working size."""
+        """Steps 1 and 2 of both recipes: the call's settings, then images and masks at the working size."""
         settings = self.resolve_settings(
             method, knobs, num_images_per_prompt=num_images_per_prompt, output_type=output_type
         )
@@ -360,30 +388,31 @@ class EraserPipelineMixin:
     def _vae_precision(self) -> Iterator[torch.dtype]:
         """Run an fp16 VAE that asks for it (``force_upcast``, SDXL) in fp32, then put it back."""
         dtype = self.vae.dtype
-        upcast = dtype == torch.float16 and getattr(self.vae.config, "force_upcast", False)
+        upcast = dtype == torch.float16 and self.vae.config.get("force_upcast", False)
         if upcast:
-            self.vae.to(torch.float32)
+            self.vae.to(torch.float32)  # type: ignore[arg-type]  # diffusers' .to wrapper is typed unbound
         try:
             yield torch.float32 if upcast else dtype
         finally:
             if upcast:
-                self.vae.to(dtype)
+                self.vae.to(dtype)  # type: ignore[arg-type]  # diffusers' .to wrapper is typed unbound
 
     def _latent_scaling(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``(shift, scale)`` with ``z0 = (vae_latents - shift) * scale``: per-channel mean/std where the VAE
         config has them, else its ``shift_factor`` (0 for SD) and ``scaling_factor``."""
         config = self.vae.config
-        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        mean, std = config.get("latents_mean"), config.get("latents_std")
         if mean is not None and std is not None:
             shift = torch.tensor(mean, device=device, dtype=dtype).view(1, -1, 1, 1)
-            scale = config.scaling_factor / torch.tensor(std, device=device, dtype=dtype).view(1, -1, 1, 1)
+            scale = config["scaling_factor"] / torch.tensor(std, device=device, dtype=dtype).view(1, -1, 1, 1)
         else:
-            shift = torch.tensor(getattr(config, "shift_factor", None) or 0.0, device=device, dtype=dtype)
-            scale = torch.tensor(config.scaling_factor, device=device, dtype=dtype)
+            shift = torch.tensor(config.get("shift_factor") or 0.0, device=device, dtype=dtype)
+            scale = torch.tensor(config["scaling_factor"], device=device, dtype=dtype)
         return shift, scale
 
     def encode_image(self, image: torch.Tensor, generator: Generator, sample_mode: str) -> torch.Tensor:
-        """``z0`` of the SIP/DIP recipes (docs/method.md): scaled VAE latents of ``image`` ``(B, 3, H, W)`` (posterior sample or mode)."""
+        """``z0`` of the SIP/DIP recipes (docs/method.md): scaled VAE latents of ``image`` ``(B, 3, H, W)``
+        (posterior sample or mode)."""
         device = self._execution_device
         with self._vae_precision() as dtype:
             pixels = image.to(device=device, dtype=dtype)
@@ -407,7 +436,9 @@ class EraserPipelineMixin:
             shift, scale = self._latent_scaling(latents.device, dtype)
             latents = latents / scale + shift
             decoded = self.vae.decode(latents, return_dict=False)[0]
-        return self.image_processor.postprocess(decoded.float(), output_type="pil")
+        images = self.image_processor.postprocess(decoded.float(), output_type="pil")
+        assert isinstance(images, list)  # output_type="pil": one PIL image per latent
+        return images
 
     # ------------------------------------------------------------------ UNet
     def predict_noise(
@@ -450,7 +481,8 @@ class EraserPipelineMixin:
         working_width = inputs.working_size[0]
         windows = inputs.windows or [(0, 0, *original.size) for original in inputs.originals]
         decoded = None if output_type == "latent" else self.decode_latents_to_images(latents)
-        out_masks, images = [], []
+        out_masks: list[np.ndarray] = []
+        pictures: list[PIL.Image.Image] = []
         for index, (original, mask, box) in enumerate(
             zip(inputs.originals, inputs.masks, windows, strict=False)
         ):
@@ -470,11 +502,12 @@ class EraserPipelineMixin:
                 whole = original.copy()
                 whole.paste(result, box[:2])
                 result = whole
-            images.append(result)
+            pictures.append(result)
+        images: list[PIL.Image.Image] | np.ndarray | torch.Tensor = pictures
         if output_type == "latent":
             images = latents
         elif output_type == "np":
-            images = np.stack([np.asarray(item, dtype=np.float32) / 255.0 for item in images])
+            images = np.stack([np.asarray(item, dtype=np.float32) / 255.0 for item in pictures])
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images, out_masks)

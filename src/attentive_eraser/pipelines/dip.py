@@ -1,4 +1,4 @@
-"""The deterministic inpainting pipeline (DIP): DDIM inversion, then sampling with SARG, for SD and SDXL alike."""
+"""The deterministic inpainting pipeline (DIP): DDIM inversion, then sampling with SARG, SD and SDXL."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from .base import (
     _to_pixels,
     blend,
     knobs_of,
+    latent_grid,
+    truncated_timesteps,
 )
 
 
@@ -42,7 +44,7 @@ class DIPMixin(EraserPipelineMixin):
                 timesteps,
                 self.scheduler.alphas_cumprod,
                 self.scheduler.final_alpha_cumprod,
-                self.scheduler.config.prediction_type,
+                self.scheduler.config["prediction_type"],
                 progress=progress_bar.update,
                 should_stop=lambda: self.interrupt,
             )
@@ -68,8 +70,9 @@ class DIPMixin(EraserPipelineMixin):
         pixels = torch.stack([_to_pixels(item, working) for item in images])
         prompts = _as_list(prompt) * (len(images) if isinstance(prompt, str) else 1)
         conditioning = self.encode_conditioning(prompts, len(images), working, device)
-        self.scheduler.set_timesteps(settings.num_inference_steps, device=device)
-        timesteps, _ = self.get_timesteps(settings.num_inference_steps, settings.strength, device)
+        timesteps = truncated_timesteps(
+            self.scheduler, settings.num_inference_steps, settings.strength, device
+        )
         image_latents = self.encode_image(pixels, None, sample_mode="argmax")
         trajectory = self.invert_latents(image_latents, timesteps, conditioning)
         return DIPInversionOutput(latents=image_latents, trajectory=trajectory, timesteps=timesteps)
@@ -122,15 +125,16 @@ class DIPMixin(EraserPipelineMixin):
         conditioning = self.encode_conditioning(prompts, inputs.batch_size, inputs.working_size, device)
 
         # 4. Timesteps: inversion runs over exactly the schedule that sampling uses
-        self.scheduler.set_timesteps(settings.num_inference_steps, device=device)
-        timesteps, _ = self.get_timesteps(settings.num_inference_steps, settings.strength, device)
+        timesteps = truncated_timesteps(
+            self.scheduler, settings.num_inference_steps, settings.strength, device
+        )
         self._num_timesteps = len(timesteps)
 
         # 5. z0 (posterior mode: no randomness) and its DDIM inversion trajectory
         image_latents = self.encode_image(inputs.image, None, sample_mode="argmax")
         trajectory = self.invert_latents(image_latents, timesteps, conditioning)
         latents = trajectory[0]
-        mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
+        mask = latent_mask(inputs.mask.to(device), latent_grid(latents)).to(latents.dtype)
 
         # 6. Eraser state the processors read
         state = EraserState(
@@ -138,7 +142,7 @@ class DIPMixin(EraserPipelineMixin):
             suppression_steps=settings.suppression_steps,
             enabled=batch.guided,
         )
-        state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
+        state.set_mask(inputs.mask.to(device), latent_grid(latents))
         conditioning = batch.expand_all(conditioning)
 
         # 7. Denoising loop: the background follows the inversion trajectory

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from diffusers import AutoencoderKL, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import (
+    StableDiffusionImg2ImgPipeline,
+)
 from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
@@ -16,6 +20,10 @@ from .sip import SIPMixin
 
 class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):
     """SD 1.x/2.x plumbing: one CLIP text encoder; the safety checker is optional and off by default."""
+
+    if TYPE_CHECKING:  # from the eraser mixin the public classes below add
+
+        def _use_ddim(self, steps_offset: int) -> None: ...
 
     def __init__(
         self,
@@ -35,9 +43,9 @@ class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):
             tokenizer,
             unet,
             scheduler,
-            safety_checker,
-            feature_extractor,
-            image_encoder,
+            safety_checker,  # type: ignore[arg-type]  # diffusers accepts None (and says so in its docs)
+            feature_extractor,  # type: ignore[arg-type]
+            image_encoder,  # type: ignore[arg-type]
             requires_safety_checker,
         )
         self._use_ddim(steps_offset=1)
@@ -45,12 +53,15 @@ class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):
     def encode_conditioning(
         self, prompt: list[str], batch_size: int, working_size: tuple[int, int], device: torch.device
     ) -> dict[str, Any]:
-        """Text embeddings ``(B, 77, D)`` of the prompts; no negative prompt (CFG is off while SARG is on, as in the paper)."""
+        """Text embeddings ``(B, 77, D)`` of the prompts; no negative prompt (CFG is off while SARG is on,
+        as in the paper)."""
         prompt_embeds, _ = self.encode_prompt(prompt, device, 1, do_classifier_free_guidance=False)
         return {"encoder_hidden_states": prompt_embeds.to(self.unet.dtype)}
 
 
-class AttentiveEraserSIPPipeline(SIPMixin, _StableDiffusionEraser):
+# For type checkers: the eraser's encode_image (VAE latents) replaces diffusers' IP-Adapter image
+# encoder of that name, which these pipelines never use
+class AttentiveEraserSIPPipeline(SIPMixin, _StableDiffusionEraser):  # type: ignore[misc]
     """Object removal on SD 1.x/2.x with the stochastic inpainting pipeline (SIP) and SARG.
 
     Example:
@@ -60,5 +71,7 @@ class AttentiveEraserSIPPipeline(SIPMixin, _StableDiffusionEraser):
     """
 
 
-class AttentiveEraserDIPPipeline(DIPMixin, _StableDiffusionEraser):
+# For type checkers: the eraser's encode_image (VAE latents) replaces diffusers' IP-Adapter image
+# encoder of that name, which these pipelines never use
+class AttentiveEraserDIPPipeline(DIPMixin, _StableDiffusionEraser):  # type: ignore[misc]
     """Object removal on SD 1.x/2.x with the deterministic inpainting pipeline (DIP) and SARG."""

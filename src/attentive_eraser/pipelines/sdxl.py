@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl_img2img import (
+    StableDiffusionXLImg2ImgPipeline,
+)
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import (
     CLIPImageProcessor,
@@ -21,6 +25,10 @@ from .sip import SIPMixin
 
 class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
     """SDXL plumbing: pooled text embeddings and the (original, crop, target) size time ids."""
+
+    if TYPE_CHECKING:  # from the eraser mixin the public classes below add
+
+        def _use_ddim(self, steps_offset: int) -> None: ...
 
     def __init__(
         self,
@@ -45,8 +53,8 @@ class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
             tokenizer_2,
             unet,
             scheduler,
-            image_encoder,
-            feature_extractor,
+            image_encoder,  # type: ignore[arg-type]  # diffusers accepts None (optional components)
+            feature_extractor,  # type: ignore[arg-type]
             requires_aesthetics_score,
             force_zeros_for_empty_prompt,
             add_watermarker,
@@ -58,7 +66,10 @@ class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
     ) -> dict[str, Any]:
         """Text embeddings, pooled embeddings and size time ids for ``batch_size`` samples (CFG off)."""
         prompt_embeds, _, pooled_prompt_embeds, _ = self.encode_prompt(
-            prompt, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
+            prompt,  # type: ignore[arg-type]  # a list of prompts, one per image, as diffusers accepts
+            device=device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=False,
         )
         width, height = working_size
         if self.text_encoder_2 is not None:
@@ -88,9 +99,13 @@ class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
         }
 
 
-class AttentiveEraserSDXLSIPPipeline(SIPMixin, _StableDiffusionXLEraser):
+# For type checkers: the eraser's encode_image (VAE latents) replaces diffusers' IP-Adapter image
+# encoder of that name, which these pipelines never use
+class AttentiveEraserSDXLSIPPipeline(SIPMixin, _StableDiffusionXLEraser):  # type: ignore[misc]
     """Object removal on SDXL with the stochastic inpainting pipeline (SIP) and SARG."""
 
 
-class AttentiveEraserSDXLDIPPipeline(DIPMixin, _StableDiffusionXLEraser):
+# For type checkers: the eraser's encode_image (VAE latents) replaces diffusers' IP-Adapter image
+# encoder of that name, which these pipelines never use
+class AttentiveEraserSDXLDIPPipeline(DIPMixin, _StableDiffusionXLEraser):  # type: ignore[misc]
     """Object removal on SDXL with the deterministic inpainting pipeline (DIP) and SARG."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from diffusers.utils.torch_utils import randn_tensor
@@ -22,6 +22,7 @@ from .base import (
     Strategy,
     blend,
     knobs_of,
+    latent_grid,
     sampler_step,
     truncated_timesteps,
 )
@@ -115,8 +116,8 @@ class SIPMixin(EraserPipelineMixin):
         noise = randn_tensor(
             image_latents.shape, generator=generator, device=device, dtype=image_latents.dtype
         )
-        latents = self.scheduler.add_noise(image_latents, noise, timesteps[:1])
-        mask = latent_mask(inputs.mask.to(device), tuple(latents.shape[-2:])).to(latents.dtype)
+        latents = self.scheduler.add_noise(image_latents, noise, cast(torch.IntTensor, timesteps[:1]))
+        mask = latent_mask(inputs.mask.to(device), latent_grid(latents)).to(latents.dtype)
 
         # 6. Eraser state the processors read (AAS on the erased half; SS for the first T_SS steps)
         state = EraserState(
@@ -124,7 +125,7 @@ class SIPMixin(EraserPipelineMixin):
             suppression_steps=settings.suppression_steps,
             enabled=batch.guided,
         )
-        state.set_mask(inputs.mask.to(device), tuple(latents.shape[-2:]))
+        state.set_mask(inputs.mask.to(device), latent_grid(latents))
 
         # 7. Denoising loop
         with self._eraser_context(batch, state), self.progress_bar(total=len(timesteps)) as progress_bar:
@@ -136,7 +137,9 @@ class SIPMixin(EraserPipelineMixin):
                 latents = sampler_step(sampler, noise_pred, t, latents)
                 # blend the known background back in at the next noise level, with the same noise
                 if i + 1 < len(timesteps):
-                    background = self.scheduler.add_noise(image_latents, noise, timesteps[i + 1 : i + 2])
+                    background = self.scheduler.add_noise(
+                        image_latents, noise, cast(torch.IntTensor, timesteps[i + 1 : i + 2])
+                    )
                 else:
                     background = image_latents
                 latents = blend(latents, background, mask)
