@@ -6,11 +6,13 @@ Phases (see docs/evaluation.md for fetching OpenImages)::
 
     python benchmarks/paper_protocol.py prepare --openimages OI_DIR --data DATA [--samples 10000]
     python benchmarks/paper_protocol.py run     --data DATA --runs RUNS [--methods ...] [--seeds 123,321,777]
-    python benchmarks/paper_protocol.py score   --data DATA --runs RUNS [--inception F --clip D ...] [-o table.md]
-    python benchmarks/paper_protocol.py tiny    --work DIR     # all of it offline: fake data, tiny random models
+    python benchmarks/paper_protocol.py score   --data DATA --runs RUNS [--inception F --clip D ...]
+                                                [-o table.md]
+    python benchmarks/paper_protocol.py tiny    --work DIR    # offline: fake data, tiny random models
 
 ``run`` needs the weights (``stabilityai/stable-diffusion-2-1-base`` and
-``stabilityai/stable-diffusion-2-inpainting``, from the hub or local folders) and, in practice, GPUs; it can be
+``stabilityai/stable-diffusion-2-inpainting``, from the hub or local folders) and, in practice, GPUs; it can
+be
 launched with ``accelerate launch --multi_gpu --num_processes N benchmarks/paper_protocol.py run ...``: the
 items are split between the processes as in ``attentive-eraser batch``. Everything is resumable.
 
@@ -59,7 +61,7 @@ class ProtocolError(Exception):
 
 
 def _square(image: Image.Image, size: int, resample: Image.Resampling) -> Image.Image:
-    """Shorter side to ``size``, then the centre ``size``×``size`` (the paper's models work on 512² squares)."""
+    """Shorter side to ``size``, then the centre ``size``×``size`` (the paper's models see 512² squares)."""
     return ImageOps.fit(image, (size, size), method=resample, centering=(0.5, 0.5))
 
 
@@ -122,7 +124,7 @@ def prepare(
 
 
 def _check_weights(model: str, what: str) -> None:
-    """Fail now, with one clear line, when ``model`` is neither a local folder/file nor reachable on the hub."""
+    """Fail now, in one clear line, when ``model`` is neither a local folder/file nor reachable on the hub."""
     if Path(model).expanduser().exists():
         return
     from huggingface_hub import snapshot_download
@@ -131,7 +133,8 @@ def _check_weights(model: str, what: str) -> None:
         snapshot_download(model, allow_patterns=["model_index.json"])
     except Exception as error:  # noqa: BLE001 -- offline, gated, missing
         raise ProtocolError(
-            f"{what} weights {model!r} are not available ({type(error).__name__}): this phase needs the network "
+            f"{what} weights {model!r} are not available ({type(error).__name__}): this phase needs the "
+            "network "
             "or a local copy (pass its folder); it cannot run offline"
         ) from None
 
@@ -148,12 +151,12 @@ def run_ours(
     freeu: bool,
     progress: bool,
 ) -> Any:
-    from attentive_eraser.batch import list_items, run_batch
-    from attentive_eraser.cli import RemovalOptions
+    from attentive_eraser.runner import list_items, run_batch
+    from attentive_eraser.settings import KNOB_NAMES, RemovalOptions
 
-    settings = RemovalOptions(
-        model=model, seed=seed, removal_guidance_scale=guidance, paste_back=False, progress=False, **options
-    )
+    knobs = {"removal_guidance_scale": guidance, **{k: v for k, v in options.items() if k in KNOB_NAMES}}
+    fields = {k: v for k, v in options.items() if k not in KNOB_NAMES}
+    settings = RemovalOptions(model=model, seed=seed, knobs=knobs, paste_back=False, progress=False, **fields)
     items = list_items(data / "manifest.csv", out, base_seed=seed, fixed_seed=True)
     return run_batch(
         items,
@@ -177,14 +180,15 @@ def run_inpaint_baseline(
     device: str | None,
     progress: bool,
 ) -> int:
-    """diffusers' SD 2-inpainting with the empty prompt (the paper's mask-only row); resumable, split by process."""
+    """diffusers' SD 2-inpainting with the empty prompt (the paper's mask-only row); resumable, split by
+    process."""
     import torch
     from accelerate import PartialState
     from diffusers import StableDiffusionInpaintPipeline
     from tqdm.auto import tqdm
 
     from attentive_eraser.api import resolve_device, resolve_dtype
-    from attentive_eraser.batch import list_items, output_status
+    from attentive_eraser.runner import list_items, output_status
 
     state = PartialState(cpu=not torch.cuda.is_available())
     torch_device = (
@@ -283,7 +287,8 @@ def run(
                 )
                 if summary.failed:
                     print(
-                        f"{method} seed {seed}: {summary.failed} item(s) failed; see {out}/batch-report.jsonl",
+                        f"{method} seed {seed}: {summary.failed} item(s) failed; "
+                        f"see {out}/batch-report.jsonl",
                         file=sys.stderr,
                     )
 
@@ -307,7 +312,13 @@ def score(
 ) -> str:
     import torch
 
-    from attentive_eraser.evaluate import PAPER_TABLE_1, Networks, collect_items, evaluate, to_markdown
+    from attentive_eraser.evaluation.evaluate import (
+        PAPER_TABLE_1,
+        Networks,
+        collect_items,
+        evaluate,
+        to_markdown,
+    )
     from attentive_eraser.evaluation.metrics import load_clip, load_inception, load_lpips
 
     torch_device = (
@@ -364,7 +375,8 @@ def score(
 
 
 def _fake_openimages(folder: Path, images: int = 6, size: int = 80) -> None:
-    """An OpenImages-shaped folder: annotations CSV, ``test-masks/`` PNGs (stored smaller), ``test/`` JPEGs."""
+    """An OpenImages-shaped folder: annotations CSV, ``test-masks/`` PNGs (stored smaller), ``test/``
+    JPEGs."""
     rng = np.random.default_rng(0)
     (folder / "test").mkdir(parents=True, exist_ok=True)
     (folder / "test-masks").mkdir(parents=True, exist_ok=True)

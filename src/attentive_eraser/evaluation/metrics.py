@@ -1,4 +1,5 @@
-"""Networks and tensor maths behind ``attentive-eraser eval`` (see :mod:`attentive_eraser.evaluate`).
+"""Networks and tensor maths behind ``attentive-eraser eval`` (the engine:
+:mod:`attentive_eraser.evaluation.evaluate`).
 
 * :class:`TorchScriptInception`: the FID feature extractor torchmetrics' ``FrechetInceptionDistance`` takes
   (NVlabs' TorchScript port of the TensorFlow FID Inception; no torchvision needed).
