@@ -46,7 +46,7 @@ def free_port() -> int:
 
 @contextmanager
 def chromium() -> Iterator[Any]:
-    """A Playwright ``BrowserContext`` of headless Chromium with a fresh profile folder (downloads allowed)."""
+    """A Playwright ``BrowserContext`` of headless Chromium, fresh profile folder, downloads allowed."""
     import tempfile
 
     import pytest

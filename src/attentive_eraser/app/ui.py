@@ -76,10 +76,6 @@ _HELP = {
     "mask (2× its box), pasted back at full resolution — for large photos with small objects.",
 }
 _BRUSH_COLOUR = ("#ff2d55", 0.55)
-_CSS = """
-#status { min-height: 2.5em; }
-#preview-info { font-size: 0.9em; }
-"""
 #: options of the page's light events: previews, photo loads, clicks (never queued behind removals)
 _LIGHT: dict[str, Any] = {"concurrency_limit": None, "api_visibility": "private", "show_progress": "hidden"}
 # Reading a photo and drawing the preview decode the whole upload: a few at once, not one per click, and
