@@ -22,11 +22,6 @@ _PAINTED, _DILATED, _BLENDED = (255, 45, 85), (255, 200, 0), (60, 170, 255)
 _CLICK_COLOURS = {"points": (40, 220, 90), "exclude": (20, 20, 20)}
 
 
-def output_scale(region_size: tuple[int, int], working_size: tuple[int, int]) -> float:
-    """Processed pixels per working pixel, as the pipelines' ``finish`` scales dilation and feather."""
-    return region_size[0] / working_size[0]
-
-
 def shrink(image: Image.Image, side: int = PREVIEW_SIDE) -> Image.Image:
     """A copy no larger than ``side`` on its longest side, for showing in the page."""
     scale = side / max(image.size)
@@ -95,7 +90,7 @@ def draw_preview(
     size = picture.size
     region = imaging.context_window([mask], resolution) if strategy == "crop" else size
     working = imaging.working_size(region, resolution, multiple=multiple)
-    scale = output_scale(region, working)
+    scale = imaging.output_scale(region, working)
     grown = imaging.dilate_mask(mask, round(mask_dilation * scale))
     blended = imaging.feather_alpha(grown, feather_radius * scale) > 0 if paste_back else np.ones_like(grown)
     drawn = overlay(picture, mask, grown, blended)

@@ -145,3 +145,10 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         elif target > source:
             mask = np.take(mask, _nearest_indices(source, target), axis=axis)
     return mask.copy()
+
+
+def output_scale(region_size: tuple[int, int], working_size: tuple[int, int]) -> float:
+    """Processed pixels per working pixel: the factor from the working size back to the original (or crop
+    window) ``region_size``. Dilation becomes ``round(mask_dilation * scale)``, feather
+    ``feather_radius * scale`` pixels of the original."""
+    return region_size[0] / working_size[0]

@@ -478,7 +478,6 @@ class EraserPipelineMixin:
         return_dict: bool,
     ) -> AttentiveEraserPipelineOutput | tuple:
         """Decode, resize to each input's original size (or crop window) and paste the original back."""
-        working_width = inputs.working_size[0]
         windows = inputs.windows or [(0, 0, *original.size) for original in inputs.originals]
         decoded = None if output_type == "latent" else self.decode_latents_to_images(latents)
         out_masks: list[np.ndarray] = []
@@ -487,7 +486,7 @@ class EraserPipelineMixin:
             zip(inputs.originals, inputs.masks, windows, strict=False)
         ):
             region_size = (box[2] - box[0], box[3] - box[1])
-            scale = region_size[0] / working_width  # original pixels per working pixel
+            scale = imaging.output_scale(region_size, inputs.working_size)
             out_mask = imaging.dilate_mask(mask, round(mask_dilation * scale))
             out_masks.append(out_mask)
             if decoded is None:
