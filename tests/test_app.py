@@ -309,7 +309,12 @@ def test_the_fast_toggle_sets_the_fast_values_of_the_method() -> None:
     ]
     # a new method while Fast is ticked: its fast values (DIP samples with DDIM)
     steps, strength, suppression_steps, scheduler = handlers["method_defaults"](BUILTIN_MODEL, "dip", True)
-    assert (steps, suppression_steps, scheduler) == (20, 4, "ddim") and strength == preset["strength"]
+    fast_dip = FAST_KNOBS["dip"]
+    assert (steps, suppression_steps, scheduler) == (
+        fast_dip["num_inference_steps"],
+        fast_dip["suppression_steps"],
+        "ddim",
+    ) and strength == preset["strength"]
 
 
 def test_fast_replaces_only_the_knobs_left_at_their_defaults() -> None:
@@ -317,7 +322,7 @@ def test_fast_replaces_only_the_knobs_left_at_their_defaults() -> None:
     request = {"method": "sip", "seeds": "1", "num_inference_steps": 8, "suppression_steps": 7}
     fast = RemovalSettings.of_request({**request, "scheduler": "ddim", "fast": True}, defaults=defaults)
     assert fast.call_kwargs() == {
-        "num_inference_steps": 25,  # left at its default: the fast value
+        "num_inference_steps": FAST_KNOBS["sip"]["num_inference_steps"],  # left at its default: fast
         "suppression_steps": 7,  # moved: kept
         "scheduler": "dpm++",
         "paste_back": True,
