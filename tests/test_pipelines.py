@@ -10,6 +10,7 @@ stock modules (VAE, text encoder, UNet) with the package.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import math
@@ -712,7 +713,7 @@ def test_presets_are_the_papers(name: str) -> None:
     expected = {"sd15": (512, 2, 1), "sd21": (512, 2, 1), "sdxl": (1024, 15, 0)}[name]
     assert (preset.resolution, preset.mask_dilation, preset.steps_offset) == expected
     assert preset.feather_radius == 15
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         preset.suppression_scale = 1.0  # type: ignore[misc]  # frozen
 
 

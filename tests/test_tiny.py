@@ -84,7 +84,7 @@ def test_same_seed_same_weights_other_seed_differs(family: str) -> None:
     again = _modules(build_components(family, seed=3))
     other = _modules(build_components(family, seed=4))
     assert first.keys() == again.keys() == other.keys()
-    for name, module in first.items():
+    for name in first:
         state, state_again, state_other = (m[name].state_dict() for m in (first, again, other))
         assert state.keys() == state_again.keys()
         assert all(torch.equal(state[key], state_again[key]) for key in state), name
