@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from attentive_eraser.settings import FAST_KNOBS
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -45,5 +47,7 @@ def test_steps_quality_quick_reports_every_solver_and_budget(tmp_path: Path) -> 
 def test_fast_speed_quick_prints_both_methods() -> None:
     result = _run("fast_speed.py", "--quick", "--threads", "1")
     assert result.returncode == 0, result.stderr
-    assert "| demo model | 64 px | SIP | 40 → 20 |" in result.stdout
-    assert "| demo model | 64 px | DIP | 100 → 40 |" in result.stdout
+    sip = int(FAST_KNOBS["sip"]["num_inference_steps"] * 0.8)  # the demo preset's strength
+    dip = 2 * FAST_KNOBS["dip"]["num_inference_steps"]  # inversion + sampling, strength 1
+    assert f"| demo model | 64 px | SIP | 40 → {sip} |" in result.stdout
+    assert f"| demo model | 64 px | DIP | 100 → {dip} |" in result.stdout
