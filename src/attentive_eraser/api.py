@@ -22,7 +22,7 @@ from diffusers import DDIMScheduler
 
 from . import imaging
 from .runtime import resolve_device, resolve_dtype
-from .settings import KNOB_NAMES, PRESETS, check_knobs, family_of_unet_config, knob_values
+from .settings import KNOB_NAMES, PRESETS, check_knobs, check_sampler, family_of_unet_config, knob_values
 
 logger = logging.getLogger(__name__)
 
@@ -385,10 +385,7 @@ def remove(
     given = {name: arguments[name] for name in KNOB_NAMES}
     check_knobs(given)
     knobs = knob_values(method, given, fast=fast)
-    if method == "dip" and knobs.get("scheduler", "ddim") != "ddim":
-        raise ValueError(
-            f"scheduler={knobs['scheduler']!r}: DIP samples with DDIM only (its inversion is DDIM's)"
-        )
+    check_sampler(method, knobs.get("scheduler"))
     if device is not None:
         resolve_device(device)
     if dtype is not None:

@@ -200,6 +200,12 @@ def knob(name: str) -> Knob:
         raise ValueError(f"{name!r} is not a setting; choose one of {', '.join(KNOB_NAMES)}") from None
 
 
+def check_sampler(method: str, scheduler: str | None) -> None:
+    """DIP samples with DDIM only: its sampling retraces its DDIM inversion (``None`` = the preset's DDIM)."""
+    if method == "dip" and scheduler not in (None, "ddim"):
+        raise ValueError(f"scheduler={scheduler!r}: DIP samples with DDIM only (its inversion is DDIM's)")
+
+
 def check_knobs(values: Mapping[str, Any]) -> None:
     """Check each knob of ``values`` that is set (``None`` = the preset's); other names are ignored."""
     for name, value in values.items():

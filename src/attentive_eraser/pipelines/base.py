@@ -25,7 +25,16 @@ from .. import imaging
 from ..core.attention import EraserState
 from ..core.guidance import SARGBatch
 from ..core.layers import eraser_attention
-from ..settings import KNOB_NAMES, Preset, check_knobs, check_number, ddim_config, preset_for_config
+from ..settings import (
+    KNOB_NAMES,
+    Preset,
+    check_knobs,
+    check_number,
+    check_sampler,
+    ddim_config,
+    knob,
+    preset_for_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +44,6 @@ Generator = torch.Generator | list[torch.Generator] | None
 Strategy = Literal["resize", "crop"]
 #: SIP's samplers: the paper's DDIM (eta = 0), or DPM-Solver++ (2M, data prediction) for fewer steps
 Sampler = Literal["ddim", "dpm++"]
-SAMPLERS: tuple[str, ...] = ("ddim", "dpm++")
 StepCallback = Callable[[Any, int, int, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
@@ -219,7 +227,8 @@ class EraserPipelineMixin:
                 lower_order_final=True,
                 final_sigmas_type="zero",
             )
-        raise ValueError(f"scheduler={sampler!r} must be one of {list(SAMPLERS)}")
+        knob("scheduler").check(sampler)  # raises, naming the choices
+        raise AssertionError(f"scheduler={sampler!r} is a choice without a sampler")
 
     @property
     def preset(self) -> Preset:
@@ -283,10 +292,7 @@ class EraserPipelineMixin:
                 f"strength={settings.strength!r} with num_inference_steps={settings.num_inference_steps} "
                 "runs no denoising step"
             )
-        if method == "dip" and settings.scheduler != "ddim":
-            raise ValueError(
-                f"scheduler={settings.scheduler!r}: DIP samples with DDIM only (its inversion is DDIM's)"
-            )
+        check_sampler(method, settings.scheduler)
         if output_type not in ("pil", "np", "latent"):
             raise ValueError(f"output_type={output_type!r} must be 'pil', 'np' or 'latent'")
         return settings
