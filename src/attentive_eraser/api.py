@@ -22,7 +22,15 @@ from diffusers import DDIMScheduler
 
 from . import imaging
 from .runtime import resolve_device, resolve_dtype
-from .settings import KNOB_NAMES, PRESETS, check_knobs, check_sampler, family_of_unet_config, knob_values
+from .settings import (
+    KNOB_NAMES,
+    PRESETS,
+    check_knobs,
+    check_sampler,
+    check_seed,
+    family_of_unet_config,
+    knob_values,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -380,8 +388,7 @@ def remove(
         raise ValueError(f"method={method!r} must be 'sip' or 'dip'")
     if strategy not in ("resize", "crop"):
         raise ValueError(f"strategy={strategy!r} must be 'resize' or 'crop'")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed={seed!r} must be an integer in [0, 2**63)")
+    seed = check_seed(seed)
     given = {name: arguments[name] for name in KNOB_NAMES}
     check_knobs(given)
     knobs = knob_values(method, given, fast=fast)

@@ -14,6 +14,8 @@ No torch, no click: every outer layer imports this module cheaply.
 from __future__ import annotations
 
 import math
+import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
@@ -89,13 +91,39 @@ class Knob:
 def check_number(
     name: str, value: Any, *, low: float, high: float, integer: bool = False, low_open: bool = False
 ) -> None:
-    """Raise ``ValueError`` naming ``name`` and ``value`` unless ``low (<|<=) value <= high``."""
-    kind = int if integer else (int, float)
+    """Raise ``ValueError`` naming ``name`` and ``value`` unless ``low (<|<=) value <= high``.
+
+    NumPy scalars count as the numbers they hold (``np.int64(5)`` is an integer).
+    """
+    kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
         raise ValueError(f"{name}={value!r} must be {'an integer' if integer else 'a finite number'}")
     if value < low or value > high or (low_open and value == low):
         bracket = "(" if low_open else "["
         raise ValueError(f"{name}={value!r} is out of range {bracket}{low}, {high}]")
+
+
+#: the seed a removal uses when none is given
+DEFAULT_SEED = 123
+#: seeds are whole numbers in ``[0, SEED_LIMIT)`` (what ``torch.Generator.manual_seed`` takes)
+SEED_LIMIT = 2**63
+
+
+def check_seed(value: Any, argument: str = "seed") -> int:
+    """``value`` as a Python ``int`` seed; ``ValueError`` naming ``argument`` unless a whole number in range.
+
+    The one seed rule of every front end: ``remove()``, the CLI, manifest cells and the web app. Text
+    (a manifest cell, a form field) is read as a decimal integer; ``1.5``, ``1e999``, ``True`` and lists
+    are refused, never rounded.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)")
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)")
+    return int(value)
 
 
 #: the knobs, in the order the CLI's help and the web page show them
