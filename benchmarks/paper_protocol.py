@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 from attentive_eraser import imaging  # noqa: E402
+from attentive_eraser.runtime import require_extra  # noqa: E402
 
 SD21 = "stabilityai/stable-diffusion-2-1-base"
 SD2_INPAINT = "stabilityai/stable-diffusion-2-inpainting"
@@ -532,6 +533,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.phase in ("score", "tiny"):  # the metrics: torchmetrics' FID and SSIM, its LPIPS heads
+        require_extra("benchmarks/paper_protocol.py", "torchmetrics")
     try:
         if args.phase == "prepare":
             count = prepare(

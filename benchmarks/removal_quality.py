@@ -89,12 +89,15 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 # The cases (the first held-out scenes with an object whose dilated mask covers only background) and their
 # in-mask scores live in the package, shared with the tests and benchmarks/steps_quality.py.
+from attentive_eraser.runtime import require_extra  # noqa: E402
 from attentive_eraser.testing.scene_cases import PSNR_CAP  # noqa: E402
 from attentive_eraser.testing.scene_cases import RemovalCase as Case  # noqa: E402
 from attentive_eraser.testing.scene_cases import removal_cases as select_cases  # noqa: E402
 from attentive_eraser.testing.scene_cases import score_removal as score  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+#: how the error lines name this script
+PROGRAM = "benchmarks/removal_quality.py"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "removal_quality"
 QUICK_OUT = REPO / "benchmarks" / "results" / "removal_quality_quick"
 DEFAULT_SEEDS = (123, 321, 777)
@@ -149,10 +152,9 @@ def navier_stokes(case: Case) -> np.ndarray:
 
 
 def biharmonic(case: Case) -> np.ndarray:
-    try:
-        from skimage.restoration import inpaint_biharmonic
-    except ImportError:  # pragma: no cover - an install without the eval extra
-        raise SystemExit("error: scikit-image is missing; pip install -e '.[eval]'") from None
+    require_extra(PROGRAM, "skimage")  # checked by main() before any work; here for other callers
+    from skimage.restoration import inpaint_biharmonic
+
     filled = inpaint_biharmonic(case.image.astype(np.float64) / 255.0, case.region, channel_axis=-1)
     return np.clip(np.rint(filled * 255.0), 0, 255).astype(np.uint8)
 
@@ -728,6 +730,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.diagnostics_only:
+        # scoring needs torchmetrics' SSIM; the biharmonic baseline scikit-image: say so before any work
+        wanted = args.methods if args.methods is not None else ["biharmonic"]
+        require_extra(PROGRAM, "torchmetrics", *(["skimage"] if "biharmonic" in wanted else []))
     started = time.perf_counter()
     import torch
 

@@ -63,6 +63,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import removal_quality as rq  # noqa: E402
 
+from attentive_eraser.runtime import require_extra  # noqa: E402
+
 REPO = rq.REPO
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "steps_quality"
 QUICK_OUT = REPO / "benchmarks" / "results" / "steps_quality_quick"
@@ -414,6 +416,8 @@ def _write_json(path: Path, value: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # scoring needs torchmetrics' SSIM, the curve matplotlib: say so before any work
+    require_extra("benchmarks/steps_quality.py", "torchmetrics", "matplotlib")
     started = time.perf_counter()
     import torch
 

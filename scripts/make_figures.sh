@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
+[ -x .venv/bin/python ] || { echo "error: scripts/make_figures.sh needs the test set-up: bash scripts/setup.sh --test" >&2; exit 2; }
+# the screenshot is taken by the browser test: one line naming the extra when it is missing
+.venv/bin/python -c 'from attentive_eraser.runtime import require_extra as r; r("scripts/make_figures.sh", "pytest", "playwright")'
 .venv/bin/python scripts/make_demo_scene.py
 .venv/bin/attentive-eraser demo -o docs/images/demo.png --quiet
 .venv/bin/python scripts/make_app_examples.py

@@ -28,24 +28,4 @@ if [ "$WITH_TESTS" != 1 ]; then
 fi
 python -m pip install --quiet -e ".[test,app]"
 
-# The web app's browser tests drive Debian's Chromium with Playwright (never `playwright install`,
-# which downloads a browser). Install it when missing; without it those tests cannot run, so fail here
-# rather than let them skip. ATTENTIVE_ERASER_NO_BROWSER=1 skips this step (the browser tests then fail).
-if [ ! -x /usr/bin/chromium ] && [ "${ATTENTIVE_ERASER_NO_BROWSER:-0}" != 1 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-  elif command -v sudo >/dev/null 2>&1; then
-    SUDO=sudo
-  else
-    echo "error: /usr/bin/chromium is missing and this user cannot install it (not root, no sudo)." >&2
-    echo "       Install Debian's chromium package, or set ATTENTIVE_ERASER_NO_BROWSER=1." >&2
-    exit 1
-  fi
-  if ! command -v apt-get >/dev/null 2>&1 \
-    || ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver; } >/dev/null
-  then
-    echo "error: could not install chromium with apt-get; the browser tests need /usr/bin/chromium." >&2
-    exit 1
-  fi
-  [ -x /usr/bin/chromium ] || { echo "error: chromium installed but /usr/bin/chromium is missing." >&2; exit 1; }
-fi
+bash scripts/install_browser.sh

@@ -1,12 +1,15 @@
-"""Where and how quietly the models run: device and precision resolution, third-party log levels.
+"""Where and how quietly the models run: device and precision resolution, third-party log levels, extras.
 
-Shared by the one-call API, object selection, the batch runner, the CLI and the web app. No click; torch is
-imported when a device or a precision is resolved, not before.
+Shared by the one-call API, object selection, the batch runner, the CLI, the web app, the benchmarks and the
+scripts. No click; torch is imported when a device or a precision is resolved, not before. Nothing here runs
+at import time: the quieting applies inside :func:`quiet_third_party` only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -135,3 +138,52 @@ def quiet_third_party(quiet: bool = False) -> Iterator[None]:
                 transformers.utils.logging.enable_progress_bar()
             if bars[1]:
                 diffusers_logging.enable_progress_bar()
+
+
+#: optional modules -> the extra of pyproject.toml that installs them (the package alone needs none)
+OPTIONAL_MODULES: dict[str, str] = {
+    "torchmetrics": "eval",
+    "skimage": "eval",
+    "matplotlib": "eval",
+    "gradio": "app",
+    "pytest": "test",
+    "playwright": "test",
+    "ruff": "test",
+    "mypy": "test",
+}
+
+
+class MissingExtraError(ImportError):
+    """An optional module is not installed; the message (one line) names the extra that installs it."""
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a module object without a spec
+        return False
+
+
+def check_extra(program: str, *modules: str) -> None:
+    """Raise :class:`MissingExtraError` when one of ``modules`` (keys of :data:`OPTIONAL_MODULES`) is absent.
+
+    ``program`` is what needs them, as the user called it (``benchmarks/removal_quality.py``, ``eval``).
+    Checked before any work, so a missing extra never ends a long run in a traceback.
+    """
+    for module in modules:
+        extra = OPTIONAL_MODULES[module]
+        if not _importable(module):
+            raise MissingExtraError(
+                f"{program} needs the {extra!r} extra ({module} is not installed): "
+                f"pip install -e '.[{extra}]'",
+                name=module,
+            )
+
+
+def require_extra(program: str, *modules: str) -> None:
+    """:func:`check_extra` for scripts: a missing module exits with code 2 and one ``error:`` line."""
+    try:
+        check_extra(program, *modules)
+    except MissingExtraError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

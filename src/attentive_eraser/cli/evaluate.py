@@ -10,17 +10,51 @@ from pathlib import Path
 import click
 
 from .. import imaging
-from ..evaluation.evaluate import METRICS, collect_items, evaluate, load_networks, save_report, to_markdown
-from ..runtime import quiet_third_party
+from ..evaluation.evaluate import (
+    METRIC_GROUPS,
+    METRICS,
+    collect_items,
+    evaluate,
+    expand_metrics,
+    load_networks,
+    save_report,
+    to_markdown,
+)
+from ..runtime import MissingExtraError, check_extra, quiet_third_party
 from .options import PATH, input_errors
+
+#: metrics computed with torchmetrics (FID; the SSIM map); LPIPS takes its default heads from it
+_TORCHMETRICS = frozenset({"fid", "local_fid", "ssim_masked"})
+_LPIPS = frozenset({"lpips", "lpips_masked"})
 
 
 def _parse_metrics(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in value.split(",") if name.strip())
-    unknown = sorted(set(names) - set(METRICS))
-    if unknown:
-        raise click.BadParameter(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
-    return names
+    names = tuple(name.strip().lower() for name in value.split(",") if name.strip())
+    if not names:
+        raise click.BadParameter(f"{value!r} names no metric; choose from {', '.join(METRICS)}")
+    try:
+        return expand_metrics(names)
+    except imaging.InputError as error:
+        raise click.BadParameter(error.message) from None
+
+
+def _check_torchmetrics(metrics: tuple[str, ...], lpips_heads: Path | None) -> None:
+    """One line naming the extra when a chosen metric needs torchmetrics and it is not installed."""
+    wanted = set(metrics)
+    if wanted & _TORCHMETRICS or (wanted & _LPIPS and lpips_heads is None):
+        try:
+            check_extra("attentive-eraser eval --metrics " + ",".join(metrics), "torchmetrics")
+        except MissingExtraError as error:
+            raise click.UsageError(str(error)) from None
+
+
+def _print_notes(notes: dict[str, str]) -> None:
+    """The metrics not computed, those with the same reason on one line."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in notes.items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        click.echo(f"{', '.join(names)}: not computed ({reason})")
 
 
 @click.command("eval")
@@ -49,7 +83,11 @@ def _parse_metrics(_: click.Context, __: click.Parameter, value: str) -> tuple[s
     default=",".join(METRICS),
     show_default=True,
     callback=_parse_metrics,
-    help="Comma-separated metrics to compute.",
+    help="Comma-separated metrics to compute, each on its own ("
+    + ", ".join(METRICS)
+    + "), or a group: "
+    + "; ".join(f"{name} = {','.join(members)}" for name, members in METRIC_GROUPS.items() if name != "all")
+    + "; all. PSNR and SSIM in the mask need no network weights.",
 )
 @click.option(
     "--inception",
@@ -126,6 +164,7 @@ def eval_command(
     SOURCE is what `batch` was given (a folder or manifest of images and masks); each item's result is
     looked up in every RESULTS folder under its output path. Prints a markdown table.
     """
+    _check_torchmetrics(metrics, lpips_heads)
     with input_errors():
         items, missing = collect_items(
             source, list(results), masks=masks, mask_pattern=mask_pattern, backgrounds=backgrounds
@@ -163,8 +202,7 @@ def eval_command(
             )
     table = to_markdown({str(results[0]): report.metrics}, items={str(results[0]): report.items})
     click.echo(table, nl=False)
-    for name, note in report.notes.items():
-        click.echo(f"{name}: not computed ({note})")
+    _print_notes(report.notes)
     if missing:
         click.echo(f"{len(missing)} item(s) without a result in every folder were left out")
     if output is not None:

@@ -40,6 +40,8 @@ from .. import imaging
 
 __all__ = [
     "METRICS",
+    "METRIC_GROUPS",
+    "expand_metrics",
     "PAPER_TABLE_1",
     "EvalItem",
     "EvalReport",
@@ -53,7 +55,38 @@ __all__ = [
     "save_report",
 ]
 
-METRICS = ("fid", "lpips", "local_fid", "clip_consensus", "clip_score", "masked")
+#: every metric, each one selectable on its own (``--metrics psnr_masked,ssim_masked``)
+METRICS = (
+    "fid",
+    "lpips",
+    "local_fid",
+    "clip_consensus",
+    "clip_score",
+    "psnr_masked",
+    "ssim_masked",
+    "lpips_masked",
+)
+#: names that stand for several metrics (``masked``: the in-mask fidelity trio, as before)
+METRIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "masked": ("psnr_masked", "ssim_masked", "lpips_masked"),
+    "all": METRICS,
+}
+#: metrics that compare against the true backgrounds (``--backgrounds``)
+_IN_MASK = ("psnr_masked", "ssim_masked", "lpips_masked")
+
+
+def expand_metrics(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` with each group replaced by its metrics, in :data:`METRICS` order, each once.
+
+    Raises :class:`attentive_eraser.imaging.InputError` naming ``metrics`` for an unknown name.
+    """
+    unknown = sorted(set(names) - set(METRICS) - set(METRIC_GROUPS))
+    if unknown:
+        choices = ", ".join([*METRICS, *METRIC_GROUPS])
+        raise imaging.InputError("metrics", f"unknown metric(s) {', '.join(unknown)}; choose from {choices}")
+    wanted = {metric for name in names for metric in METRIC_GROUPS.get(name, (name,))}
+    return tuple(metric for metric in METRICS if metric in wanted)
+
 
 #: Table 1 of the paper: FID, LPIPS, local FID, CLIP consensus, CLIP score
 PAPER_TABLE_1: dict[str, dict[str, float | None]] = {
@@ -250,17 +283,16 @@ def evaluate(
 
     from .metrics import clip_consensus, masked_psnr, masked_ssim
 
-    unknown = sorted(set(metrics) - set(METRICS))
-    if unknown:
-        raise imaging.InputError("metrics", f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
-    wanted = set(metrics)
+    selected = expand_metrics(metrics)
+    wanted = set(selected)
     notes: dict[str, str] = {}
     seeds = len(items[0].results) if items else len(results)
+    backgrounds = bool(items) and all(item.background for item in items)
     for name, reason in (
         ("fid", None if len(items) >= 2 else "needs at least 2 items"),
         ("local_fid", None if len(items) >= 2 else "needs at least 2 items"),
         ("clip_consensus", None if seeds >= 2 else "needs 2+ --results folders (one per seed)"),
-        ("masked", None if items and all(item.background for item in items) else "needs --backgrounds"),
+        *((name, None if backgrounds else "needs --backgrounds") for name in _IN_MASK),
     ):
         if name in wanted and reason:
             notes[name] = reason
@@ -269,6 +301,7 @@ def evaluate(
         ("fid", networks.inception),
         ("local_fid", networks.inception),
         ("lpips", networks.lpips),
+        ("lpips_masked", networks.lpips),
         ("clip_consensus", networks.clip),
         ("clip_score", networks.clip),
     ):
@@ -289,7 +322,7 @@ def evaluate(
         if networks.clip is not None and "clip_score" in wanted
         else None
     )
-    lpips_net = networks.lpips.to(device) if networks.lpips is not None else None
+    lpips_net = networks.lpips.to(device) if wanted & {"lpips", "lpips_masked"} else None
 
     with torch.no_grad(), tqdm(total=len(items), unit="img", desc="eval", disable=not progress) as bar:
         for chunk in _chunks(items, batch_size):
@@ -343,9 +376,9 @@ def evaluate(
                     clip_scores += networks.clip.logits(per_seed[0], text).tolist()
                 if "clip_consensus" in wanted:
                     consensus += clip_consensus(torch.stack(per_seed)).tolist()
-            if "masked" in wanted:
+            if wanted & set(_IN_MASK):
                 for item, image, mask in zip(chunk, first, masks, strict=False):
-                    assert item.background is not None  # "masked" needs every item's background
+                    assert item.background is not None  # in-mask metrics need every item's background
                     truth = imaging.split_alpha(imaging.load_image(item.background))[0]
                     if truth.size != image.size:
                         raise imaging.InputError(
@@ -353,9 +386,11 @@ def evaluate(
                         )
                     result_t, truth_t = _unit([image]).to(device), _unit([truth]).to(device)
                     mask_t = torch.from_numpy(mask)[None, None].to(device)
-                    psnr += masked_psnr(result_t, truth_t, mask_t).cpu().tolist()
-                    ssim += masked_ssim(result_t, truth_t, mask_t).cpu().tolist()
-                    if lpips_net is not None:
+                    if "psnr_masked" in wanted:
+                        psnr += masked_psnr(result_t, truth_t, mask_t).cpu().tolist()
+                    if "ssim_masked" in wanted:
+                        ssim += masked_ssim(result_t, truth_t, mask_t).cpu().tolist()
+                    if lpips_net is not None and "lpips_masked" in wanted:
                         distance = lpips_net(result_t, truth_t, spatial=True)
                         masked_lpips.append(float((distance * mask_t).sum() / mask_t.sum()))
             bar.update(len(chunk))
@@ -363,19 +398,7 @@ def evaluate(
     def mean(values: list[float]) -> float | None:
         return float(np.mean(values)) if values else None
 
-    values: dict[str, float | None] = {
-        name: None
-        for name in (
-            "fid",
-            "lpips",
-            "local_fid",
-            "clip_consensus",
-            "clip_score",
-            "psnr_masked",
-            "ssim_masked",
-            "lpips_masked",
-        )
-    }
+    values: dict[str, float | None] = dict.fromkeys(METRICS)
     if fid is not None:
         values["fid"] = float(fid.compute())
     if local_fid is not None:
@@ -388,9 +411,7 @@ def evaluate(
         ssim_masked=mean(ssim),
         lpips_masked=mean(masked_lpips),
     )
-    if "masked" in wanted and lpips_net is None:
-        notes["lpips_masked"] = "LPIPS network not loaded"
-    settings = {"size": size, "crop_size": crop_size, "metrics": sorted(set(metrics))}
+    settings = {"size": size, "crop_size": crop_size, "metrics": list(selected)}
     return EvalReport(values, len(items), list(missing), [str(path) for path in results], settings, notes)
 
 
@@ -433,18 +454,18 @@ def load_networks(
     backgrounds: bool = False,
     device: Any = "cpu",
 ) -> Networks:
-    """The networks ``metrics`` need (LPIPS for in-mask fidelity too, with ``backgrounds``), others ``None``.
+    """The networks ``metrics`` need (LPIPS for ``lpips_masked`` only with ``backgrounds``), others ``None``.
 
     Each comes from the path given, else from the usual cache (downloaded once; offline and absent, the error
-    says which file to supply).
+    says which file to supply). PSNR and SSIM in the mask need no network: they run offline.
     """
     from .metrics import load_clip, load_inception, load_lpips
 
-    wanted = set(metrics)
+    wanted = set(expand_metrics(metrics))
     return Networks(
         inception=load_inception(inception) if wanted & {"fid", "local_fid"} else None,
         lpips=load_lpips(lpips_backbone, lpips_heads)
-        if "lpips" in wanted or ("masked" in wanted and backgrounds)
+        if "lpips" in wanted or ("lpips_masked" in wanted and backgrounds)
         else None,
         clip=load_clip(clip, device) if wanted & {"clip_score", "clip_consensus"} else None,
     )

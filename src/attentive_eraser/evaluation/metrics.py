@@ -256,7 +256,10 @@ def _offline() -> bool:
 
 
 def _cached_download(url: str, path: str | os.PathLike[str] | None, argument: str, what: str) -> Path:
-    """``path`` if given, else the file of ``url`` in torch's hub cache, downloaded there once."""
+    """``path`` if given, else the file of ``url`` in torch's hub cache, downloaded there once.
+
+    ``what`` names the weights without an article; the messages read the same for one file or "weights".
+    """
     if path is not None:
         if not Path(path).is_file():
             raise WeightsError(argument, f"{what}: {str(path)!r} is not a file")
@@ -267,7 +270,7 @@ def _cached_download(url: str, path: str | os.PathLike[str] | None, argument: st
     if _offline():
         raise WeightsError(
             argument,
-            f"{what} is not in {str(cached)!r} and HF_HUB_OFFLINE is set: download "
+            f"{what} not found at {str(cached)!r} and HF_HUB_OFFLINE is set; download "
             f"{url} there, or pass --{argument} FILE",
         )
     try:
@@ -287,7 +290,7 @@ def load_inception(path: str | os.PathLike[str] | None = None) -> TorchScriptInc
 
     By default NVlabs' one (from the cache, else downloaded).
     """
-    file = _cached_download(INCEPTION_URL, path, "inception", "the FID Inception network")
+    file = _cached_download(INCEPTION_URL, path, "inception", "FID Inception network")
     try:
         return TorchScriptInception(file)
     except RuntimeError as error:
@@ -303,7 +306,7 @@ def packaged_lpips_heads() -> Path:
     if spec is None or spec.origin is None:
         raise WeightsError(
             "lpips-heads",
-            "torchmetrics is not installed (pip install 'attentive-eraser[eval]'); "
+            "torchmetrics is not installed (the 'eval' extra: pip install -e '.[eval]'), "
             "or pass --lpips-heads FILE",
         )
     return Path(spec.origin).parent / "functional" / "image" / "lpips_models" / "vgg.pth"
@@ -313,7 +316,7 @@ def load_lpips(
     backbone: str | os.PathLike[str] | None = None, heads: str | os.PathLike[str] | None = None
 ) -> LPIPS:
     """LPIPS (VGG): torchvision's VGG-16 ImageNet weights (cached, else downloaded) and the LPIPS heads."""
-    backbone_file = _cached_download(VGG16_URL, backbone, "lpips-backbone", "the VGG-16 ImageNet weights")
+    backbone_file = _cached_download(VGG16_URL, backbone, "lpips-backbone", "VGG-16 ImageNet weights")
     heads_file = Path(heads) if heads is not None else packaged_lpips_heads()
     if not heads_file.is_file():
         raise WeightsError("lpips-heads", f"{str(heads_file)!r} is not a file")
