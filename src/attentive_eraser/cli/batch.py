@@ -155,6 +155,7 @@ def batch_command(
                 resize_mask=resize_mask,
                 progress=not quiet,
                 freeu=freeu,
+                inputs=read_too,
             )
     from ..runner import is_main_process
 

@@ -116,8 +116,9 @@ def remove_command(
                 imaging.validate_mask(object_mask)
             from ..api import remove
 
-            # A killed earlier run may have left its temporary file beside OUTPUT: ours to remove.
-            imaging.remove_stale_temporaries(output)
+            # A killed earlier run may have left its temporary file beside OUTPUT: ours to remove, unless it
+            # is an input of this run (an input may be named like a temporary; it is never deleted).
+            imaging.remove_stale_temporaries(output, protect=inputs)
             # Without MASK, remove() takes the mask from the alpha channel and returns an opaque image.
             # (A selection is a mask given separately: IMAGE's alpha is kept, as with MASK.)
             given = mask is not None or selection is not None

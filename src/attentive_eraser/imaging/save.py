@@ -1,4 +1,8 @@
-"""Saving: refused overwrites of inputs, free-space and name checks, atomic writes, stale temporaries."""
+"""Saving: refused overwrites of inputs, free-space and name checks, atomic writes, stale temporaries.
+
+The rule of every write and clean-up: a file the run reads (:class:`ProtectedFiles`) is never written or
+deleted by it.
+"""
 
 from __future__ import annotations
 
@@ -116,25 +120,84 @@ def save_image(
     return target
 
 
-def stale_temporaries(target: PathLike) -> list[pathlib.Path]:
-    """Temporary files :func:`save_image` left beside ``target`` when it was killed mid-write."""
+class ProtectedFiles:
+    """The files a run reads, by resolved path and by (device, inode): the run never writes or deletes them.
+
+    The one rule behind every write and clean-up of a run (outputs, reports, temporaries): a path that
+    names an input, directly, through a symbolic link or as a hard link, is left alone. Lookups are
+    constant-time, so a batch of thousands of items checks each path once against all inputs.
+    """
+
+    def __init__(self, paths: Iterable[PathLike] = ()) -> None:
+        self._inputs: dict[object, pathlib.Path] = {}
+        for path in paths:
+            self.add(path)
+
+    @staticmethod
+    def _keys(path: pathlib.Path) -> tuple[str, tuple[int, int] | None]:
+        resolved = path.resolve()
+        try:
+            stat = resolved.stat()
+        except OSError:  # does not exist (yet): only its path identifies it
+            return os.path.normcase(resolved), None
+        return os.path.normcase(resolved), (stat.st_dev, stat.st_ino)
+
+    def add(self, path: PathLike) -> None:
+        """Protect ``path`` (kept as given, for messages)."""
+        path = pathlib.Path(path)
+        name, inode = self._keys(path)
+        self._inputs.setdefault(name, path)
+        if inode is not None:
+            self._inputs.setdefault(inode, path)
+
+    def find(self, path: PathLike) -> pathlib.Path | None:
+        """The protected file that ``path`` names (by resolved path or inode), or ``None``."""
+        name, inode = self._keys(pathlib.Path(path))
+        found = self._inputs.get(name)
+        if found is None and inode is not None:
+            found = self._inputs.get(inode)
+        return found
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, (str, os.PathLike)) and self.find(path) is not None
+
+    def __len__(self) -> int:
+        return len(set(self._inputs.values()))
+
+
+def stale_temporaries(
+    target: PathLike, *, protect: Iterable[PathLike] | ProtectedFiles = ()
+) -> list[pathlib.Path]:
+    """Temporary files :func:`save_image` left beside ``target`` when it was killed mid-write.
+
+    A file the run reads (``protect``: by path, link or inode) is never one, whatever its name: an input
+    may be called ``.<name>.<12 hex>.tmp`` too.
+    """
     target = pathlib.Path(target)
+    protected = protect if isinstance(protect, ProtectedFiles) else ProtectedFiles(protect)
     try:
         entries = list(target.parent.iterdir()) if target.parent.is_dir() else []
-    except OSError:
+    except (OSError, ValueError):
         return []
     found = []
     for entry in entries:
         match = _TEMPORARY_NAME.match(entry.name)
-        if match is not None and match.group("name") == target.name and entry.is_file():
-            found.append(entry)
+        if match is None or match.group("name") != target.name:
+            continue
+        try:
+            if entry.is_file() and entry not in protected:
+                found.append(entry)
+        except OSError:  # vanished or unreadable meanwhile: not ours to delete
+            continue
     return sorted(found)
 
 
-def remove_stale_temporaries(target: PathLike) -> list[pathlib.Path]:
-    """Delete :func:`stale_temporaries` of ``target``; returns what was deleted."""
+def remove_stale_temporaries(
+    target: PathLike, *, protect: Iterable[PathLike] | ProtectedFiles = ()
+) -> list[pathlib.Path]:
+    """Delete :func:`stale_temporaries` of ``target``, never a ``protect`` file; returns what was deleted."""
     removed = []
-    for leftover in stale_temporaries(target):
+    for leftover in stale_temporaries(target, protect=protect):
         try:
             leftover.unlink()
         except FileNotFoundError:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from .. import imaging
 from ..settings import RemovalOptions
-from .sources import BatchItem
+from .sources import BatchItem, input_files
 
 Status = Literal["done", "skipped", "failed"]
 
@@ -121,11 +121,15 @@ def make_plan(
     limit: int | None = None,
     overwrite: bool = False,
     clean: bool = True,
+    inputs: Sequence[Path | None] = (),
 ) -> BatchPlan:
     """Decide each item's fate: failed at listing, skipped (valid output), or to run (in batches).
 
-    With ``clean``, partial outputs and stale temporary files of the items to run are deleted.
+    With ``clean``, partial outputs and stale temporary files of the items to run are deleted, but never a
+    file the run reads: any item's image or mask, or one of ``inputs`` (the manifest, a ``--masks`` file),
+    by path, link or inode.
     """
+    protected = input_files(items, inputs) if clean else None
     chosen = list(items)[:limit] if limit is not None else list(items)
     plan = BatchPlan(total=len(chosen))
     pending: list[BatchItem] = []
@@ -154,10 +158,11 @@ def make_plan(
             plan.settled.append(ItemResult.of(item, "failed", reason=reason))
             continue
         status = "missing" if overwrite else output_status(item, sizes[item.id])
-        if clean:  # nobody writes yet: leftovers of an interrupted run are safe to delete
-            for leftover in imaging.stale_temporaries(item.output) + (
-                [item.output] if status == "partial" else []
-            ):
+        if protected is not None:  # nobody writes yet: leftovers of an interrupted run are ours to delete
+            leftovers = imaging.stale_temporaries(item.output, protect=protected)
+            if status == "partial" and item.output not in protected:
+                leftovers.append(item.output)
+            for leftover in leftovers:
                 leftover.unlink(missing_ok=True)
         if status == "valid":
             plan.settled.append(ItemResult.of(item, "skipped", reason="a valid output exists"))

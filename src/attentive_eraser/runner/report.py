@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import imaging
+from ..imaging.save import ProtectedFiles
 from .plan import ItemResult
 from .sources import BatchItem, file_key, input_files, protected_source
 
@@ -45,21 +46,47 @@ def read_report(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def merge_reports(report: Path, count: int) -> None:
-    """Write the report from the processes' parts, sorted by id; remove every part (stale ones too)."""
+def merging_path(report: Path) -> Path:
+    """The temporary file the merged report is written to before it replaces ``report``."""
+    return report.with_name(f".{report.name}.merging")
+
+
+def side_files(report: Path, count: int) -> list[Path]:
+    """Every file a run of ``count`` processes writes besides ``report``: the parts, the merge's temporary."""
+    return [*(part_path(report, index, count) for index in range(count)), merging_path(report)]
+
+
+def merge_reports(report: Path, count: int, *, protect: ProtectedFiles | None = None) -> None:
+    """Write the report from the processes' parts, sorted by id; remove every part (stale ones too).
+
+    A file named like a stale part that is one of ``protect`` (the run's inputs) is left alone.
+    """
     records = []
     for index in range(count):
         part = part_path(report, index, count)
         if part.is_file():
             records.extend(read_report(part))
     records.sort(key=lambda record: record["id"])
-    temporary = report.with_name(f".{report.name}.merging")
+    temporary = merging_path(report)
     temporary.write_text(
         "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8"
     )
     os.replace(temporary, report)
     for stale in report.parent.glob(f".{report.name}.part-*"):
-        stale.unlink(missing_ok=True)
+        if protect is None or stale not in protect:
+            stale.unlink(missing_ok=True)
+
+
+def check_side_files(report: Path, count: int, protected: ProtectedFiles) -> None:
+    """Refuse a report whose parts or merge temporary would be written over an input of the run."""
+    for path in side_files(report, count):
+        source = protected.find(path)
+        if source is not None:
+            raise imaging.InputError(
+                "report",
+                f"the run would write {str(path)!r} beside the report, and it is the input file "
+                f"{str(source)!r}; an input is never overwritten: choose another --report",
+            )
 
 
 def check_report_path(

@@ -18,10 +18,11 @@ import numpy as np
 from PIL import Image
 
 from .. import imaging
+from ..imaging.save import ProtectedFiles
 from ..settings import RemovalOptions
 from .plan import EXIF_ORIENTATION, BatchPlan, ItemResult, make_plan
-from .report import ReportWriter, check_report_path, merge_reports, part_path
-from .sources import BatchItem
+from .report import ReportWriter, check_report_path, check_side_files, merge_reports, part_path
+from .sources import BatchItem, input_files
 
 
 def _metadata(path: Path) -> tuple[bytes | None, bytes | None]:
@@ -221,19 +222,36 @@ def run_batch(
     resize_mask: bool = False,
     progress: bool = True,
     freeu: bool = False,
+    inputs: Sequence[Path | None] = (),
 ) -> BatchSummary:
-    """Plan on the main process, split the batches between the processes, run, merge the report."""
+    """Plan on the main process, split the batches between the processes, run, merge the report.
+
+    ``inputs`` are files read besides the items' images and masks (the manifest, a ``--masks`` file): like
+    them, never written or deleted by the run.
+    """
     from accelerate.utils import broadcast_object_list, gather_object
 
     start = time.perf_counter()
     state = _distributed_state(options.device)
     rank, count = state.process_index, state.num_processes
+    protected: ProtectedFiles | None = None
     payload: list[Any] = [None]
     if state.is_main_process:
-        check_report_path(report_path, items)
-        payload = [make_plan(items, options, batch_size=batch_size, limit=limit, overwrite=overwrite)]
+        try:
+            protected = input_files(items, inputs)
+            check_report_path(report_path, items, inputs=[path for path in inputs if path is not None])
+            check_side_files(report_path, count, protected)
+            payload = [
+                make_plan(
+                    items, options, batch_size=batch_size, limit=limit, overwrite=overwrite, inputs=inputs
+                )
+            ]
+        except imaging.InputError as error:
+            payload = [error]  # every process raises it: none waits for a plan that never comes
     if count > 1:
         payload = broadcast_object_list(payload)
+    if isinstance(payload[0], imaging.InputError):
+        raise payload[0]
     plan: BatchPlan = payload[0]
 
     report = ReportWriter(part_path(report_path, rank, count))
@@ -269,7 +287,7 @@ def run_batch(
         state.wait_for_everyone()
         counts = gather_object(counts)
     if state.is_main_process:
-        merge_reports(report_path, count)
+        merge_reports(report_path, count, protect=protected)
     totals = {key: sum(part[key] for part in counts) for key in ("done", "skipped", "failed")}
     return BatchSummary(
         plan.total, totals["done"], totals["skipped"], totals["failed"], time.perf_counter() - start, count

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import imaging
+from ..imaging.save import ProtectedFiles
 from ..settings import KNOB_NAMES, KNOBS, METHODS, STRATEGIES, RemovalOptions
 
 #: image files a folder source picks up (case-insensitive); outputs use the same extension when it is
@@ -424,24 +425,17 @@ def file_key(path: Path) -> tuple[str, tuple[int, int] | None]:
     return str(resolved), (stat.st_dev, stat.st_ino)
 
 
-def input_files(items: Sequence[BatchItem], others: Sequence[Path | None] = ()) -> dict[Any, Path]:
+def input_files(items: Sequence[BatchItem], others: Sequence[Path | None] = ()) -> ProtectedFiles:
     """Every file the run reads (each item's image and mask, and those of ``others`` that are files, such
-    as the manifest and a ``--masks`` file), by resolved path and by inode: never to be written."""
-    inputs: dict[Any, Path] = {}
+    as the manifest and a ``--masks`` file), by resolved path and by inode: never written or deleted."""
     paths = [path for item in items for path in (item.image, item.mask) if path is not None]
     paths += [path for path in others if path is not None and path.is_file()]
-    for path in paths:
-        name, inode = file_key(path)
-        inputs[name] = path
-        if inode is not None:
-            inputs[inode] = path
-    return inputs
+    return ProtectedFiles(paths)
 
 
-def protected_source(path: Path, protected: dict[Any, Path]) -> Path | None:
+def protected_source(path: Path, protected: ProtectedFiles) -> Path | None:
     """The input file that ``path`` names (by resolved path or inode), if any."""
-    name, inode = file_key(path)
-    return protected.get(name) or (protected.get(inode) if inode is not None else None)
+    return protected.find(path)
 
 
 def _name_too_long(path: Path) -> str | None:
@@ -458,7 +452,7 @@ def _name_too_long(path: Path) -> str | None:
     return None
 
 
-def _output_problem(item: BatchItem, out_dir: Path, protected: dict[Any, Path]) -> str | None:
+def _output_problem(item: BatchItem, out_dir: Path, protected: ProtectedFiles) -> str | None:
     """Why ``item``'s output must not be written: too long a name, outside OUT_DIR (through a symbolic
     link), or an input of the run (any item's image or mask, the manifest)."""
     too_long = _name_too_long(item.output)

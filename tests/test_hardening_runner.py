@@ -1,0 +1,177 @@
+"""Regression tests of the batch runner's hardening: inputs never deleted, concurrent runs, manifest cells.
+
+Each block names the defect it guards against; every test failed on the code before its fix. Models are
+the embedded demo model (a few steps at 64 px) or a recording stand-in where only the plan matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from attentive_eraser import api, imaging
+from attentive_eraser.cli import main
+from attentive_eraser.runner import list_items, make_plan, read_report
+from attentive_eraser.settings import RemovalOptions
+
+FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
+STALE = "0123456789ab"  # 12 hex digits: the shape of save_image's temporary names
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def one_error_line(result: Result) -> str:
+    """The single ``error: ...`` line of a refused command (exit code 2, no traceback)."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def write_image(path: Path, size: tuple[int, int] = (64, 64), seed: int = 0) -> Path:
+    width, height = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG")  # PNG whatever the name (names mimic temporaries)
+    return path
+
+
+def write_mask(path: Path, size: tuple[int, int] = (64, 64)) -> Path:
+    width, height = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[height // 4 : height // 2, width // 4 : width // 2] = 255
+    Image.fromarray(mask).save(path, format="PNG")
+    return path
+
+
+class RecordingPipeline:
+    """Stands in for a loaded pipeline: counts the images it is given and returns them unchanged."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def set_progress_bar_config(self, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, images: list[Image.Image], masks: list[Any], **kwargs: Any) -> SimpleNamespace:
+        for _ in images:
+            self.calls.append({name: value for name, value in kwargs.items() if name != "generator"})
+        return SimpleNamespace(images=[image.convert("RGB") for image in images])
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> RecordingPipeline:
+    pipe = RecordingPipeline()
+    monkeypatch.setattr(api, "load_pipeline", lambda *args, **kwargs: pipe)
+    return pipe
+
+
+# ----------------------------------------------------------------------------------------------------
+# 1. an input named like a stale temporary of the output was read, then deleted by the clean-up
+
+
+def test_1_stale_temporaries_never_lists_an_input_by_name_link_or_inode(tmp_path: Path) -> None:
+    target = tmp_path / "o.png"
+    named = write_image(tmp_path / f".o.png.{STALE}.tmp")
+    elsewhere = write_image(tmp_path / "photos" / "scene.png", seed=1)
+    linked = tmp_path / ".o.png.aaaaaaaaaaaa.tmp"
+    linked.symlink_to(elsewhere)
+    hard = tmp_path / ".o.png.bbbbbbbbbbbb.tmp"
+    os.link(elsewhere, hard)
+    stale = tmp_path / ".o.png.cccccccccccc.tmp"
+    stale.write_bytes(b"half a file")
+    assert imaging.stale_temporaries(target) == sorted([named, linked, hard, stale])  # by name alone
+    assert imaging.stale_temporaries(target, protect=[named, elsewhere]) == [stale]
+    assert imaging.remove_stale_temporaries(target, protect=[named, elsewhere]) == [stale]
+    assert named.is_file() and linked.is_symlink() and hard.is_file() and not stale.exists()
+
+
+def test_1_remove_keeps_an_input_named_like_a_temporary_of_its_output(tmp_path: Path) -> None:
+    image = write_image(tmp_path / f".o.png.{STALE}.tmp")
+    mask = write_mask(tmp_path / ".o.png.dddddddddddd.tmp")
+    stale = tmp_path / ".o.png.eeeeeeeeeeee.tmp"
+    stale.write_bytes(b"left by a killed run")
+    data = image.read_bytes(), mask.read_bytes()
+    result = invoke("remove", image, mask, "-o", tmp_path / "o.png", *FAST)
+    assert result.exit_code == 0, result.output
+    assert (image.read_bytes(), mask.read_bytes()) == data  # both inputs intact
+    assert not stale.exists()  # a real leftover still goes
+    with Image.open(tmp_path / "o.png") as written:
+        assert written.size == (64, 64)
+
+
+def manifest_of_temporary_inputs(tmp_path: Path) -> tuple[Path, Path, dict[str, Path]]:
+    """A manifest whose image, mask and --masks file lie in OUTPUT_DIR, named like stale temporaries."""
+    out = tmp_path / "out"
+    inputs = {
+        "image": write_image(out / f".a.png.{STALE}.tmp"),
+        "mask": write_mask(out / f".a.png.{STALE[::-1]}.tmp"),
+        "masks": write_mask(out / f".b.png.{STALE}.tmp"),
+        "hardlinked": out / ".b.png.ffffffffffff.tmp",
+    }
+    write_image(tmp_path / "b.png", seed=2)
+    os.link(tmp_path / "b.png", inputs["hardlinked"])  # the same file as b.png, another name
+    manifest = tmp_path / "jobs.jsonl"
+    rows = [
+        {"image": f"out/{inputs['image'].name}", "mask": f"out/{inputs['mask'].name}", "output": "a.png"},
+        {"image": "b.png", "output": "b.png"},  # its mask: the --masks file
+    ]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return manifest, out, inputs
+
+
+def test_1_the_planners_clean_up_skips_every_input_of_the_run(tmp_path: Path) -> None:
+    manifest, out, inputs = manifest_of_temporary_inputs(tmp_path)
+    stale = out / ".a.png.aaaaaaaaaaaa.tmp"
+    stale.write_bytes(b"left by a killed run")
+    data = {name: path.read_bytes() for name, path in inputs.items()}
+    items = list_items(manifest, out, masks=inputs["masks"])
+    assert [item.error for item in items] == [None, None]
+    plan = make_plan(items, RemovalOptions(), inputs=[manifest, inputs["masks"]])
+    assert plan.pending == 2
+    assert {name: path.read_bytes() for name, path in inputs.items()} == data
+    assert not stale.exists()
+
+
+def test_1_batch_keeps_inputs_named_like_temporaries(recording: RecordingPipeline, tmp_path: Path) -> None:
+    manifest, out, inputs = manifest_of_temporary_inputs(tmp_path)
+    data = {name: path.read_bytes() for name, path in inputs.items()}
+    result = invoke("batch", manifest, "-o", out, "--masks", inputs["masks"], *FAST)
+    assert result.exit_code == 0, result.output
+    assert len(recording.calls) == 2
+    assert {name: path.read_bytes() for name, path in inputs.items()} == data
+    assert {record["status"] for record in read_report(out / "batch-report.jsonl")} == {"done"}
+
+
+def test_1_an_input_named_like_a_report_part_is_refused_or_kept(
+    recording: RecordingPipeline, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    write_image(tmp_path / "a.png")
+    part = write_mask(out / ".batch-report.jsonl.part-00000-of-00001")  # the exact part a run writes
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(f"image,mask\na.png,out/{part.name}\n")
+    data = part.read_bytes()
+    line = one_error_line(invoke("batch", manifest, "-o", out, *FAST))
+    assert "report" in line and part.name in line and "never overwritten" in line
+    assert part.read_bytes() == data and not recording.calls
+
+    # named like a stale part of another run: the merge's clean-up of stale parts leaves it alone
+    other = part.rename(out / ".batch-report.jsonl.part-00001-of-00002")
+    manifest.write_text(f"image,mask\na.png,out/{other.name}\n")
+    result = invoke("batch", manifest, "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    assert other.read_bytes() == data
+    assert [record["status"] for record in read_report(out / "batch-report.jsonl")] == ["done"]
