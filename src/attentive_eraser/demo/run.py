@@ -7,6 +7,7 @@ touching the rest.
 from __future__ import annotations
 
 import os
+import sys
 from importlib import resources
 
 import numpy as np
@@ -42,13 +43,22 @@ def _enlarge(image: Image.Image) -> Image.Image:
 def run_demo(
     *, model: str | os.PathLike | None = None, device: str | None = None, progress: bool = True
 ) -> Image.Image:
-    """Erase the object of :func:`example_scene` and return the figure: input | raw output | pasted back."""
+    """Erase the object of :func:`example_scene` and return the figure: input | raw output | pasted back.
+
+    With ``progress``, each of the two removals announces itself on stderr before its progress bar.
+    """
     from ..api import remove
 
     scene, mask = example_scene()
     # Same seed twice: the pasted-back panel is the raw panel with the original restored outside the mask.
-    raw = remove(scene, mask, model=model, device=device, progress=progress, paste_back=False)
-    pasted = remove(scene, mask, model=model, device=device, progress=progress)
+    panels = []
+    for index, (paste_back, what) in enumerate(((False, "raw decode"), (True, "pasted back")), start=1):
+        if progress:
+            print(f"demo: removal {index}/2, {what}", file=sys.stderr, flush=True)
+        panels.append(
+            remove(scene, mask, model=model, device=device, progress=progress, paste_back=paste_back)
+        )
+    raw, pasted = panels
     outlined = imaging.outline_mask(_enlarge(scene), _enlarge_mask(mask), colour=(255, 255, 255))
     return imaging.side_by_side([outlined, _enlarge(raw), _enlarge(pasted)], labels=list(PANEL_LABELS))
 

@@ -201,6 +201,13 @@ class EraserPipelineMixin:
             self, prompt: list[str], batch_size: int, working_size: tuple[int, int], device: torch.device
         ) -> dict[str, Any]: ...
 
+    def _progress(self, total: int, label: str) -> Any:
+        """diffusers' progress bar over ``total`` steps, labelled ``label`` unless the user set a ``desc``."""
+        bar = self.progress_bar(total=total)
+        if not getattr(self, "_progress_bar_config", {}).get("desc"):
+            bar.set_description(label, refresh=False)
+        return bar
+
     def _use_ddim(self, steps_offset: int) -> None:
         """Sampling and inversion are DDIM with eta = 0, as in the paper: swap another scheduler for DDIM."""
         if not isinstance(self.scheduler, DDIMScheduler):

@@ -37,7 +37,7 @@ class DIPMixin(EraserPipelineMixin):
         self, image_latents: torch.Tensor, timesteps: torch.Tensor, conditioning: dict[str, Any]
     ) -> list[torch.Tensor]:
         """Empty-prompt DDIM inversion of ``z0`` over the sampling ``timesteps`` with the plain UNet."""
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
+        with self._progress(len(timesteps), "DIP inversion") as progress_bar:
             return ddim_invert(
                 lambda sample, t: self.unet(sample, t, **conditioning, return_dict=False)[0],
                 image_latents,
@@ -146,7 +146,10 @@ class DIPMixin(EraserPipelineMixin):
         conditioning = batch.expand_all(conditioning)
 
         # 7. Denoising loop: the background follows the inversion trajectory
-        with self._eraser_context(batch, state), self.progress_bar(total=len(timesteps)) as progress_bar:
+        with (
+            self._eraser_context(batch, state),
+            self._progress(len(timesteps), "DIP denoising") as progress_bar,
+        ):
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     break

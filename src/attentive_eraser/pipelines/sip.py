@@ -128,7 +128,10 @@ class SIPMixin(EraserPipelineMixin):
         state.set_mask(inputs.mask.to(device), latent_grid(latents))
 
         # 7. Denoising loop
-        with self._eraser_context(batch, state), self.progress_bar(total=len(timesteps)) as progress_bar:
+        with (
+            self._eraser_context(batch, state),
+            self._progress(len(timesteps), "SIP denoising") as progress_bar,
+        ):
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     break

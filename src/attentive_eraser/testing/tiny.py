@@ -27,20 +27,26 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 # the defining modules: type checkers read diffusers' top-level names as its placeholder classes
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
-from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
-from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import StableDiffusionXLPipeline
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 # the demo model's tokenizer (tests import build_tokenizer from here too)
 from ..training.tokenizer import MAX_LENGTH, build_tokenizer
+
+if TYPE_CHECKING:  # pragma: no cover
+    # imported by save_tiny_model: diffusers' pipelines pull in transformers' image processors, whose
+    # missing-torchvision notices must not print on `--help`
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
+    from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import (
+        StableDiffusionXLPipeline,
+    )
 
 FAMILIES: tuple[str, ...] = ("sd15", "sd21", "sdxl")
 PREDICTION_TYPES: tuple[str, ...] = ("epsilon", "v_prediction")
@@ -219,6 +225,11 @@ def save_tiny_model(
     _check_family(family, prediction_type)
     if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(f"{path} exists and is not an empty directory; pass overwrite=True to use it")
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
+    from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import (
+        StableDiffusionXLPipeline,
+    )
+
     components = build_components(family, seed=seed, prediction_type=prediction_type)
     pipeline: StableDiffusionPipeline | StableDiffusionXLPipeline
     if family == "sdxl":
@@ -247,20 +258,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     args = parser.parse_args(argv)
+    from ..runtime import quiet_third_party
 
-    try:
-        path = save_tiny_model(
-            args.directory,
-            family=args.family,
-            seed=args.seed,
-            prediction_type=args.prediction_type,
-            overwrite=args.overwrite,
-        )
-    except FileExistsError:
-        print(f"error: {args.directory} exists and is not empty; use --overwrite", file=sys.stderr)
-        return 1
-    # Rebuilding is cheaper than loading the folder back and gives the same weights.
-    parameters = count_parameters(build_components(args.family, seed=args.seed))
+    # transformers' and diffusers' notices (missing torchvision, …) are nothing a caller of this can act on
+    with quiet_third_party(quiet=True):
+        try:
+            path = save_tiny_model(
+                args.directory,
+                family=args.family,
+                seed=args.seed,
+                prediction_type=args.prediction_type,
+                overwrite=args.overwrite,
+            )
+        except FileExistsError:
+            print(f"error: {args.directory} exists and is not empty; use --overwrite", file=sys.stderr)
+            return 1
+        # Rebuilding is cheaper than loading the folder back and gives the same weights.
+        parameters = count_parameters(build_components(args.family, seed=args.seed))
     print(f"{path}")
     print(f"{args.family}: {parameters:,} parameters")
     return 0
