@@ -268,6 +268,7 @@ def test_only_the_servers_models_can_be_chosen(service: EraserService, upload: P
 # ------------------------------------------------------------------------------------ app and CLI
 
 
+@pytest.mark.slow
 def test_importing_the_app_module_does_not_import_gradio() -> None:
     code = "import sys, attentive_eraser.app; print('gradio' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

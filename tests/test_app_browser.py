@@ -26,7 +26,7 @@ from playwright.sync_api import BrowserContext, Page
 from attentive_eraser import imaging
 from attentive_eraser.settings import FAST_KNOBS
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # a real browser drives a real server
 
 
 @pytest.fixture(scope="module")

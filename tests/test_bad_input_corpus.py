@@ -396,6 +396,7 @@ PROCESS_CASES = [
 ]
 
 
+@pytest.mark.slow
 def test_a_real_process_prints_one_line(world: dict[str, Path], busy_port: int) -> None:
     env = {
         "HF_HUB_OFFLINE": "1",

@@ -269,6 +269,7 @@ def test_dry_run_writes_nothing_and_lists_the_plan(folder: Path, tmp_path: Path)
     assert result.exit_code == 0 and "2 items: 2 to run in 1 batches" in result.output
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
     completed = subprocess.run(

@@ -104,6 +104,7 @@ def test_version_and_group_help() -> None:
     assert result.exit_code == 0 and "remove" in result.output and "demo" in result.output
 
 
+@pytest.mark.slow
 def test_cli_import_does_not_load_torch() -> None:
     code = "import sys, attentive_eraser.cli; print(sorted({'torch', 'diffusers'} & set(sys.modules)))"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -344,6 +345,7 @@ def test_demo_writes_a_side_by_side_png(tmp_path: Path, monkeypatch: pytest.Monk
         assert figure.height >= DISPLAY_SCALE * scene.height
 
 
+@pytest.mark.slow
 def test_python_m_entry_point(files: dict[str, Path], tmp_path: Path) -> None:
     output = tmp_path / "out.webp"
     inputs = [str(files["image"]), str(files["mask"])]

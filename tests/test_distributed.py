@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # real processes over torchrun
+
 FAST = ["--resolution", "64", "--batch-size", "2", "--quiet"]
 ENVIRONMENT = {
     **os.environ,

@@ -337,6 +337,7 @@ def protocol(*args: object) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_paper_protocol_tiny_path_prints_table_1_beside_the_paper(tmp_path: Path) -> None:
     completed = protocol("tiny", "--work", tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]

@@ -189,6 +189,7 @@ def _sandbox(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     return repo, log, {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
 
 
+@pytest.mark.slow
 def test_16_demo_setup_installs_only_the_package(tmp_path: Path) -> None:
     import subprocess
 

@@ -56,6 +56,7 @@ def test_input_error_names_argument_in_one_line() -> None:
     assert isinstance(copy, InputError) and copy.argument == "mask" and str(copy) == str(error)
 
 
+@pytest.mark.slow
 def test_io_does_not_import_torch() -> None:
     code = "import sys, attentive_eraser.imaging; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -233,6 +233,7 @@ def test_third_party_imports_stay_out_of_a_layer(
     assert not offending, f"{forbidden} imported by: " + "; ".join(offending)
 
 
+@pytest.mark.slow
 def test_importing_the_batch_engine_loads_no_click_and_no_torch() -> None:
     code = "import sys, attentive_eraser.runner; print(sorted({'click', 'torch'} & set(sys.modules)))"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -98,6 +98,7 @@ def quick_speed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path
     return result.stdout, new_page, existing
 
 
+@pytest.mark.slow
 def test_quick_benchmark_prints_every_row(quick_speed_run: tuple[str, Path, Path]) -> None:
     """``speed.py --quick`` runs and prints every row and the two ratio lines (figures are never asserted)."""
     out, markdown, _ = quick_speed_run
@@ -121,6 +122,7 @@ def test_quick_benchmark_prints_every_row(quick_speed_run: tuple[str, Path, Path
     assert "| tiny sd21 | 128×128 |" in written
 
 
+@pytest.mark.slow
 def test_markdown_keeps_the_hand_written_text(quick_speed_run: tuple[str, Path, Path]) -> None:
     """``--markdown`` replaces only the generated block of an existing page."""
     _, generated, page = quick_speed_run
@@ -150,6 +152,7 @@ def test_eager_baseline_computes_what_our_processor_computes(
 
 
 # ------------------------------------------------------------------------------------- torch.compile
+@pytest.mark.slow
 def test_compile_fullgraph_matches_eager(tiny_unet: torch.nn.Module) -> None:
     """The UNet with our processor and an enabled state compiles as one graph and computes the same.
 
@@ -167,6 +170,7 @@ def test_compile_fullgraph_matches_eager(tiny_unet: torch.nn.Module) -> None:
     torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_compile_does_not_recompile_every_step(tiny_unet: torch.nn.Module) -> None:
     """A denoising run needs 2 graphs per layer once the state's cache is filled: SS steps, later steps.
 
@@ -190,6 +194,7 @@ def test_compile_does_not_recompile_every_step(tiny_unet: torch.nn.Module) -> No
         torch._dynamo.reset()
 
 
+@pytest.mark.slow
 def test_compile_fullgraph_with_a_mask_covering_a_coarse_grid(tiny_unet: torch.nn.Module) -> None:
     state = _state(full_grid=True)
     attn, hidden = _decoder_attention(tiny_unet, level=2)  # the 4x4 grid, entirely object

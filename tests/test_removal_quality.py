@@ -85,6 +85,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, completed.stdout
 
 
+@pytest.mark.slow
 def test_quick_benchmark_produces_every_row_with_finite_metrics(quick_run: tuple[Path, str]) -> None:
     out, stdout = quick_run
     report = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -139,6 +140,7 @@ def test_quick_benchmark_produces_every_row_with_finite_metrics(quick_run: tuple
     assert "### Removal diagnostics" in table and "SARG signal" in stdout
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_the_grid(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
     report = json.loads((out / "results.json").read_text(encoding="utf-8"))

@@ -170,6 +170,7 @@ def _wait_value(page: Page, selector: str) -> str:
     return page.locator(selector).input_value()
 
 
+@pytest.mark.slow
 def test_click_the_object_remove_download(
     browser: BrowserContext, server: tuple[Any, str], tmp_path: Path
 ) -> None:

@@ -111,6 +111,7 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, args: list[str]
     assert SCENE.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_fresh_clone_offline_command(tmp_path: Path) -> None:
     """The acceptance command, as a user types it: the bundled scene, one click, offline."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

@@ -42,6 +42,7 @@ def test_cases_are_isolated_held_out_objects() -> None:
         assert np.array_equal(case.truth[~case.mask], case.image[~case.mask])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DEMO_MODEL / "model_index.json").is_file(), reason="no embedded model")
 def test_quick_run_meets_the_iou_target_and_reports_removal(tmp_path: Path) -> None:
     out = tmp_path / "selection.json"

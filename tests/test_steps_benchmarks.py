@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from attentive_eraser.settings import FAST_KNOBS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,6 +24,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_steps_quality_quick_reports_every_solver_and_budget(tmp_path: Path) -> None:
     result = _run("steps_quality.py", "--quick", "--no-progress", "--threads", "1", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -44,6 +47,7 @@ def test_steps_quality_quick_reports_every_solver_and_budget(tmp_path: Path) -> 
     assert again.stderr.count(": saved") == len(runs)
 
 
+@pytest.mark.slow
 def test_fast_speed_quick_prints_both_methods() -> None:
     result = _run("fast_speed.py", "--quick", "--threads", "1")
     assert result.returncode == 0, result.stderr
