@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,9 +20,11 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
+import attentive_eraser
 from attentive_eraser import api, imaging
 from attentive_eraser.cli import main
 from attentive_eraser.runner import list_items, make_plan, read_report
+from attentive_eraser.runner.lock import BatchLock, lock_path
 from attentive_eraser.settings import RemovalOptions
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
@@ -175,3 +180,127 @@ def test_1_an_input_named_like_a_report_part_is_refused_or_kept(
     assert result.exit_code == 0, result.output
     assert other.read_bytes() == data
     assert [record["status"] for record in read_report(out / "batch-report.jsonl")] == ["done"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# 2. two batch runs on one OUTPUT_DIR shared one report part, no lock: an empty report, a traceback,
+#    every item computed twice
+
+
+ENVIRONMENT = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+
+def folder_source(root: Path, count: int) -> Path:
+    """``count`` 64x64 images with their masks beside them (``{stem}_mask.png``)."""
+    for index in range(count):
+        write_image(root / f"img{index}.png", seed=index)
+        write_mask(root / f"img{index}_mask.png")
+    return root
+
+
+def summary_counts(stdout: str) -> dict[str, int]:
+    """The counts of the summary line ``N items: D done, S skipped, F failed in ...``."""
+    [line] = [line for line in stdout.splitlines() if " items: " in line]
+    words = line.replace(",", "").split()
+    return {"total": int(words[0]), **{words[i + 1]: int(words[i]) for i in (2, 4, 6)}}
+
+
+def test_2_two_real_concurrent_batches_compute_each_item_once(tmp_path: Path) -> None:
+    source, out = folder_source(tmp_path / "in", 6), tmp_path / "out"
+    before = {path.name: path.read_bytes() for path in source.iterdir()}
+    command = [sys.executable, "-m", "attentive_eraser", "batch", str(source), "-o", str(out)]
+    command += ["--steps", "20", "--resolution", "64", "--quiet"]  # a few seconds of work: the runs overlap
+    runs = [
+        subprocess.Popen(command, env=ENVIRONMENT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    finished = [run.communicate(timeout=600) for run in runs]
+    codes = [run.returncode for run in runs]
+    for (stdout, stderr), code in zip(finished, codes, strict=True):
+        assert "Traceback" not in stdout + stderr, stderr
+        if code == 2:  # refused before any work: one line naming the folder and the holder
+            [line] = stderr.strip().splitlines()
+            assert line.startswith("error: output-dir: another batch is writing to") and "pid " in line
+            assert not stdout
+        else:
+            assert code == 0, stderr
+    done = [
+        summary_counts(stdout)["done"] for (stdout, _), code in zip(finished, codes, strict=True) if code == 0
+    ]
+    # Whether the second run was refused (the usual case) or started after the first had ended (it then
+    # skips everything), each item was computed exactly once.
+    assert sum(done) == 6, (codes, finished)
+    records = read_report(out / "batch-report.jsonl")
+    assert sorted(record["id"] for record in records) == [f"img{index}.png" for index in range(6)]
+    assert {record["status"] for record in records} <= {"done", "skipped"}
+    for index in range(6):
+        with Image.open(out / f"img{index}.png") as written:
+            written.load()
+    assert not [path for path in out.iterdir() if path.name.startswith(".")]  # no lock, part or temporary
+    assert {path.name: path.read_bytes() for path in source.iterdir()} == before
+
+
+def test_2_a_held_lock_refuses_a_second_run_with_the_holders_pid(
+    recording: RecordingPipeline, tmp_path: Path
+) -> None:
+    source, out = folder_source(tmp_path / "in", 2), tmp_path / "out"
+    lock = BatchLock([(out, "output-dir")])
+    try:
+        line = one_error_line(invoke("batch", source, "-o", out, *FAST))
+        assert f"another batch is writing to {str(out)!r} (pid {os.getpid()})" in line
+        assert not recording.calls and not (out / "batch-report.jsonl").exists()
+        assert lock_path(out).read_text().split()[0] == str(os.getpid())  # the holder's lock untouched
+    finally:
+        lock.release()
+    assert not lock_path(out).exists()
+    result = invoke("batch", source, "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    assert len(recording.calls) == 2 and not lock_path(out).exists()
+
+
+def test_2_a_report_folder_is_locked_too(recording: RecordingPipeline, tmp_path: Path) -> None:
+    source, reports = folder_source(tmp_path / "in", 1), tmp_path / "reports"
+    lock = BatchLock([(reports, "report")])
+    try:
+        line = one_error_line(
+            invoke("batch", source, "-o", tmp_path / "out", "--report", reports / "r.jsonl", *FAST)
+        )
+    finally:
+        lock.release()
+    assert line.startswith("error: report: another batch is writing to") and not recording.calls
+
+
+def test_2_a_lock_left_by_a_dead_process_is_taken_over(recording: RecordingPipeline, tmp_path: Path) -> None:
+    source, out = folder_source(tmp_path / "in", 2), tmp_path / "out"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    out.mkdir()
+    lock_path(out).write_text(f"{dead.stdout.strip()} {socket.gethostname()}\n")  # a killed run's leftover
+    result = invoke("batch", source, "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    assert len(recording.calls) == 2 and not lock_path(out).exists()
+
+
+def test_2_a_refused_distributed_run_stops_every_process(tmp_path: Path) -> None:
+    source, out = folder_source(tmp_path / "in", 2), tmp_path / "out"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "attentive_eraser", "batch", str(source), "-o", str(out), *FAST]
+    lock = BatchLock([(out, "output-dir")])
+    try:
+        # The main process is refused; the other must not wait forever for the plan (timeout: a hang).
+        completed = subprocess.run(command, env=ENVIRONMENT, capture_output=True, text=True, timeout=300)
+    finally:
+        lock.release()
+    log = completed.stdout + completed.stderr
+    assert completed.returncode != 0, log
+    # torchrun reports its failed workers with its own traceback; none comes from this package
+    assert str(Path(attentive_eraser.__file__).parent) not in log, log
+    assert log.count("error: output-dir: another batch is writing to") == 2, log  # one line per process
+    assert not (out / "batch-report.jsonl").exists()

@@ -156,6 +156,7 @@ def batch_command(
                 progress=not quiet,
                 freeu=freeu,
                 inputs=read_too,
+                out_dir=output_dir,
             )
     from ..runner import is_main_process
 

@@ -20,6 +20,7 @@ from PIL import Image
 from .. import imaging
 from ..imaging.save import ProtectedFiles
 from ..settings import RemovalOptions
+from .lock import BatchLock
 from .plan import EXIF_ORIENTATION, BatchPlan, ItemResult, make_plan
 from .report import ReportWriter, check_report_path, check_side_files, merge_reports, part_path
 from .sources import BatchItem, input_files
@@ -223,75 +224,108 @@ def run_batch(
     progress: bool = True,
     freeu: bool = False,
     inputs: Sequence[Path | None] = (),
+    out_dir: Path | None = None,
 ) -> BatchSummary:
     """Plan on the main process, split the batches between the processes, run, merge the report.
 
     ``inputs`` are files read besides the items' images and masks (the manifest, a ``--masks`` file): like
-    them, never written or deleted by the run.
+    them, never written or deleted by the run. The main process holds a lock (:mod:`.lock`) on ``out_dir``
+    and the report's folder from planning to the merged report: a second run there is refused.
     """
-    from accelerate.utils import broadcast_object_list, gather_object
+    from accelerate.utils import broadcast_object_list
 
     start = time.perf_counter()
     state = _distributed_state(options.device)
-    rank, count = state.process_index, state.num_processes
+    count = state.num_processes
     protected: ProtectedFiles | None = None
+    lock: BatchLock | None = None
     payload: list[Any] = [None]
-    if state.is_main_process:
-        try:
-            protected = input_files(items, inputs)
-            check_report_path(report_path, items, inputs=[path for path in inputs if path is not None])
-            check_side_files(report_path, count, protected)
-            payload = [
-                make_plan(
-                    items, options, batch_size=batch_size, limit=limit, overwrite=overwrite, inputs=inputs
-                )
-            ]
-        except imaging.InputError as error:
-            payload = [error]  # every process raises it: none waits for a plan that never comes
-    if count > 1:
-        payload = broadcast_object_list(payload)
-    if isinstance(payload[0], imaging.InputError):
-        raise payload[0]
-    plan: BatchPlan = payload[0]
+    try:
+        if state.is_main_process:
+            try:
+                protected = input_files(items, inputs)
+                check_report_path(report_path, items, inputs=[path for path in inputs if path is not None])
+                check_side_files(report_path, count, protected)
+                folders = [] if out_dir is None else [(out_dir, "output-dir")]
+                lock = BatchLock([*folders, (report_path.parent, "report")], protected)
+                payload = [
+                    make_plan(
+                        items, options, batch_size=batch_size, limit=limit, overwrite=overwrite, inputs=inputs
+                    )
+                ]
+            except imaging.InputError as error:
+                payload = [error]  # every process raises it: none waits for a plan that never comes
+        if count > 1:
+            payload = broadcast_object_list(payload)
+        if isinstance(payload[0], imaging.InputError):
+            raise payload[0]
+        totals = _run_plan(
+            payload[0], options, state, report_path, resize_mask=resize_mask, progress=progress, freeu=freeu
+        )
+        if state.is_main_process:
+            merge_reports(report_path, count, protect=protected)
+    finally:
+        if lock is not None:
+            lock.release()
+    return BatchSummary(
+        payload[0].total,
+        totals["done"],
+        totals["skipped"],
+        totals["failed"],
+        time.perf_counter() - start,
+        count,
+    )
 
+
+def _run_plan(
+    plan: BatchPlan,
+    options: RemovalOptions,
+    state: Any,
+    report_path: Path,
+    *,
+    resize_mask: bool,
+    progress: bool,
+    freeu: bool,
+) -> dict[str, int]:
+    """Run this process's share of ``plan`` into its report part; the counts over all processes."""
+    from accelerate.utils import gather_object
+
+    rank, count = state.process_index, state.num_processes
     report = ReportWriter(part_path(report_path, rank, count))
-    if state.is_main_process:
-        for result in plan.settled:
-            report.write(result)
-    # a device given by the user wins; otherwise each process takes its own accelerator (cuda:LOCAL_RANK)
-    device = options.device if options.device is not None or count == 1 else state.device
-    remover = Remover(options, device, resize_mask, freeu)
-    with state.split_between_processes(plan.batches) as mine:
-        from tqdm.auto import tqdm
+    try:
+        if state.is_main_process:
+            for result in plan.settled:
+                report.write(result)
+        # a device given by the user wins; otherwise each process takes its own accelerator (cuda:LOCAL_RANK)
+        device = options.device if options.device is not None or count == 1 else state.device
+        remover = Remover(options, device, resize_mask, freeu)
+        with state.split_between_processes(plan.batches) as mine:
+            from tqdm.auto import tqdm
 
-        if mine:
-            # Load the model before the first item: a model that cannot load stops the run with one error
-            # (instead of failing every item), and per-item timings exclude the loading.
-            remover.pipeline(mine[0][0].settings(options))
-        total = sum(len(batch) for batch in mine)
-        label = f"batch [{rank + 1}/{count}]" if count > 1 else "batch"
-        with tqdm(
-            total=total,
-            desc=label,
-            unit="img",
-            disable=not progress,
-            position=rank,
-            leave=True,
-            dynamic_ncols=True,
-        ) as bar:
-            _process(mine, remover, report, rank=rank, progress=bar)
-    report.close()
+            if mine:
+                # Load the model before the first item: a model that cannot load stops the run with one
+                # error (instead of failing every item), and per-item timings exclude the loading.
+                remover.pipeline(mine[0][0].settings(options))
+            total = sum(len(batch) for batch in mine)
+            label = f"batch [{rank + 1}/{count}]" if count > 1 else "batch"
+            with tqdm(
+                total=total,
+                desc=label,
+                unit="img",
+                disable=not progress,
+                position=rank,
+                leave=True,
+                dynamic_ncols=True,
+            ) as bar:
+                _process(mine, remover, report, rank=rank, progress=bar)
+    finally:
+        report.close()
 
     counts = [dict(report.counts)]
     if count > 1:
         state.wait_for_everyone()
         counts = gather_object(counts)
-    if state.is_main_process:
-        merge_reports(report_path, count, protect=protected)
-    totals = {key: sum(part[key] for part in counts) for key in ("done", "skipped", "failed")}
-    return BatchSummary(
-        plan.total, totals["done"], totals["skipped"], totals["failed"], time.perf_counter() - start, count
-    )
+    return {key: sum(part[key] for part in counts) for key in ("done", "skipped", "failed")}
 
 
 def plan_dry_run(
