@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
+from . import preamble
 from .masks import token_grid, token_masks
 
 logger = logging.getLogger(__name__)
@@ -198,38 +199,18 @@ class AttentiveEraserAttnProcessor:
         ):
             return self._stock(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch, channels, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch, channels, height * width).transpose(1, 2)
-        batch, num_tokens, _ = hidden_states.shape  # (P + E, N, C)
+        call = preamble.begin(attn, hidden_states, temb)
+        batch, num_tokens = call.batch, call.num_tokens  # (P + E, N, C)
         num_erased = state.num_erased
         if num_erased > batch:
             raise ValueError(
                 f"the eraser state holds {num_erased} masks but the UNet batch has {batch} samples"
             )
-
         if not state.grid(num_tokens).has_object:
             # no object token at this grid: AAS is the identity; keep the stock result bit for bit
-            return self._stock(attn, residual, None, None, temb)
+            return self._stock(attn, call.residual, None, None, temb)
 
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.to_q(hidden_states)
-        key = attn.to_k(hidden_states)
-        value = attn.to_v(hidden_states)
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)  # (P + E, heads, N, d)
-        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-
+        query, key, value = preamble.project_heads(attn, call)  # (P + E, heads, N, d)
         bias, row_scale = state.attention_inputs(num_tokens, batch - num_erased, query.dtype, query.device)
         if state.suppressing:
             # lambda on the erased samples' object rows (Eq. 13), in place: no second copy of the queries
@@ -237,15 +218,5 @@ class AttentiveEraserAttnProcessor:
             query[erased] *= row_scale[erased]
 
         # Eqs. 11-17 in one call: lambda-scaled object rows, object keys masked, rows combined implicitly
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
-        hidden_states = (
-            hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
-        )
-
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channels, height, width)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+        return preamble.finish(attn, call, preamble.merge_heads(attended, query.dtype))

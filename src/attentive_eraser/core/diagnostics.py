@@ -28,6 +28,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 # the defining module: type checkers read diffusers' top-level names as its placeholder classes
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
+from . import preamble
 from .attention import EraserState
 from .layers import DECODER_SELF_ATTENTION, eraser_attention, swapped_processors
 from .masks import latent_mask, token_masks
@@ -196,36 +197,14 @@ class _RecordingProcessor:
     ) -> torch.Tensor:
         if encoder_hidden_states is not None or attention_mask is not None or attn.spatial_norm is not None:
             return self._stock(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
-        residual = hidden_states
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch, channels, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch, channels, height * width).transpose(1, 2)
-        batch, num_tokens, _ = hidden_states.shape  # (B, N, C)
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        head_dim = key.shape[-1] // attn.heads
-        query, key, value = (
-            tensor.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for tensor in (query, key, value)
-        )  # (B, heads, N, d)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
+        call = preamble.begin(attn, hidden_states, temb)
+        query, key, value = preamble.project_heads(attn, call)  # (B, heads, N, d)
         probs = (query.float() @ key.float().transpose(-1, -2) * attn.scale).softmax(
             dim=-1
         )  # (B, heads, N, N)
-        self._tally(probs, num_tokens)
-        hidden_states = (
-            (probs.to(value.dtype) @ value).transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
-        )
-        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channels, height, width)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+        self._tally(probs, call.num_tokens)
+        attended = probs.to(value.dtype) @ value
+        return preamble.finish(attn, call, preamble.merge_heads(attended, value.dtype))
 
     def _tally(self, probs: torch.Tensor, num_tokens: int) -> None:
         state = self.state

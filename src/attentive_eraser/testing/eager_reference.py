@@ -27,6 +27,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 # the defining module: type checkers read diffusers' top-level names as its placeholder classes
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
+from attentive_eraser.core import preamble
 from attentive_eraser.core.attention import EraserState
 from attentive_eraser.core.layers import swapped_processors
 
@@ -59,14 +60,12 @@ class EagerEraserAttnProcessor:
         ):
             return self._stock(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
-        residual = hidden_states
-        batch, num_tokens, _ = hidden_states.shape  # (P + E, N, C)
+        call = preamble.begin(attn, hidden_states, temb)
+        batch, num_tokens = call.batch, call.num_tokens  # (P + E, N, C)
         num_erased = state.num_erased
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.head_to_batch_dim(attn.to_q(hidden_states))  # ((P + E) * heads, N, d)
-        key = attn.head_to_batch_dim(attn.to_k(hidden_states))
-        value = attn.head_to_batch_dim(attn.to_v(hidden_states))
+        query = attn.head_to_batch_dim(attn.to_q(call.tokens))  # ((P + E) * heads, N, d)
+        key = attn.head_to_batch_dim(attn.to_k(call.tokens))
+        value = attn.head_to_batch_dim(attn.to_v(call.tokens))
 
         # S = Q K^T / sqrt(d) for every head: the N x N matrix the package never builds
         logits = torch.baddbmm(
@@ -96,13 +95,7 @@ class EagerEraserAttnProcessor:
             del suppressed
         out = torch.bmm(probabilities.view(-1, num_tokens, num_tokens), value)  # ((P + E) * heads, N, d)
         del probabilities
-        hidden_states = attn.batch_to_head_dim(out)  # (P + E, N, C)
-
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+        return preamble.finish(attn, call, attn.batch_to_head_dim(out))  # (P + E, N, C) in
 
 
 @contextmanager
