@@ -61,6 +61,18 @@ def check_resolution(size: tuple[int, int], resolution: int, *, argument: str = 
         )
 
 
+def mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(left, top, right, bottom)`` of the mask's set pixels (right and bottom exclusive); None if empty.
+
+    Two 1-D reductions instead of ``np.nonzero``, whose index arrays take 16 bytes per set pixel.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def context_window(masks: Sequence[np.ndarray], resolution: int, *, context: float = 2.0) -> tuple[int, int]:
     """``(width, height)`` of a crop around the masks for the ``"crop"`` strategy, one size for all.
 
@@ -73,10 +85,10 @@ def context_window(masks: Sequence[np.ndarray], resolution: int, *, context: flo
     height, width = masks[0].shape
     scale = resolution / math.sqrt(width * height)
     for mask in masks:
-        rows, cols = np.nonzero(mask)
-        if rows.size:
-            box_height, box_width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-            scale = max(scale, context * box_width / width, context * box_height / height)
+        bounds = mask_bounds(mask)
+        if bounds is not None:
+            left, top, right, bottom = bounds
+            scale = max(scale, context * (right - left) / width, context * (bottom - top) / height)
     scale = min(scale, 1.0)
     return min(width, max(1, round(width * scale))), min(height, max(1, round(height * scale)))
 
@@ -84,9 +96,9 @@ def context_window(masks: Sequence[np.ndarray], resolution: int, *, context: flo
 def place_window(mask: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """``(left, top, right, bottom)`` box of ``size`` centred on ``mask``'s bounding box, inside the image."""
     height, width = mask.shape
-    rows, cols = np.nonzero(mask)
-    centre_x = (cols.min() + cols.max() + 1) / 2 if cols.size else width / 2
-    centre_y = (rows.min() + rows.max() + 1) / 2 if rows.size else height / 2
+    bounds = mask_bounds(mask)
+    left, top, right, bottom = (0, 0, width, height) if bounds is None else bounds
+    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
     left = int(round(min(max(centre_x - size[0] / 2, 0), width - size[0])))
     top = int(round(min(max(centre_y - size[1] / 2, 0), height - size[1])))
     return left, top, left + size[0], top + size[1]
@@ -118,14 +130,22 @@ def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _shrink_any(mask: np.ndarray, target: int, axis: int) -> np.ndarray:
-    """Downsample along ``axis``: a target pixel is set if any source pixel it overlaps is set."""
+    """Downsample along ``axis``: a target pixel is set if any source pixel it overlaps is set.
+
+    One vectorised ``any`` per target line (row or column): only the output is allocated, whatever the
+    source size (a cumulative count would take 8 bytes per source pixel).
+    """
     source = mask.shape[axis]
-    j = np.arange(target, dtype=np.int64)
-    start = j * source // target  # floor(j * s / t)
-    stop = -((-(j + 1) * source) // target)  # ceil((j + 1) * s / t)
-    counts = np.cumsum(mask, axis=axis, dtype=np.int64)
-    counts = np.concatenate([np.zeros_like(np.take(counts, [0], axis=axis)), counts], axis=axis)
-    return (np.take(counts, stop, axis=axis) - np.take(counts, start, axis=axis)) > 0
+    j = np.arange(target + 1, dtype=np.int64)
+    starts = (j[:-1] * source // target).tolist()  # floor(j * s / t)
+    stops = (-((-j[1:] * source) // target)).tolist()  # ceil((j + 1) * s / t)
+    shape = list(mask.shape)
+    shape[axis] = target
+    covered = np.empty(shape, dtype=bool)
+    lines, out = np.moveaxis(mask, axis, 0), np.moveaxis(covered, axis, 0)  # views, target axis first
+    for index, (start, stop) in enumerate(zip(starts, stops, strict=True)):
+        out[index] = lines[start:stop].any(axis=0)
+    return covered
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -138,12 +158,14 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2:
         raise InputError("mask", f"expected a 2-D (H, W) mask array, got shape {mask.shape}")
-    for axis, target in ((0, height), (1, width)):
-        source = mask.shape[axis]
-        if target < source:
+    targets = ((0, height), (1, width))
+    # The axes are independent, so shrink first: the enlarging pass then works on the smaller array.
+    for axis, target in targets:
+        if target < mask.shape[axis]:
             mask = _shrink_any(mask, target, axis)
-        elif target > source:
-            mask = np.take(mask, _nearest_indices(source, target), axis=axis)
+    for axis, target in targets:
+        if target > mask.shape[axis]:
+            mask = np.take(mask, _nearest_indices(mask.shape[axis], target), axis=axis)
     return mask.copy()
 
 

@@ -139,6 +139,23 @@ def _to_pixels(picture: PIL.Image.Image, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(resized).permute(2, 0, 1)
 
 
+def _as_bool_mask(item: Any, size: tuple[int, int], argument: str) -> np.ndarray:
+    """``item`` as a bool ``(H, W)`` mask of ``size``: a bool array of that shape is taken as it is (only
+    read, never written: a copy of a 50 MP mask is 50 MB), anything else goes through ``load_mask``."""
+    if isinstance(item, np.ndarray) and item.dtype == np.bool_ and item.shape == (size[1], size[0]):
+        return item
+    return imaging.load_mask(item, size=size, argument=argument)
+
+
+def _as_float_batch(pictures: Sequence[PIL.Image.Image]) -> np.ndarray:
+    """``(B, H, W, 3)`` float32 in [0, 1] of same-size RGB images, filled in place: one float copy."""
+    width, height = pictures[0].size
+    batch = np.empty((len(pictures), height, width, 3), dtype=np.float32)
+    for index, picture in enumerate(pictures):
+        batch[index] = np.asarray(picture)
+    return np.divide(batch, np.float32(255.0), out=batch)
+
+
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -358,7 +375,7 @@ class EraserPipelineMixin:
         bool_masks = []
         for index, item in enumerate(masks):
             argument = "mask_image" if len(masks) == 1 else f"mask_image[{index}]"
-            mask = imaging.load_mask(item, size=size, argument=argument)
+            mask = _as_bool_mask(item, size, argument)
             imaging.validate_mask(mask, argument=argument)
             bool_masks.append(mask)
         sources, source_masks, windows = images, bool_masks, None
@@ -506,10 +523,11 @@ class EraserPipelineMixin:
                 continue
             result = imaging.resize_image(decoded[index], region_size)
             if paste_back:
+                # The whole image is pasted onto as it is: a crop of all of it would be one more copy.
+                region = original if region_size == original.size else original.crop(box)
                 region_mask = out_mask[box[1] : box[3], box[0] : box[2]]
-                result = imaging.paste_back(
-                    original.crop(box), result, region_mask, feather_radius=feather_radius * scale
-                )
+                feather = feather_radius * scale
+                result = imaging.paste_back(region, result, region_mask, feather_radius=feather)
             if region_size != original.size:
                 whole = original.copy()
                 whole.paste(result, box[:2])
@@ -519,7 +537,7 @@ class EraserPipelineMixin:
         if output_type == "latent":
             images = latents
         elif output_type == "np":
-            images = np.stack([np.asarray(item, dtype=np.float32) / 255.0 for item in pictures])
+            images = _as_float_batch(pictures)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images, out_masks)
