@@ -28,6 +28,7 @@ from ..core.layers import eraser_attention
 from ..settings import (
     KNOB_NAMES,
     Preset,
+    check_denoising_steps,
     check_knobs,
     check_number,
     check_sampler,
@@ -220,10 +221,15 @@ class EraserPipelineMixin:
 
     def _progress(self, total: int, label: str) -> Any:
         """diffusers' progress bar over ``total`` steps, labelled ``label`` unless the user set a ``desc``."""
-        bar = self.progress_bar(total=total)
-        if not getattr(self, "_progress_bar_config", {}).get("desc"):
-            bar.set_description(label, refresh=False)
-        return bar
+        config = getattr(self, "_progress_bar_config", {})
+        if config.get("desc"):
+            return self.progress_bar(total=total)
+        # the label must be there when tqdm draws the bar's first frame: pass it in the config for this bar
+        self._progress_bar_config = {**config, "desc": label}
+        try:
+            return self.progress_bar(total=total)
+        finally:
+            self._progress_bar_config = config
 
     def _use_ddim(self, steps_offset: int) -> None:
         """Sampling and inversion are DDIM with eta = 0, as in the paper: swap another scheduler for DDIM."""
@@ -311,11 +317,7 @@ class EraserPipelineMixin:
         check_knobs(values)
         settings = replace(self.preset, **values)
         check_number("num_images_per_prompt", num_images_per_prompt, low=1, high=1024, integer=True)
-        if int(settings.num_inference_steps * settings.strength) < 1:
-            raise ValueError(
-                f"strength={settings.strength!r} with num_inference_steps={settings.num_inference_steps} "
-                "runs no denoising step"
-            )
+        check_denoising_steps(settings.num_inference_steps, settings.strength)
         check_sampler(method, settings.scheduler)
         if output_type not in ("pil", "np", "latent"):
             raise ValueError(f"output_type={output_type!r} must be 'pil', 'np' or 'latent'")
