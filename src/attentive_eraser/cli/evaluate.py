@@ -80,14 +80,14 @@ def _print_notes(notes: dict[str, str]) -> None:
 )
 @click.option(
     "--metrics",
-    default=",".join(METRICS),
+    default="all",
     show_default=True,
     callback=_parse_metrics,
-    help="Comma-separated metrics to compute, each on its own ("
+    help="Comma-separated metrics, each on its own ("
     + ", ".join(METRICS)
-    + "), or a group: "
-    + "; ".join(f"{name} = {','.join(members)}" for name, members in METRIC_GROUPS.items() if name != "all")
-    + "; all. PSNR and SSIM in the mask need no network weights.",
+    + ") or a group ("
+    + ", ".join(f"{name}: {' + '.join(members)}" for name, members in METRIC_GROUPS.items() if name != "all")
+    + "; all: every metric). PSNR and SSIM in the mask need no network weights.",
 )
 @click.option(
     "--inception",
