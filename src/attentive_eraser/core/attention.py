@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from . import preamble
-from .masks import token_grid, token_masks
+from .masks import TokenLayout, UNetPyramid
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ class EraserState:
     step_index: int = 0
     #: False: every processor behaves exactly like the stock one (e.g. during inversion)
     enabled: bool = False
+    #: how the backbone lays the latent grid out as tokens (the family says; a UNet's pyramid by default)
+    layout: TokenLayout = field(default_factory=UNetPyramid)
     _grids: dict[int, TokenGrid] = field(default_factory=dict, repr=False)
     _tensors: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
     _warned_full: bool = field(default=False, repr=False)
@@ -94,7 +96,7 @@ class EraserState:
         self.latent_size = (int(latent_size[0]), int(latent_size[1]))
         self._grids.clear()
         self._tensors.clear()
-        for num_tokens, (shape, objects) in token_masks(mask, self.latent_size).items():
+        for num_tokens, (shape, objects) in self.layout.object_tokens(mask, self.latent_size).items():
             usable = ~objects.all(dim=1)
             objects = objects & usable[:, None]
             self._grids[num_tokens] = TokenGrid(
@@ -130,7 +132,7 @@ class EraserState:
         found = self._grids.get(num_tokens)
         if found is None:
             assert self.latent_size is not None, "set_mask() first"
-            token_grid(self.latent_size, num_tokens)  # raises with a clear message
+            self.layout.grid(self.latent_size, num_tokens)  # raises with a clear message
             raise AssertionError("unreachable")
         if found.has_full and not self._warned_full and not torch.compiler.is_compiling():
             self._warned_full = True

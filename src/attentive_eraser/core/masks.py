@@ -6,6 +6,9 @@ and dilation of user masks live in :mod:`attentive_eraser.imaging`; this module 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 
@@ -79,3 +82,31 @@ def token_mask(
     if num_tokens not in levels or levels[num_tokens][0] != tuple(grid):
         raise ValueError(f"grid={grid} is no UNet level of the {latent_size} latent grid")
     return levels[num_tokens][1]
+
+
+class TokenLayout(Protocol):
+    """How a backbone lays the latent grid out as the tokens of its attention calls.
+
+    The eraser asks it once per mask for the object tokens of every token count its layers can see, and
+    for the grid of a count it did not expect (to raise a clear error). A UNet has one grid per level; a
+    transformer has one patch grid (and a text prefix the processor handles).
+    """
+
+    def object_tokens(
+        self, mask: torch.Tensor, latent_size: tuple[int, int]
+    ) -> dict[int, tuple[tuple[int, int], torch.Tensor]]: ...
+
+    def grid(self, latent_size: tuple[int, int], num_tokens: int) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class UNetPyramid:
+    """A UNet's token grids: the latent grid and each halving of it (rounding up), keyed by token count."""
+
+    def object_tokens(
+        self, mask: torch.Tensor, latent_size: tuple[int, int]
+    ) -> dict[int, tuple[tuple[int, int], torch.Tensor]]:
+        return token_masks(mask, latent_size)
+
+    def grid(self, latent_size: tuple[int, int], num_tokens: int) -> tuple[int, int]:
+        return token_grid(latent_size, num_tokens)
