@@ -25,6 +25,7 @@ from .. import imaging
 from ..core.attention import EraserState
 from ..core.guidance import SARGBatch
 from ..core.layers import eraser_attention
+from ..families import Backbone, folder_preset, preset_for_config
 from ..settings import (
     KNOB_NAMES,
     Preset,
@@ -33,7 +34,6 @@ from ..settings import (
     check_sampler,
     ddim_config,
     knob,
-    preset_for_config,
 )
 
 logger = logging.getLogger(__name__)
@@ -197,6 +197,8 @@ class EraserPipelineMixin:
     """
 
     _preset: Preset | None = None
+    #: what the eraser needs to know about the denoiser (set by each family's pipeline class)
+    backbone: Backbone
 
     if TYPE_CHECKING:  # provided by the diffusers pipeline class this is mixed into
         from diffusers.image_processor import VaeImageProcessor
@@ -260,10 +262,21 @@ class EraserPipelineMixin:
         raise AssertionError(f"scheduler={sampler!r} is a choice without a sampler")
 
     @property
+    def denoiser(self) -> Any:
+        """The module the eraser acts on (the backbone names it: ``unet`` here)."""
+        return getattr(self, self.backbone.denoiser)
+
+    @property
     def preset(self) -> Preset:
-        """Defaults for this model's family; the ``None`` arguments of ``__call__`` take their values here."""
+        """Defaults for this model; the ``None`` arguments of ``__call__`` take their values here.
+
+        The preset the model's folder names (:data:`attentive_eraser.families.FOLDER_SETTINGS`, as the
+        embedded demo model does), else its family's, at the resolution the denoiser's config implies.
+        """
         if self._preset is None:
-            self._preset = preset_for_config(self.unet.config, self.vae_scale_factor)
+            source = getattr(self.config, "_name_or_path", None)
+            named = folder_preset(source) if source else None
+            self._preset = named or preset_for_config(self.denoiser.config, self.vae_scale_factor)
         return self._preset
 
     @preset.setter
@@ -272,9 +285,8 @@ class EraserPipelineMixin:
 
     @property
     def size_multiple(self) -> int:
-        """Working sizes are multiples of this: the VAE factor times every UNet downsampling (SD: 64,
-        SDXL: 32)."""
-        return self.vae_scale_factor * 2 ** (len(self.unet.config["block_out_channels"]) - 1)
+        """Working sizes are multiples of this (SD: 64, SDXL: 32; the backbone says)."""
+        return self.backbone.size_multiple(self.denoiser.config, self.vae_scale_factor)
 
     @property
     def interrupt(self) -> bool:
@@ -483,8 +495,23 @@ class EraserPipelineMixin:
         model_output = self.unet(batch.expand(latents), t, **conditioning, return_dict=False)[0]
         return batch.combine(model_output)
 
+    def _eraser_state(
+        self, settings: Preset, batch: SARGBatch, mask: torch.Tensor, latent_size: Any
+    ) -> EraserState:
+        """The state the processors read: AAS on the erased half, SS for the first T_SS steps."""
+        state = EraserState(
+            suppression_scale=settings.suppression_scale,
+            suppression_steps=settings.suppression_steps,
+            enabled=batch.guided,
+            layout=self.backbone.token_layout,
+        )
+        state.set_mask(mask, latent_size)
+        return state
+
     def _eraser_context(self, batch: SARGBatch, state: EraserState) -> Any:
-        return eraser_attention(self.unet, state) if batch.guided else nullcontext()
+        if not batch.guided:
+            return nullcontext()
+        return eraser_attention(self.denoiser, state, self.backbone.eraser_layers)
 
     def _step_callback(
         self,

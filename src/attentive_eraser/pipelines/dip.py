@@ -8,7 +8,6 @@ from typing import Any, Literal
 import torch
 
 from .. import imaging
-from ..core.attention import EraserState
 from ..core.guidance import SARGBatch
 from ..core.inversion import ddim_invert
 from ..core.masks import latent_mask
@@ -137,12 +136,7 @@ class DIPMixin(EraserPipelineMixin):
         mask = latent_mask(inputs.mask.to(device), latent_grid(latents)).to(latents.dtype)
 
         # 6. Eraser state the processors read
-        state = EraserState(
-            suppression_scale=settings.suppression_scale,
-            suppression_steps=settings.suppression_steps,
-            enabled=batch.guided,
-        )
-        state.set_mask(inputs.mask.to(device), latent_grid(latents))
+        state = self._eraser_state(settings, batch, inputs.mask.to(device), latent_grid(latents))
         conditioning = batch.expand_all(conditioning)
 
         # 7. Denoising loop: the background follows the inversion trajectory

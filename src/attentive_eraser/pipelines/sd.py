@@ -14,12 +14,15 @@ from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionS
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
+from ..families.stable_diffusion import SD_UNET
 from .dip import DIPMixin
 from .sip import SIPMixin
 
 
 class _StableDiffusionEraser(StableDiffusionImg2ImgPipeline):
     """SD 1.x/2.x plumbing: one CLIP text encoder; the safety checker is optional and off by default."""
+
+    backbone = SD_UNET
 
     if TYPE_CHECKING:  # from the eraser mixin the public classes below add
 

@@ -19,12 +19,15 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from ..families.stable_diffusion_xl import SDXL_UNET
 from .dip import DIPMixin
 from .sip import SIPMixin
 
 
 class _StableDiffusionXLEraser(StableDiffusionXLImg2ImgPipeline):
     """SDXL plumbing: pooled text embeddings and the (original, crop, target) size time ids."""
+
+    backbone = SDXL_UNET
 
     if TYPE_CHECKING:  # from the eraser mixin the public classes below add
 

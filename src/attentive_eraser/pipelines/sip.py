@@ -8,7 +8,6 @@ from typing import Literal, cast
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..core.attention import EraserState
 from ..core.guidance import SARGBatch
 from ..core.masks import latent_mask
 from .base import (
@@ -120,12 +119,7 @@ class SIPMixin(EraserPipelineMixin):
         mask = latent_mask(inputs.mask.to(device), latent_grid(latents)).to(latents.dtype)
 
         # 6. Eraser state the processors read (AAS on the erased half; SS for the first T_SS steps)
-        state = EraserState(
-            suppression_scale=settings.suppression_scale,
-            suppression_steps=settings.suppression_steps,
-            enabled=batch.guided,
-        )
-        state.set_mask(inputs.mask.to(device), latent_grid(latents))
+        state = self._eraser_state(settings, batch, inputs.mask.to(device), latent_grid(latents))
 
         # 7. Denoising loop
         with (
