@@ -23,7 +23,12 @@ def _check_same_size(image: Image.Image, mask: np.ndarray, argument: str) -> Non
 
 
 def paste_back(
-    original: Image.Image, generated: Image.Image, mask: np.ndarray, *, feather_radius: float
+    original: Image.Image,
+    generated: Image.Image,
+    mask: np.ndarray,
+    *,
+    feather_radius: float,
+    overwrite_generated: bool = False,
 ) -> Image.Image:
     """Keep the original outside the mask: ``a·generated + (1 − a)·original`` with a feathered ``a``.
 
@@ -31,18 +36,27 @@ def paste_back(
     ``original``; pixels on the mask equal ``generated``. Returns RGB.
 
     Only the box where ``a > 0`` is computed, in bands of rows: besides the result, the working memory is
-    a few float32 copies of a band, not of the whole photo.
+    a few float32 copies of a band, not of the whole photo. ``overwrite_generated=True`` writes the
+    result into ``generated`` (an RGB image the caller no longer needs) instead of a new image: one
+    full-size copy less.
     """
     mask = np.asarray(mask, dtype=bool)
     _check_same_size(original, mask, "original")
     _check_same_size(generated, mask, "generated")
-    result = original.convert("RGB") if original.mode != "RGB" else original.copy()
-    found = feather_weight(mask, feather_radius)
-    if found is None:
+    if overwrite_generated and generated.mode != "RGB":
+        raise InputError("generated", f"can only be overwritten when RGB, got mode {generated.mode!r}")
+    found = feather_weight(mask, feather_radius)  # ((left, top, right, bottom), weight) or None
+    # Read before the result is written, which may be into generated: uint8 (h, w, 3)
+    new = None if found is None else np.asarray(generated.crop(found[0]).convert("RGB"))
+    if overwrite_generated:
+        result = generated
+        result.paste(original if original.mode == "RGB" else original.convert("RGB"))  # in place
+    else:
+        result = original.convert("RGB") if original.mode != "RGB" else original.copy()
+    if found is None or new is None:
         return result
-    box, weight = found  # (left, top, right, bottom); float32 (h, w)
+    box, weight = found  # float32 (h, w)
     kept = np.asarray(result.crop(box))  # uint8 (h, w, 3)
-    new = np.asarray(generated.crop(box).convert("RGB"))
     blended = np.empty_like(kept)
     for top in range(0, kept.shape[0], _BAND_ROWS):
         rows = slice(top, top + _BAND_ROWS)

@@ -16,8 +16,8 @@ import numpy as np
 from .common import InputError
 from .geometry import mask_bounds
 
-#: pixels of the exact-distance check per batch in :func:`_dilate_disk`, (batch, 2r + 1) int32 each
-_CHECK_BATCH = 1 << 22
+#: elements of one batch of the exact-distance check in :func:`_dilate_disk`: (pixels, 2r + 1) int32
+_CHECK_BATCH = 1 << 20
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -67,8 +67,11 @@ def _dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
 
     distance = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     grown = distance <= radius - 1
-    rows, cols = np.nonzero(np.abs(distance - np.float32(radius)) < 1)  # the ring left to decide
+    ring = distance > radius - 1  # with the next line: the pixels within 1 of r, left to decide
+    ring &= distance < radius + 1
     del distance
+    rows, cols = (index.astype(np.int32) for index in np.nonzero(ring))
+    del ring
     if rows.size == 0:
         return grown
     column = _column_distance(mask)
@@ -79,10 +82,12 @@ def _dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
     batch = max(1, _CHECK_BATCH // offsets.size)
     for start in range(0, rows.size, batch):
         ring_rows, ring_cols = rows[start : start + batch], cols[start : start + batch]
-        sample = ring_cols[:, None] + offsets[None, :]  # (batch, 2r + 1) columns x + dx
+        sample = ring_cols[:, None] + offsets[None, :]  # (batch, 2r + 1) int32: the columns x + dx
         inside = (sample >= 0) & (sample < width)
-        near = column[ring_rows[:, None], np.clip(sample, 0, width - 1)] <= reach[None, :]
-        grown[ring_rows, ring_cols] = (near & inside).any(axis=1)
+        np.clip(sample, 0, width - 1, out=sample)
+        near = column[ring_rows[:, None], sample] <= reach[None, :]
+        near &= inside
+        grown[ring_rows, ring_cols] = near.any(axis=1)
     return grown
 
 

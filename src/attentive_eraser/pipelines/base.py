@@ -559,7 +559,9 @@ class EraserPipelineMixin:
                 region = original if region_size == original.size else original.crop(box)
                 region_mask = out_mask[box[1] : box[3], box[0] : box[2]]
                 feather = feather_radius * scale
-                result = imaging.paste_back(region, result, region_mask, feather_radius=feather)
+                result = imaging.paste_back(  # result is ours (a fresh resize): write into it
+                    region, result, region_mask, feather_radius=feather, overwrite_generated=True
+                )
             if region_size != original.size:
                 whole = original.copy()
                 whole.paste(result, box[:2])
