@@ -25,6 +25,7 @@ from attentive_eraser import api, imaging
 from attentive_eraser.cli import main
 from attentive_eraser.runner import list_items, make_plan, read_report
 from attentive_eraser.runner.lock import BatchLock, lock_path
+from attentive_eraser.runner.sources import parse_cell
 from attentive_eraser.settings import RemovalOptions
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
@@ -304,3 +305,212 @@ def test_2_a_refused_distributed_run_stops_every_process(tmp_path: Path) -> None
     assert str(Path(attentive_eraser.__file__).parent) not in log, log
     assert log.count("error: output-dir: another batch is writing to") == 2, log  # one line per process
     assert not (out / "batch-report.jsonl").exists()
+
+
+# ----------------------------------------------------------------------------------------------------
+# 3. one bad manifest cell crashed the whole batch with a traceback, also under --dry-run
+
+
+def _refuse_to_load(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a dry run must not load a model")
+
+
+def run_and_dry_run(
+    manifest: Path, out: Path, monkeypatch: pytest.MonkeyPatch, pipe: RecordingPipeline
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """The report of a run (by id) and the output of a dry run of ``manifest``; neither has a traceback."""
+    monkeypatch.setattr(api, "load_pipeline", _refuse_to_load)
+    dry = invoke("batch", manifest, "-o", out, "--dry-run", *FAST)
+    assert dry.exit_code == 1 and isinstance(dry.exception, SystemExit), dry.output  # not a crash
+    assert "Traceback" not in dry.output and not out.exists()
+    monkeypatch.setattr(api, "load_pipeline", lambda *args, **kwargs: pipe)
+    result = invoke("batch", manifest, "-o", out, *FAST)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    return {record["id"]: record for record in read_report(out / "batch-report.jsonl")}, dry.output
+
+
+def test_3_bad_jsonl_cells_fail_their_row_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    write_image(tmp_path / "x.png")
+    write_mask(tmp_path / "m.png")
+    bad_rows = {
+        "huge-float-seed.png": '"seed": 1e999',
+        "list-seed.png": '"seed": [1]',
+        "fraction-seed.png": '"seed": 1.5',
+        "number-mask.png": '"mask": 7',
+        "nul-mask.png": '"mask": "m\\u0000.png"',
+        "infinite-strength.png": '"strength": 1e999',
+        "huge-int-scale.png": '"removal_guidance_scale": 1' + "0" * 400,
+        "dict-method.png": '"method": {"sip": 1}',
+        "nested-points.png": '"points": [[1, [2]]]',
+    }
+    lines = ['{"image": "x.png", "mask": "m.png", "output": "good.png"}']
+    for name, cell in bad_rows.items():
+        given = '"image": "x.png"' if cell.startswith('"mask"') else '"image": "x.png", "mask": "m.png"'
+        lines.append(f'{{{given}, "output": "{name}", {cell}}}')
+    lines.append('{"image": 5, "mask": "m.png", "output": "number-image.png"}')
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    pipe = RecordingPipeline()
+    records, dry = run_and_dry_run(manifest, tmp_path / "out", monkeypatch, pipe)
+    assert records["good.png"]["status"] == "done" and len(pipe.calls) == 1
+    assert "run   good.png" in dry
+    columns = {name: cell.split('"')[1] for name, cell in bad_rows.items()} | {"number-image.png": "image"}
+    for name, column in columns.items():
+        record = records[name]
+        assert record["status"] == "failed", record
+        assert record["reason"].startswith("manifest line ") and f"{column}" in record["reason"], record
+        assert f"FAIL  {name}  (manifest line" in dry
+        assert len(record["reason"]) < 300  # one short line, however long the cell
+    assert "must be a whole number in [0, 2**63)" in records["fraction-seed.png"]["reason"]
+
+
+def test_3_bad_csv_cells_fail_their_row_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    write_image(tmp_path / "x.png")
+    write_mask(tmp_path / "m.png")
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "image,mask,output\n"
+        "x.png,m.png,good.png\n"
+        f"x.png,m.png,{'y' * 140_000}.png\n"  # over the csv module's 131072 characters
+        "x\0.png,m.png,nul.png\n"
+        f"x.png,m.png,{'z' * 5000}.png\n"  # readable, but longer than any path
+        "x.png,m.png,after.png\n"
+    )
+    pipe = RecordingPipeline()
+    records, dry = run_and_dry_run(manifest, tmp_path / "out", monkeypatch, pipe)
+    assert {name: records[name]["status"] for name in ("good.png", "after.png")} == {
+        "good.png": "done",
+        "after.png": "done",
+    }
+    assert len(pipe.calls) == 2
+    huge = records["jobs.csv line 3"]  # the reader could not read it: the row is named by its line
+    assert huge["status"] == "failed" and "manifest line 3: not a CSV row" in huge["reason"], huge
+    assert "131072" in huge["reason"] and "FAIL  jobs.csv line 3" in dry
+    nul = records["nul.png"]
+    assert nul["status"] == "failed" and "manifest line 4: image=" in nul["reason"] and "NUL" in nul["reason"]
+    long = records["jobs.csv line 5"]  # its output cell is unusable: named by its line too
+    assert long["reason"] == "manifest line 5: output: a cell of 5004 characters (at most 4096)"
+    assert len(records) == 5
+
+
+def test_3_one_cell_parser_reads_csv_text_and_jsonl_values_alike() -> None:
+    assert parse_cell("seed", "5") == parse_cell("seed", 5) == 5
+    assert parse_cell("strength", " 0.5 ") == parse_cell("strength", 0.5) == 0.5
+    assert parse_cell("box", "1,2,3,4") == parse_cell("box", [1, 2, 3, 4]) == "1,2,3,4"
+    assert parse_cell("points", "1,2;3,4") == parse_cell("points", [[1, 2], [3, 4]])
+    for column, value in [
+        ("seed", "1.5"),
+        ("seed", 1.5),
+        ("seed", True),
+        ("image", ["a.png"]),
+        ("box", [True]),
+    ]:
+        with pytest.raises(ValueError, match=f"^{column}"):
+            parse_cell(column, value)
+
+
+# ----------------------------------------------------------------------------------------------------
+# 7. manifest seeds and per-row settings were checked only after the model had loaded, if at all
+
+
+def test_7_manifest_seeds_follow_removes_rule_at_listing(tmp_path: Path) -> None:
+    write_image(tmp_path / "x.png")
+    write_mask(tmp_path / "m.png")
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "image,mask,output,seed\n"
+        "x.png,m.png,fraction.png,1.5\n"
+        f"x.png,m.png,huge.png,{10**22}\n"
+        "x.png,m.png,negative.png,-1\n"
+        "x.png,m.png,plain.png, 42 \n"
+    )
+    items = {item.id: item for item in list_items(manifest, tmp_path / "out")}
+    with pytest.raises(ValueError) as huge:
+        api.remove(tmp_path / "x.png", tmp_path / "m.png", seed=10**22)  # refused before any model loads
+    assert items["fraction.png"].error == "manifest line 2: seed='1.5' must be a whole number in [0, 2**63)"
+    rule = " must be a whole number in [0, 2**63)"  # remove()'s words, before its model loads
+    assert str(huge.value) == f"seed={10**22}{rule}"
+    assert items["huge.png"].error == f"manifest line 3: {huge.value}"  # the very same message
+    assert items["negative.png"].error == f"manifest line 4: seed=-1{rule}"
+    assert items["plain.png"].error is None and items["plain.png"].seed == 42
+
+
+def test_7_dip_sampler_and_steps_are_checked_while_planning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_image(tmp_path / "x.png")
+    write_mask(tmp_path / "m.png")
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "image,mask,output,method,scheduler,num_inference_steps,strength\n"
+        "x.png,m.png,dip-dpm.png,dip,dpm++,,\n"
+        "x.png,m.png,one-step.png,,,1,\n"  # 1 x the preset's 0.8: no step
+        "x.png,m.png,low-strength.png,,,4,0.2\n"
+        "x.png,m.png,fine.png,,,4,0.25\n"
+    )
+    with pytest.raises(ValueError) as sampler:
+        api.remove(tmp_path / "x.png", tmp_path / "m.png", method="dip", scheduler="dpm++")
+    pipe = api.load_pipeline(None)  # the demo model: the pipeline's own check, for its message
+    with pytest.raises(ValueError) as steps:
+        pipe.resolve_settings("sip", {"num_inference_steps": 1})
+    items = list_items(manifest, tmp_path / "out")
+    plan = make_plan(items, RemovalOptions(), clean=False)
+    reasons = {result.id: result.reason for result in plan.settled}
+    assert reasons["dip-dpm.png"] == str(sampler.value)
+    assert reasons["one-step.png"] == str(steps.value)
+    assert reasons["low-strength.png"] == "strength=0.2 with num_inference_steps=4 runs no denoising step"
+    assert [item.id for batch in plan.batches for item in batch] == ["fine.png"]
+    # the dry run says so without a model
+    monkeypatch.setattr(api, "load_pipeline", _refuse_to_load)
+    result = invoke("batch", manifest, "-o", tmp_path / "out", "--dry-run", "--resolution", "64")
+    assert result.exit_code == 1 and "FAIL  dip-dpm.png  (scheduler='dpm++'" in result.output
+    assert "3 would fail" in result.output
+
+
+def test_7_the_command_lines_own_seed_and_sampler_are_refused_before_listing(tmp_path: Path) -> None:
+    write_image(tmp_path / "in" / "x.png")
+    write_mask(tmp_path / "in" / "x_mask.png")
+    line = one_error_line(
+        invoke("batch", tmp_path / "in", "-o", tmp_path / "out", "--method", "dip", "--scheduler", "dpm++")
+    )
+    assert "scheduler='dpm++'" in line and "DDIM" in line
+    line = one_error_line(
+        invoke("batch", tmp_path / "in", "-o", tmp_path / "out", "--seed", 10**22, "--fixed-seed")
+    )
+    assert "--seed" in line and "whole number" in line
+    line = one_error_line(
+        invoke("batch", tmp_path / "in", "-o", tmp_path / "out", "--steps", "1", "--strength", "0.5")
+    )
+    assert "runs no denoising step" in line
+    assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------------
+# 8. CSV quirks were silent: a repeated header column kept the last one, extra cells were dropped
+
+
+def test_8_a_repeated_header_column_refuses_the_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("image,mask, image\nx.png,m.png,y.png\n")
+    line = one_error_line(invoke("batch", manifest, "-o", tmp_path / "out", *FAST))
+    assert "jobs.csv: the header repeats the column(s) ['image']" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_8_extra_cells_and_repeated_jsonl_keys_fail_their_row(
+    recording: RecordingPipeline, tmp_path: Path
+) -> None:
+    write_image(tmp_path / "x.png")
+    write_mask(tmp_path / "m.png")
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("image,mask,output\nx.png,m.png,a.png,extra\nx.png,m.png,b.png\nx.png,m.png\n")
+    result = invoke("batch", manifest, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    records = {record["id"]: record for record in read_report(tmp_path / "out" / "batch-report.jsonl")}
+    assert records["jobs.csv line 2"]["reason"] == "manifest line 2: 4 cells, but the header has 3 columns"
+    assert records["b.png"]["status"] == records["x.png"]["status"] == "done"  # a short row: cells not set
+
+    lines = '{"image": "x.png", "mask": "m.png", "output": "c.png", "output": "d.png"}\n'
+    (tmp_path / "jobs.jsonl").write_text(lines)
+    [item] = list_items(tmp_path / "jobs.jsonl", tmp_path / "out2")
+    assert item.id == "jobs.jsonl line 1" and item.error == "manifest line 1: repeats the key(s) ['output']"

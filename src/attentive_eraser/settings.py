@@ -461,3 +461,30 @@ class RemovalOptions:
         """Keyword arguments of :func:`attentive_eraser.remove` for this request."""
         kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "knobs"}
         return {**kwargs, **dict(self.knobs)}
+
+
+def check_denoising_steps(num_inference_steps: int, strength: float) -> None:
+    """SIP and DIP run the last ``int(num_inference_steps * strength)`` steps of the schedule: at least one."""
+    if int(num_inference_steps * strength) < 1:
+        raise ValueError(
+            f"strength={strength!r} with num_inference_steps={num_inference_steps} runs no denoising step"
+        )
+
+
+def shared_preset_value(method: str, name: str) -> Any:
+    """The value every preset gives knob ``name`` for ``method``, or ``None`` where presets differ: what a
+    check made before the model (hence its preset) is known can rely on."""
+    values = {preset.for_method(method)[name] for preset in PRESETS.values()}  # type: ignore[arg-type]
+    return values.pop() if len(values) == 1 else None
+
+
+def check_call_knobs(method: str, knobs: Mapping[str, Any]) -> None:
+    """The checks of one call's knobs that need no model, as the pipelines make them: DIP's sampler, and at
+    least one denoising step (a knob left to the preset counts with the value all presets share)."""
+    check_sampler(method, knobs.get("scheduler"))
+    steps, strength = (
+        knobs.get(name) if knobs.get(name) is not None else shared_preset_value(method, name)
+        for name in ("num_inference_steps", "strength")
+    )
+    if steps is not None and strength is not None:
+        check_denoising_steps(steps, strength)

@@ -29,6 +29,7 @@ from ..families import Backbone, folder_preset, preset_for_config
 from ..settings import (
     KNOB_NAMES,
     Preset,
+    check_denoising_steps,
     check_knobs,
     check_number,
     check_sampler,
@@ -328,11 +329,7 @@ class EraserPipelineMixin:
         check_knobs(values)
         settings = replace(self.preset, **values)
         check_number("num_images_per_prompt", num_images_per_prompt, low=1, high=1024, integer=True)
-        if int(settings.num_inference_steps * settings.strength) < 1:
-            raise ValueError(
-                f"strength={settings.strength!r} with num_inference_steps={settings.num_inference_steps} "
-                "runs no denoising step"
-            )
+        check_denoising_steps(settings.num_inference_steps, settings.strength)
         check_sampler(method, settings.scheduler)
         if output_type not in ("pil", "np", "latent"):
             raise ValueError(f"output_type={output_type!r} must be 'pil', 'np' or 'latent'")

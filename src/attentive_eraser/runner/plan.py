@@ -15,7 +15,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from .. import imaging
-from ..settings import RemovalOptions
+from ..settings import RemovalOptions, check_call_knobs
 from .sources import BatchItem, input_files
 
 Status = Literal["done", "skipped", "failed"]
@@ -123,7 +123,10 @@ def make_plan(
     clean: bool = True,
     inputs: Sequence[Path | None] = (),
 ) -> BatchPlan:
-    """Decide each item's fate: failed at listing, skipped (valid output), or to run (in batches).
+    """Decide each item's fate: failed at listing or planning, skipped (valid output), or to run (in batches).
+
+    Every check that needs no model is made here, before one loads: the item's settings (DIP's sampler, at
+    least one denoising step), its image's size and resolution.
 
     With ``clean``, partial outputs and stale temporary files of the items to run are deleted, but never a
     file the run reads: any item's image or mask, or one of ``inputs`` (the manifest, a ``--masks`` file),
@@ -138,7 +141,13 @@ def make_plan(
         if item.error is not None:
             plan.settled.append(ItemResult.of(item, "failed", reason=item.error))
             continue
-        settings = item.settings(options)
+        try:
+            # the checks the pipeline would make after loading the model, made now for this item's settings
+            settings = item.settings(options)
+            check_call_knobs(settings.method, settings.call_knobs())
+        except ValueError as error:
+            plan.settled.append(ItemResult.of(item, "failed", reason=" ".join(str(error).split())))
+            continue
         try:
             sizes[item.id] = upright_size(item.image)
             imaging.check_pixels(sizes[item.id], settings.max_pixels, "image")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from typing import Any
 
 from .. import imaging
 from ..imaging.save import ProtectedFiles
-from ..settings import KNOB_NAMES, KNOBS, METHODS, STRATEGIES, RemovalOptions
+from ..settings import KNOB_NAMES, KNOBS, METHODS, STRATEGIES, RemovalOptions, check_seed
 
 #: image files a folder source picks up (case-insensitive); outputs use the same extension when it is
 #: one :func:`imaging.save_image` writes, else ``.png`` is appended
@@ -210,38 +211,147 @@ def items_from_folder(
     return items
 
 
-def _manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, row)`` of a CSV (with a header) or JSONL manifest."""
+# --------------------------------------------------------------------------------------------------
+# Manifests: rows, and one parser of cells for CSV and JSONL alike
+
+#: manifest columns that name files (text, relative to the manifest's folder or OUT_DIR)
+PATH_COLUMNS = ("image", "mask", "output")
+#: the longest cell a manifest may hold (PATH_MAX, the longest path): anything longer is a mistake
+MAX_CELL_CHARACTERS = 4096
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters: an error names a bad cell without repeating all of it."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _coordinates(column: str, value: Any) -> str:
+    """A ``points``/``exclude``/``box`` cell as the selection's text form (``"X,Y;X,Y"``, ``"X0,Y0,X1,Y1"``);
+    JSONL may give ``[[x, y], ...]`` or ``[x0, y0, x1, y1]``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value:
+
+        def number(entry: Any) -> str:
+            if isinstance(entry, bool) or not isinstance(entry, (int, float)):
+                raise ValueError(f"{column}={_shown(value)} must hold numbers")
+            return str(entry)
+
+        if all(isinstance(entry, list) for entry in value):
+            return ";".join(",".join(number(coordinate) for coordinate in entry) for entry in value)
+        return ",".join(number(entry) for entry in value)
+    raise ValueError(f"{column}={_shown(value)} must be text or a list of numbers")
+
+
+def parse_cell(column: str, value: Any) -> Any:
+    """The value of one manifest cell, CSV text or a JSONL value alike; ``ValueError`` naming the column and
+    the value (shortened) for anything else, so that a bad cell fails its row and only its row.
+
+    Paths and words must be text without NUL bytes; ``seed`` follows :func:`settings.check_seed` (the rule
+    of ``remove``); a setting column its knob's or option's parser; selection coordinates text or lists.
+    """
+    if isinstance(value, str):
+        if len(value) > MAX_CELL_CHARACTERS:
+            raise ValueError(f"{column}: a cell of {len(value)} characters (at most {MAX_CELL_CHARACTERS})")
+        if "\0" in value:
+            raise ValueError(f"{column}={_shown(value)} contains a NUL byte")
+    try:
+        if column in PATH_COLUMNS or column in ("object", "segmenter"):
+            if not isinstance(value, str):
+                raise ValueError(f"{column}={_shown(value)} must be text")
+            return value.strip()
+        if column == "seed":
+            return check_seed(value, "seed")
+        if column in SETTING_COLUMNS:
+            return SETTING_COLUMNS[column](value)
+        if column in ("points", "exclude", "box"):
+            return _coordinates(column, value)
+    except (TypeError, ArithmeticError, RecursionError):  # e.g. a JSON number too large for a float
+        raise ValueError(f"{column}={_shown(value)} is not a valid value") from None
+    raise ValueError(f"unknown column {column!r}")
+
+
+class _RepeatedKey(ValueError):
+    """A JSON object that repeats a key (``json`` would keep the last value silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise _RepeatedKey(f"repeats the key(s) {repeated}")
+    return dict(pairs)
+
+
+#: a row of a manifest: its values by column, or why it cannot be read (that row fails)
+Row = dict[str, Any] | str
+
+
+def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, Row]]:
+    # io.StringIO splits lines on \n and \r only (str.splitlines would also split on U+2028 in a string)
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line, object_pairs_hook=_unique_keys)
+        except _RepeatedKey as repeated:
+            yield number, str(repeated)
+            continue
+        except (ValueError, RecursionError) as error:  # JSONDecodeError, an integer of > 4300 digits
+            raise imaging.InputError(
+                "source", f"{path.name} line {number} is not JSON: {' '.join(str(error).split())[:200]}"
+            ) from None
+        if not isinstance(row, dict):
+            raise imaging.InputError("source", f"{path.name} line {number} is not a JSON object")
+        yield number, row
+
+
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, Row]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, [])
+    except csv.Error as error:
+        raise imaging.InputError(
+            "source", f"{path.name}: the header row is not CSV ({' '.join(str(error).split())})"
+        ) from None
+    names = [name.strip() for name in header]
+    if "image" not in names:
+        raise imaging.InputError("source", f"{path.name}: the CSV needs a header row with an 'image' column")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # which one would count is a guess: refuse the manifest, naming the column
+        raise imaging.InputError(
+            "source", f"{path.name}: the header repeats the column(s) {repeated}; keep one of each"
+        )
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:  # e.g. a cell over the csv module's 131072 characters
+            yield reader.line_num, f"not a CSV row ({' '.join(str(error).split())})"
+            continue
+        if not cells:
+            continue  # a blank line
+        if len(cells) > len(names):
+            yield reader.line_num, f"{len(cells)} cells, but the header has {len(names)} columns"
+            continue
+        yield reader.line_num, dict(zip(names, cells, strict=False))  # missing trailing cells: not set
+
+
+def _manifest_rows(path: Path) -> Iterator[tuple[int, Row]]:
+    """``(line number, row)`` of a CSV (with a header) or JSONL manifest; a row that cannot be read comes
+    as the reason (its row fails). A manifest that cannot be read as a whole raises ``InputError``."""
     suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".ndjson", ".csv"):
+        raise imaging.InputError(
+            "source", f"{str(path)!r}: a manifest must be .csv or .jsonl, or give a folder"
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise imaging.InputError("source", f"cannot read the manifest {str(path)!r}: {error}") from error
-    if suffix in (".jsonl", ".ndjson"):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise imaging.InputError(
-                    "source", f"{path.name} line {number} is not JSON: {error}"
-                ) from None
-            if not isinstance(row, dict):
-                raise imaging.InputError("source", f"{path.name} line {number} is not a JSON object")
-            yield number, row
-    elif suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        if reader.fieldnames is None or "image" not in [name.strip() for name in reader.fieldnames]:
-            raise imaging.InputError(
-                "source", f"{path.name}: the CSV needs a header row with an 'image' column"
-            )
-        for number, row in enumerate(reader, start=2):
-            yield number, {key.strip(): value for key, value in row.items() if key is not None}
-    else:
-        raise imaging.InputError(
-            "source", f"{str(path)!r}: a manifest must be .csv or .jsonl, or give a folder"
-        )
+    yield from (_csv_rows if suffix == ".csv" else _jsonl_rows)(path, text)
 
 
 def items_from_manifest(
@@ -256,8 +366,9 @@ def items_from_manifest(
 
     Columns: ``image`` (required), ``mask`` (else ``masks``, one mask file for all), ``output`` (relative
     to OUT_DIR; default the image's path relative to the manifest's folder), ``seed``, any of
-    :data:`SETTING_COLUMNS` and :data:`SELECTION_COLUMNS`. An unknown column is refused (a typo would
-    silently be ignored otherwise); a bad cell fails its item only, naming the column.
+    :data:`SETTING_COLUMNS` and :data:`SELECTION_COLUMNS`. An unknown or repeated column is refused (a typo
+    would silently be ignored otherwise); a bad cell (:func:`parse_cell`), too many cells or a row the
+    reader cannot read fail their item only, naming the line.
     """
     root = manifest.parent
     if masks is not None and not masks.is_file():
@@ -266,6 +377,9 @@ def items_from_manifest(
         )
     items = []
     for number, row in _manifest_rows(manifest):
+        if isinstance(row, str):
+            items.append(_unreadable_row(manifest, out_dir, number, row, base_seed))
+            continue
         unknown = sorted(set(row) - MANIFEST_COLUMNS)
         if unknown:
             raise imaging.InputError(
@@ -273,20 +387,30 @@ def items_from_manifest(
                 f"{manifest.name} line {number}: unknown column(s) {unknown}; "
                 f"known: {sorted(MANIFEST_COLUMNS)}",
             )
-        row = {key: value for key, value in row.items() if value is not None and str(value).strip() != ""}
-        if "image" not in row:
-            raise imaging.InputError("source", f"{manifest.name} line {number}: no image")
-        image = root / str(row["image"]).strip()
-        mask = root / str(row["mask"]).strip() if "mask" in row else masks
-        selection, problem = _selection_of(row, manifest.name, number)
-        error = (
-            None
-            if mask is not None or selection is not None
-            else ("no mask: the manifest row has none and --masks was not given")
-        )
-        error = problem or error
-        if "output" in row:
-            output_relative = Path(str(row["output"]).strip())
+        cells: dict[str, Any] = {}
+        error: str | None = None
+        for column, value in row.items():
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue  # an empty cell: not set
+            try:
+                cells[column] = parse_cell(column, value)
+            except ValueError as bad:
+                error = error or f"manifest line {number}: {' '.join(str(bad).split())}"
+        if "image" not in cells:
+            if error is None:
+                error = f"manifest line {number}: no image"
+            items.append(_unreadable_row(manifest, out_dir, number, error, base_seed, cells.get("output")))
+            continue
+        image = root / cells["image"]
+        mask = root / cells["mask"] if "mask" in cells else masks
+        selection, problem = _selection_of(cells, number)
+        error = error or problem
+        if error is None and mask is None and selection is None:
+            error = "no mask: the manifest row has none and --masks was not given"
+        if "output" in row and "output" not in cells and error is not None:
+            output_relative = Path(f"{manifest.name} line {number}")  # a bad output cell: named by its line
+        elif "output" in cells:
+            output_relative = Path(cells["output"])
             if error is None and (output_relative.is_absolute() or ".." in output_relative.parts):
                 error = (
                     f"manifest line {number}: output {str(output_relative)!r} must be a relative path "
@@ -305,21 +429,11 @@ def items_from_manifest(
             )
             output_relative = _output_relative(relative)
         item_id = output_relative.as_posix()
-        settings = {}
-        try:
-            seed = (
-                int(row["seed"])
-                if "seed" in row
-                else (base_seed if fixed_seed else item_seed(item_id, base_seed))
-            )
-            if seed < 0:
-                raise ValueError(f"seed={seed} must be >= 0")
-            for name, parse in SETTING_COLUMNS.items():
-                if name in row:
-                    settings[name] = parse(row[name])
-        except ValueError as problem:
-            seed = base_seed
-            error = error or f"manifest line {number}: {' '.join(str(problem).split())}"
+        if "seed" in cells:
+            seed = cells["seed"]
+        else:
+            seed = base_seed if fixed_seed else item_seed(item_id, base_seed)
+        settings = {name: value for name, value in cells.items() if name in SETTING_COLUMNS}
         items.append(
             BatchItem(
                 item_id,
@@ -335,30 +449,36 @@ def items_from_manifest(
     return items
 
 
-def _selection_of(row: dict[str, Any], name: str, number: int) -> tuple[Any, str | None]:
-    """The row's selection (``points``/``exclude``: ``"X,Y;X,Y"`` or JSON ``[[x, y], ...]``; ``box``:
-    ``"X0,Y0,X1,Y1"`` or a JSON list; ``object``: words; ``segmenter``: a spec), and a problem, if any."""
-    if not any(column in row for column in SELECTION_COLUMNS):
+def _unreadable_row(
+    manifest: Path, out_dir: Path, number: int, reason: str, seed: int, output: str | None = None
+) -> BatchItem:
+    """A failed item for a row without a usable image: named by its ``output`` cell when it has a valid
+    one, else by its line (``jobs.csv line 7``: no writable extension, so never an output's id)."""
+    reason = reason if reason.startswith("manifest line ") else f"manifest line {number}: {reason}"
+    relative = Path(output) if output else None
+    if relative is None or relative.is_absolute() or ".." in relative.parts:
+        relative = Path(f"{manifest.name} line {number}")
+    # the manifest stands for the image: the row names none that could be read
+    return BatchItem(relative.as_posix(), manifest, None, out_dir / relative, seed, error=reason)
+
+
+def _selection_of(cells: dict[str, Any], number: int) -> tuple[Any, str | None]:
+    """The row's selection (``points``/``exclude``: ``"X,Y;X,Y"``; ``box``: ``"X0,Y0,X1,Y1"``; ``object``:
+    words; ``segmenter``: a spec; as :func:`parse_cell` gives them), and a problem, if any."""
+    if not any(column in cells for column in SELECTION_COLUMNS):
         return None, None
     from ..selection import SelectionRequest
 
-    def text(value: Any) -> str:
-        if isinstance(value, (list, tuple)):  # JSONL: [[x, y], ...] or [x0, y0, x1, y1]
-            if value and all(isinstance(entry, (list, tuple)) for entry in value):
-                return ";".join(",".join(str(number) for number in entry) for entry in value)
-            return ",".join(str(number) for number in value)
-        return str(value)
-
     try:
         request = SelectionRequest.parse(
-            text(row.get("points", "")),
-            text(row.get("exclude", "")),
-            text(row["box"]) if "box" in row else None,
-            str(row["object"]) if "object" in row else None,
-            str(row["segmenter"]) if "segmenter" in row else None,
+            cells.get("points", ""),
+            cells.get("exclude", ""),
+            cells.get("box"),
+            cells.get("object"),
+            cells.get("segmenter"),
             names=("points", "exclude", "box"),
         )
-    except ValueError as problem:
+    except (ValueError, TypeError) as problem:
         return None, f"manifest line {number}: {' '.join(str(problem).split())}"
     return request, None
 
