@@ -139,3 +139,59 @@ def feather_alpha(mask: np.ndarray, radius: float) -> np.ndarray:
         (left, top, right, bottom), weight = found
         alpha[top:bottom, left:right] = weight
     return alpha
+
+
+# --------------------------------------------------------------------------------------------------
+# Tidying a selected mask: growth or shrinking, small holes, stray parts
+
+#: a pixel position ``(x, y)`` from the top-left corner
+Point = tuple[float, float]
+
+
+def resize_selection(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Grow the mask by a disk of ``pixels`` (> 0), shrink it (< 0), or return a copy (0)."""
+    if not isinstance(pixels, numbers.Integral) or isinstance(pixels, bool):
+        raise InputError("grow", f"{pixels!r} is not a whole number of pixels (negative shrinks)")
+    mask = np.asarray(mask, dtype=bool)
+    if pixels == 0:
+        return mask.copy()
+    import cv2
+
+    disk = _disk(abs(int(pixels)))
+    if pixels > 0:
+        return cv2.dilate(mask.astype(np.uint8), disk).astype(bool)
+    # Outside the frame counts as object when shrinking, so an object cut by the border keeps that edge.
+    return cv2.erode(mask.astype(np.uint8), disk, borderType=cv2.BORDER_CONSTANT, borderValue=1).astype(bool)
+
+
+def fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
+    """Fill the holes of ``mask`` (background parts off the border) of at most ``max_area`` pixels."""
+    import cv2
+
+    mask = np.asarray(mask, dtype=bool)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    filled = mask.copy()
+    height, width = mask.shape
+    for label in range(1, count):
+        left, top, box_width, box_height, area = stats[label]
+        touches_border = left == 0 or top == 0 or left + box_width == width or top + box_height == height
+        if not touches_border and area <= max_area:
+            filled[labels == label] = True
+    return filled
+
+
+def keep_components(mask: np.ndarray, points: tuple[Point, ...] | list[Point] = ()) -> np.ndarray:
+    """Keep the connected parts of ``mask`` holding one of ``points`` ``(x, y)``; without such a part,
+    the largest."""
+    import cv2
+
+    mask = np.asarray(mask, dtype=bool)
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask.copy()
+    wanted = {int(labels[int(y), int(x)]) for x, y in points} - {0}
+    if not wanted:
+        areas = np.bincount(labels.ravel(), minlength=count)
+        areas[0] = 0
+        wanted = {int(np.argmax(areas))}
+    return np.isin(labels, sorted(wanted))
