@@ -4,9 +4,11 @@ How a run is organised, so that it survives crashes and scales to many processes
 
 1. **List** (:mod:`.sources`): the items of SOURCE, sorted by id (the output path relative to OUT_DIR);
    an item whose output would overwrite an input, escape OUT_DIR or repeat another's fails.
-2. **Plan** (:mod:`.plan`, the main process only): cut to ``limit``; an item whose output already exists
-   and opens at the right size is *skipped*, a truncated output or a stale temporary file is removed and
-   the item redone. The pending items are cut into batches that share a size and settings.
+2. **Plan** (:mod:`.plan`, the main process only, holding the folder's lock, :mod:`.lock`): cut to
+   ``limit``; every check that needs no model is made (settings, sizes); an item whose output already
+   exists and opens at the right size is *skipped*, a truncated output or a stale temporary file is removed
+   (never a file the run reads) and the item redone. The pending items are cut into batches that share a
+   size and settings.
 3. **Run** (:mod:`.run`): the plan is broadcast and the batches split between the processes; each writes
    its outputs atomically (``imaging.save_image``) and appends one JSON line per item to its own report
    part (:mod:`.report`), flushed at once: a crash loses only the batch in flight.
