@@ -49,7 +49,7 @@ def test_detect_family_of_saved_folders_and_known_ids(tiny_sd15_dir, tiny_sdxl_d
 def test_unknown_and_unreachable_models_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="model='no such model' is unknown"):
         api.detect_family("no such model")
-    with pytest.raises(ValueError, match="model='someone/absent-model' could not be found"):
+    with pytest.raises(ValueError, match="model='someone/absent-model': the weights are not on this machine"):
         api.detect_family("someone/absent-model")
 
 

@@ -93,7 +93,13 @@ def test_remove_help_lists_every_option_with_paper_symbols() -> None:
         assert option in text, option
     for symbol in ("s (Eq. 18)", "λ (Eq. 13)", "T_SS", "T_I"):
         assert symbol in text, symbol
-    for default in ("Default: 9.", "Default: 0.3.", "Default: 10.", "Default: 123.", "0.8 SIP, 1.0 DIP"):
+    for default in (
+        "Default: 15.0 (demo model; SD 9.0).",
+        "Default: 0.3.",
+        "Default: 10.",
+        "Default: 123.",
+        "0.8 SIP, 1.0 DIP",
+    ):
         assert default in text, default
 
 

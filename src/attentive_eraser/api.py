@@ -25,9 +25,11 @@ from .runtime import resolve_device, resolve_dtype
 from .settings import (
     KNOB_NAMES,
     PRESETS,
-    check_knobs,
+    canonical_knobs,
+    check_method,
     check_sampler,
     check_seed,
+    check_strategy,
     family_of_unet_config,
     knob_values,
 )
@@ -189,16 +191,58 @@ def detect_family(model: str | os.PathLike) -> str:
         return KNOWN_MODELS[text]
     if not _HUB_ID.match(text):
         raise ValueError(f"model={text!r} is unknown: no such folder or file, and not a hub id (owner/name)")
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+    cached = try_to_load_from_cache(text, "unet/config.json")
+    if isinstance(cached, str):
+        return family_of_unet_config(_read_config(Path(cached), text))
+    unreachable = _hub_unreachable(text)
+    if unreachable is not None:
+        raise ValueError(_not_on_this_machine(text, unreachable))
     try:
         config_file = hf_hub_download(text, "unet/config.json")
-    except Exception as error:  # offline, missing repo, gated repo: one clear message
+    except Exception as error:  # missing repo, gated repo: one clear message
         raise ValueError(
             f"model={text!r} could not be found locally nor fetched from the hub ({type(error).__name__}); "
             "pass a local diffusers folder or .safetensors file"
         ) from None
     return family_of_unet_config(_read_config(Path(config_file), text))
+
+
+#: seconds the hub may take to answer before a model that is not cached counts as unobtainable. Without it
+#: an unanswering network held a run for minutes (requests without a read timeout, retried per file).
+HUB_PROBE_TIMEOUT = 5.0
+
+
+def _hub_unreachable(model: str) -> str | None:
+    """Why the hub cannot give ``model``'s files now (offline mode, no answer in time), or ``None``.
+
+    An answer that is an HTTP error (a missing or gated repository) counts as reachable: the download
+    that follows reports it.
+    """
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        return "downloads are off (HF_HUB_OFFLINE=1)"
+    try:
+        HfApi().model_info(model, timeout=HUB_PROBE_TIMEOUT)
+    except HfHubHTTPError:
+        return None
+    except Exception as error:  # no network, no DNS, no answer in time, a proxy refusing: out of reach
+        return f"the hub cannot be reached ({_describe(error)})"
+    return None
+
+
+def _not_on_this_machine(model: str, reason: str) -> str:
+    """The one-line message for hub weights that are neither cached here nor downloadable now."""
+    from huggingface_hub import constants
+
+    return (
+        f"model={model!r}: the weights are not on this machine and {reason}; download them once where the "
+        f"hub is reachable (hf download {model}) into the Hugging Face cache ({constants.HF_HUB_CACHE}), "
+        "or pass a local diffusers folder or .safetensors file"
+    )
 
 
 def _pipeline_class(family: str, method: Method) -> type:
@@ -244,6 +288,16 @@ def _load(model: str, family: str, cls: Any, dtype: torch.dtype, config: str | N
             raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
     if path.is_dir():
         _check_weights(path, model)  # diffusers would warn three times and name a file never expected
+    else:  # a hub id: the local cache first, so a cached model never waits for the network
+        try:
+            return cls.from_pretrained(model, local_files_only=True, **extra)
+        except OSError:
+            pass  # not (fully) cached here
+        except Exception as error:  # cached but damaged
+            raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
+        unreachable = _hub_unreachable(model)
+        if unreachable is not None:
+            raise ValueError(_not_on_this_machine(model, unreachable))
     try:
         return cls.from_pretrained(str(path) if path.is_dir() else model, **extra)
     except OSError as error:
@@ -259,8 +313,19 @@ def _describe(error: BaseException, *, with_type: bool = True) -> str:
     text = " ".join(str(error).split())
     if "weights_only" in text or "pickle" in text.lower():
         text = "the file needs unpickling of more than plain tensors, which is refused"
-    text = text[:300]
+    text = _shortened(text, 300)
     return f"{type(error).__name__}: {text}" if with_type else text
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` cut to at most about ``limit`` characters at a sentence end (else a word end, then "…")."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    sentence = max(head.rfind(". "), head.rfind("; "))
+    if sentence > limit // 2:
+        return head[: sentence + 1].rstrip(";") + " …"
+    return head.rsplit(" ", 1)[0] + " …"
 
 
 def load_pipeline(
@@ -360,9 +425,11 @@ def remove(
 
     ``image`` and ``mask`` are paths or PIL images (``mask`` may also be an array); without ``mask`` the
     image's transparent pixels are the object. ``config`` is a diffusers folder for single-file checkpoints.
-    EXIF orientation is applied; an alpha channel of the image
-    is carried to the output when the mask comes separately. ``None`` knobs take the model's preset
-    (see :class:`attentive_eraser.settings.Preset` and the README's table); ``seed`` fixes SIP's noise.
+    EXIF orientation is applied; an alpha channel of the image is carried to the output when the mask
+    comes separately, and its ICC profile always (``result.info["icc_profile"]``). ``None`` knobs take the
+    model's preset (see :class:`attentive_eraser.settings.Preset` and ``docs/api.md``); ``seed`` fixes SIP's
+    noise. Text choices (``method``, ``strategy``, ``scheduler``) are read regardless of case, and NumPy
+    numbers as the Python numbers they hold.
     ``strategy="crop"`` processes only a window around the mask (large photos, small objects).
     ``fast=True`` takes fewer UNet evaluations (:data:`attentive_eraser.settings.FAST_KNOBS`: SIP with
     DPM-Solver++, DIP with fewer inversion and sampling steps); knobs given explicitly still win.
@@ -384,13 +451,12 @@ def remove(
         ("fast", fast),
     ):
         check_flag(name, flag)
-    if method not in ("sip", "dip"):
-        raise ValueError(f"method={method!r} must be 'sip' or 'dip'")
-    if strategy not in ("resize", "crop"):
-        raise ValueError(f"strategy={strategy!r} must be 'resize' or 'crop'")
+    # Choices in any case, NumPy numbers: from here on, canonical Python values only.
+    method = check_method(method)
+    strategy = check_strategy(strategy)
     seed = check_seed(seed)
-    given = {name: arguments[name] for name in KNOB_NAMES}
-    check_knobs(given)
+    given = canonical_knobs({name: arguments[name] for name in KNOB_NAMES})
+    resolution = given.get("resolution")
     knobs = knob_values(method, given, fast=fast)
     check_sampler(method, knobs.get("scheduler"))
     if device is not None:
@@ -406,6 +472,7 @@ def remove(
     # 2. Read the image and the mask (files over max_pixels are refused from their header)
     picture, alpha = imaging.split_alpha(imaging.load_image(image, max_pixels=max_pixels))
     imaging.check_pixels(picture.size, max_pixels, "image")
+    icc_profile = picture.info.get("icc_profile")  # the result is in the input's colour space
     if mask is None and not selecting:
         if alpha is None:
             raise imaging.InputError(
@@ -441,4 +508,7 @@ def remove(
     if method == "sip":
         kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
     result = pipe(picture, object_mask, paste_back=paste_back, strategy=strategy, **kwargs).images[0]
-    return imaging.merge_alpha(result, alpha)
+    result = imaging.merge_alpha(result, alpha)
+    if icc_profile:
+        result.info["icc_profile"] = icc_profile  # what save_image writes, as the batch runner does
+    return result

@@ -6,7 +6,10 @@
 * :class:`Preset` holds each knob's default for one model family (the "paper" values are the paper's
   Appendix C, ``docs/method.md``); :func:`preset_for_config` picks the family of a UNet config, and
   :func:`family_of_unet_config` names it.
-* :func:`check_knobs` validates values against the schema, raising ``ValueError`` naming argument and value.
+* :func:`check_knobs` validates values against the schema, raising ``ValueError`` naming argument and value;
+  :func:`canonical_knobs`, :func:`check_method`, :func:`check_strategy` and :func:`check_seed` also return
+  what a front end passes on: choices in their listed spelling whatever the case, NumPy numbers as Python
+  ones.
 
 No torch, no click: every outer layer imports this module cheaply.
 """
@@ -18,7 +21,7 @@ import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .imaging.load import DEFAULT_MAX_PIXELS
 
@@ -60,7 +63,11 @@ class Knob:
         return self.kind is int
 
     def check(self, value: Any) -> None:
-        """Raise ``ValueError`` naming this knob and ``value`` unless the value is valid."""
+        """Raise ``ValueError`` naming this knob and ``value`` unless the value is valid as given.
+
+        Strict: a choice must be spelled as listed (the pipelines' contract). The front ends read what a
+        user typed with :meth:`canonical` first, which matches choices regardless of case.
+        """
         if self.choices:
             if value not in self.choices:
                 raise ValueError(f"{self.name}={value!r} must be one of {', '.join(map(repr, self.choices))}")
@@ -70,22 +77,29 @@ class Knob:
                 self.name, value, low=self.low, high=self.high, integer=self.whole, low_open=self.low_open
             )
 
+    def canonical(self, value: Any) -> Any:
+        """``value`` as the pipelines take it, checked: a choice in its listed spelling (see
+        :func:`match_choice`), a number as a Python ``int``/``float`` (NumPy scalars too)."""
+        if self.choices:
+            choice = match_choice(value, self.choices)
+            self.check(value if choice is None else choice)  # None: raises, naming the choices
+            return choice
+        self.check(value)
+        # np.int64 and friends pass the check but must not reach torch, schedulers or JSON reports
+        return int(value) if isinstance(value, numbers.Integral) else float(value)
+
     def parse(self, text: Any) -> Any:
-        """A value of this knob from text (a manifest cell, a form field), then checked."""
-        if isinstance(text, str):
+        """A value of this knob from text (a manifest cell, a form field), checked, in canonical form."""
+        if isinstance(text, str) and not self.choices:
             text = text.strip()
-            if self.choices:
-                value: Any = text.lower()
-            else:
-                try:
-                    value = int(text) if self.whole else float(text)
-                except ValueError:
-                    kind = "a whole number" if self.whole else "a number"
-                    raise ValueError(f"{self.name}={text!r} is not {kind}") from None
+            try:
+                value: Any = int(text) if self.whole else float(text)
+            except ValueError:
+                kind = "a whole number" if self.whole else "a number"
+                raise ValueError(f"{self.name}={text!r} is not {kind}") from None
         else:
             value = text
-        self.check(value)
-        return value
+        return self.canonical(value)
 
 
 def check_number(
@@ -96,9 +110,14 @@ def check_number(
     NumPy scalars count as the numbers they hold (``np.int64(5)`` is an integer).
     """
     kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
-        raise ValueError(f"{name}={value!r} must be {'an integer' if integer else 'a finite number'}")
-    if value < low or value > high or (low_open and value == low):
+    refused = ValueError(f"{name}={value!r} must be {'an integer' if integer else 'a finite number'}")
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise refused
+    # NumPy scalars compare as the Python numbers they hold; whole numbers stay exact however large
+    number = int(cast(numbers.Integral, value)) if isinstance(value, numbers.Integral) else float(value)
+    if isinstance(number, float) and not math.isfinite(number):
+        raise refused
+    if number < low or number > high or (low_open and number == low):
         bracket = "(" if low_open else "["
         raise ValueError(f"{name}={value!r} is out of range {bracket}{low}, {high}]")
 
@@ -121,9 +140,40 @@ def check_seed(value: Any, argument: str = "seed") -> int:
         if not re.fullmatch(r"[+-]?[0-9]+", text):
             raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)")
         value = int(text)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < SEED_LIMIT:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) < SEED_LIMIT:
         raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)")
     return int(value)
+
+
+def match_choice(value: Any, choices: tuple[str, ...]) -> str | None:
+    """The one of ``choices`` that ``value`` names, or ``None`` when it names none.
+
+    The one rule of every front end for text choices (method, strategy, scheduler): case and surrounding
+    spaces do not matter, so ``"DPM++"`` from ``remove()``, ``--scheduler DPM++``, a manifest cell and a web
+    request all mean ``"dpm++"``. Anything but text names nothing.
+    """
+    if isinstance(value, str):
+        wanted = value.strip().lower()
+        for choice in choices:
+            if choice.lower() == wanted:
+                return choice
+    return None
+
+
+def check_method(value: Any) -> Method:
+    """``value`` as ``"sip"`` or ``"dip"`` (:func:`match_choice`); ``ValueError`` naming it otherwise."""
+    method = match_choice(value, METHODS)
+    if method is None:
+        raise ValueError(f"method={value!r} must be 'sip' or 'dip'")
+    return cast(Method, method)
+
+
+def check_strategy(value: Any) -> Strategy:
+    """``value`` as ``"resize"`` or ``"crop"`` (:func:`match_choice`); ``ValueError`` naming it otherwise."""
+    strategy = match_choice(value, STRATEGIES)
+    if strategy is None:
+        raise ValueError(f"strategy={value!r} must be 'resize' or 'crop'")
+    return cast(Strategy, strategy)
 
 
 #: the knobs, in the order the CLI's help and the web page show them
@@ -239,6 +289,12 @@ def check_knobs(values: Mapping[str, Any]) -> None:
     for name, value in values.items():
         if value is not None and name in _BY_NAME:
             _BY_NAME[name].check(value)
+
+
+def canonical_knobs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The knobs of ``values`` that are set (``None`` = the preset's), checked, in canonical form
+    (:meth:`Knob.canonical`); an unknown name raises ``ValueError``."""
+    return {name: knob(name).canonical(value) for name, value in values.items() if value is not None}
 
 
 def ddim_config(steps_offset: int) -> dict[str, Any]:
@@ -421,7 +477,7 @@ class RemovalOptions:
     model: str | None = None
     config: str | None = None
     method: Method = "sip"
-    seed: int = 123
+    seed: int = DEFAULT_SEED
     knobs: Mapping[str, Any] | tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     fast: bool = False
     strategy: Strategy = "resize"
@@ -433,14 +489,10 @@ class RemovalOptions:
 
     def __post_init__(self) -> None:
         pairs = self.knobs.items() if isinstance(self.knobs, Mapping) else self.knobs
-        values = {name: value for name, value in pairs if value is not None}
-        for name in values:
-            knob(name)  # an unknown name raises
-        check_knobs(values)
-        if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r} must be 'sip' or 'dip'")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy={self.strategy!r} must be 'resize' or 'crop'")
+        values = canonical_knobs(dict(pairs))  # an unknown name or a bad value raises
+        object.__setattr__(self, "seed", check_seed(self.seed))
+        object.__setattr__(self, "method", check_method(self.method))
+        object.__setattr__(self, "strategy", check_strategy(self.strategy))
         object.__setattr__(self, "knobs", tuple(sorted(values.items())))  # hashable, order-free
 
     def get(self, name: str) -> Any:

@@ -8,13 +8,14 @@ so every error names the parameter and the value; :func:`knobs_of_request` reads
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import imaging
 from ..selection import SelectionRequest
-from ..settings import FAST_KNOBS, KNOB_NAMES, KNOBS, METHODS, STRATEGIES, Knob
+from ..settings import FAST_KNOBS, KNOB_NAMES, KNOBS, METHODS, STRATEGIES, Knob, check_seed, match_choice
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import EraserService
@@ -56,10 +57,11 @@ def shown(value: Any) -> str:
 
 
 def parse_seeds(text: str | int | Sequence[int], *, limit: int = MAX_SEEDS) -> tuple[int, ...]:
-    """Seeds from ``"123, 321 777"`` (or an int, or a list): distinct, in order, each in ``[0, 2**63)``."""
+    """Seeds from ``"123, 321 777"`` (or an int, or a list): distinct, in order, each by
+    :func:`settings.check_seed` (the rule of every front end: whole numbers in ``[0, 2**63)``)."""
     if isinstance(text, bool):
         raise imaging.InputError("seeds", f"expected whole numbers, got {text!r}")
-    if isinstance(text, int):
+    if isinstance(text, (int, numbers.Integral)):  # NumPy integers too
         parts: list[Any] = [text]
     elif isinstance(text, str):
         parts = [part for part in re.split(r"[\s,;]+", text.strip()) if part]
@@ -68,11 +70,9 @@ def parse_seeds(text: str | int | Sequence[int], *, limit: int = MAX_SEEDS) -> t
     seeds: list[int] = []
     for part in parts:
         try:
-            seed = int(part)
-        except (TypeError, ValueError):
-            raise imaging.InputError("seeds", f"{part!r} is not a whole number") from None
-        if not 0 <= seed < 2**63 or isinstance(part, bool) or (isinstance(part, float) and part != seed):
-            raise imaging.InputError("seeds", f"{part!r} is not a whole number in [0, 2**63)")
+            seed = check_seed(part, "seeds")
+        except ValueError:
+            raise imaging.InputError("seeds", f"{shown(part)} is not a whole number in [0, 2**63)") from None
         if seed not in seeds:
             seeds.append(seed)
     if not seeds:
@@ -89,7 +89,7 @@ def check_knob_value(knob: Knob, value: Any) -> None:
     the page can send.
     """
     if knob.choices:
-        if value not in knob.choices:
+        if match_choice(value, knob.choices) is None:  # any case, as every front end reads choices
             raise imaging.InputError(
                 knob.name, f"{shown(value)} must be one of {', '.join(map(repr, knob.choices))}"
             )
@@ -136,7 +136,7 @@ def check_remove_request(service: EraserService, values: Sequence[Any]) -> None:
         _check_file(service, name, given[name])
     if not isinstance(given["model"], str) or given["model"] not in service.models:
         service.source_of(given["model"] if isinstance(given["model"], str) else shown(given["model"]))
-    if given["method"] not in METHODS:
+    if match_choice(given["method"], METHODS) is None:
         raise imaging.InputError("method", f"{shown(given['method'])} must be 'sip' or 'dip'")
     if not isinstance(given["seeds"], (str, int, list)):
         raise imaging.InputError(
@@ -149,7 +149,7 @@ def check_remove_request(service: EraserService, values: Sequence[Any]) -> None:
     for name in ("paste_back", "fast"):
         if (name == "paste_back" or given.get(name) is not None) and not isinstance(given.get(name), bool):
             raise imaging.InputError(name, f"{shown(given.get(name))} must be true or false")
-    if given["strategy"] not in STRATEGIES:
+    if match_choice(given["strategy"], STRATEGIES) is None:
         raise imaging.InputError("strategy", f"{shown(given['strategy'])} must be 'resize' or 'crop'")
     selection_of_request([given.get(name) for name in SELECTION_PARAMETERS])
 
@@ -159,9 +159,15 @@ def completed_request(values: Sequence[Any], defaults: Mapping[str, Any]) -> lis
 
     The selection fields: empty; ``fast``: false; a knob: ``defaults[name]`` (the page's initial value,
     what the API documents as the parameter's default). Extra values beyond the last parameter are kept.
+    Text choices (method, strategy, a choice knob) come back in their listed spelling: the page's radio
+    groups take only that, and ``remove()`` and the CLI read ``"DIP"`` as ``"dip"`` too.
     """
     completed = list(values)
     completed += [None] * (len(ALL_PARAMETERS) - len(completed))
+    choices = {"method": METHODS, "strategy": STRATEGIES, **{k.name: k.choices for k in KNOBS if k.choices}}
+    for index, name in enumerate(ALL_PARAMETERS):
+        if name in choices and index < len(completed):
+            completed[index] = match_choice(completed[index], choices[name]) or completed[index]
     for index, name in enumerate(ALL_PARAMETERS[len(REMOVE_PARAMETERS) :], start=len(REMOVE_PARAMETERS)):
         if completed[index] is None:
             completed[index] = (

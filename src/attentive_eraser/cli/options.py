@@ -17,7 +17,9 @@ from typing import Any, TypeVar, cast
 import click
 
 from .. import imaging
+from ..imaging.save import LOSSLESS_FORMATS
 from ..settings import (
+    DEFAULT_SEED,
     FAST_KNOBS,
     KNOB_NAMES,
     KNOBS,
@@ -26,8 +28,11 @@ from ..settings import (
     STRATEGIES,
     Knob,
     Method,
+    Preset,
     RemovalOptions,
+    check_seed,
     knob,
+    match_choice,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,36 +50,74 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+class SchemaChoice(click.Choice):
+    """click's choice read by the schema's one rule for choices (:func:`settings.match_choice`: any case,
+    surrounding spaces ignored), so ``--scheduler " DPM++"`` means what ``remove(scheduler=" DPM++")``
+    does; anything else gets click's own message listing the choices."""
+
+    def __init__(self, choices: Sequence[str]) -> None:
+        super().__init__(choices, case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        choice = match_choice(value, tuple(map(str, self.choices)))
+        return choice if choice is not None else super().convert(value, param, ctx)
+
+
+class SeedType(click.ParamType):
+    """``--seed``: :func:`settings.check_seed`'s rule, the one of every front end (``1.5`` and ``2**63``
+    are refused, never rounded or passed on)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return check_seed(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a whole number in [0, 2**63).", param, ctx)
+
+
 # --------------------------------------------------------------------------------------------------
 # Knob options, derived from settings.KNOBS
 
 _EQUATION = re.compile(r"\s*\((Eq\. \d+)\)")
 
 
-def preset_default(name: str) -> str:
-    """The Stable Diffusion presets' default of knob ``name``, in words: one value, one per method (``0.8
-    SIP, 1.0 DIP``) or one per family (``2 (sd15, sd21), 15 (sdxl)``)."""
-    presets = [preset for preset in PRESETS.values() if preset.family.startswith("sd")]
+def _defaults_of(name: str, presets: Sequence[Preset], all_label: str = "") -> str:
+    """The default of knob ``name`` over ``presets``, in words: one value (after ``all_label``), one per
+    method (``0.8 SIP, 1.0 DIP``) or one per preset (``sd15/sd21 2, sdxl 15``; per method when they differ
+    too)."""
     values = {
-        (preset.name, method): preset.for_method(cast(Method, method))[name]
+        (preset.name, method): str(preset.for_method(cast(Method, method))[name])
         for preset in presets
         for method in METHODS
     }
+    lead = f"{all_label} " if all_label else ""
     if len(set(values.values())) == 1:
-        return str(next(iter(values.values())))
+        return lead + next(iter(values.values()))
     per_method = {method: {values[(preset.name, method)] for preset in presets} for method in METHODS}
     if all(len(method_values) == 1 for method_values in per_method.values()):
-        return ", ".join(f"{next(iter(v))} {method.upper()}" for method, v in per_method.items())
+        return lead + ", ".join(f"{next(iter(v))} {method.upper()}" for method, v in per_method.items())
 
-    def by_family(method: str) -> str:
-        groups: dict[Any, list[str]] = {}
+    def by_preset(method: str) -> str:
+        groups: dict[str, list[str]] = {}
         for preset in presets:
             groups.setdefault(values[(preset.name, method)], []).append(preset.name)
-        return ", ".join(f"{str(value)} ({', '.join(names)})" for value, names in groups.items())
+        return ", ".join(f"{'/'.join(names)} {value}" for value, names in groups.items())
 
     if all(values[(preset.name, "sip")] == values[(preset.name, "dip")] for preset in presets):
-        return by_family("sip")
-    return "; ".join(f"{method.upper()}: {by_family(method)}" for method in METHODS)
+        return by_preset("sip")
+    return "; ".join(f"{method.upper()}: {by_preset(method)}" for method in METHODS)
+
+
+def preset_default(name: str) -> str:
+    """The default of knob ``name`` in words: the built-in demo model's (what runs without ``--model``),
+    then, where they differ, the Stable Diffusion families' presets that a real checkpoint takes, e.g.
+    ``15 (demo model; SD 9)`` or ``64 (demo model; sd15/sd21 512, sd21-768 768, sdxl 1024)``."""
+    demo = _defaults_of(name, [PRESETS["demo"]])
+    stable_diffusion = [preset for preset in PRESETS.values() if preset.family != "demo"]
+    if _defaults_of(name, stable_diffusion) == demo:
+        return demo
+    return f"{demo} (demo model; {_defaults_of(name, stable_diffusion, 'SD')})"
 
 
 def knob_help(item: Knob) -> str:
@@ -91,7 +134,7 @@ def knob_help(item: Knob) -> str:
 def knob_type(item: Knob) -> click.ParamType:
     """The click type of ``item``: its choices, or its range (floats refuse ``nan`` and ``inf``)."""
     if item.choices:
-        return click.Choice(item.choices, case_sensitive=False)
+        return SchemaChoice(item.choices)
     if item.whole:
         return click.IntRange(item.low, item.high, min_open=item.low_open)  # type: ignore[arg-type]
     return FiniteFloatRange(item.low, item.high, min_open=item.low_open)
@@ -131,16 +174,17 @@ _HEAD_OPTIONS: tuple[Callable[[F], F], ...] = (
     ),
     click.option(
         "--method",
-        type=click.Choice(METHODS, case_sensitive=False),
+        type=SchemaChoice(METHODS),
         default="sip",
         help="sip: stochastic inpainting (seeded); dip: deterministic inpainting from a DDIM inversion. "
         "Default: sip.",
     ),
     click.option(
         "--seed",
-        type=click.IntRange(min=0),
-        default=123,
-        help="Seed of SIP's noise; DIP is deterministic and ignores it. Default: 123.",
+        type=SeedType(),
+        default=DEFAULT_SEED,
+        help="Seed of SIP's noise, in [0, 2**63); DIP is deterministic and ignores it. "
+        f"Default: {DEFAULT_SEED}.",
     ),
 )
 _KNOB_OPTIONS: tuple[Callable[[F], F], ...] = (
@@ -150,7 +194,7 @@ _KNOB_OPTIONS: tuple[Callable[[F], F], ...] = (
 _TAIL_OPTIONS: tuple[Callable[[F], F], ...] = (
     click.option(
         "--strategy",
-        type=click.Choice(STRATEGIES, case_sensitive=False),
+        type=SchemaChoice(STRATEGIES),
         default="resize",
         help="resize: process the whole image at the working resolution; crop: process only a window "
         "around the mask (2x its box, at least RESOLUTION² pixels) and paste it back at full resolution "
@@ -172,7 +216,7 @@ _TAIL_OPTIONS: tuple[Callable[[F], F], ...] = (
     ),
     click.option(
         "--dtype",
-        type=click.Choice(["fp32", "fp16", "bf16"], case_sensitive=False),
+        type=SchemaChoice(["fp32", "fp16", "bf16"]),
         default=None,
         help="Precision of the model. Default: fp16 on a GPU, fp32 on the CPU.",
     ),
@@ -200,6 +244,11 @@ def removal_request(params: dict[str, Any], *, progress: bool) -> RemovalOptions
     knobs = {name: params.pop(name) for name in KNOB_NAMES if name in params}
     return RemovalOptions(**params, knobs=knobs, progress=progress)
 
+
+#: the extensions ``--save-mask`` takes: formats written without changing a pixel (JPEG has no such mode)
+MASK_SUFFIXES: tuple[str, ...] = tuple(
+    suffix for suffix, file_format in imaging.SAVE_FORMATS.items() if file_format in LOSSLESS_FORMATS
+)
 
 #: how to select the object instead of (or besides) painting MASK (attentive_eraser.selection)
 _SELECTION_OPTIONS: tuple[Callable[[F], F], ...] = (
@@ -241,14 +290,15 @@ _SELECTION_OPTIONS: tuple[Callable[[F], F], ...] = (
         type=click.IntRange(min=1),
         default=None,
         metavar="K",
-        help="With --object: only the K best-scoring matches (default: every match, united).",
+        help="With --object (needed): only the K best-scoring matches (default: every match, united).",
     ),
     click.option(
         "--save-mask",
         type=PATH,
         default=None,
         metavar="PATH",
-        help="Also write the mask used (selection and MASK united; white = removed) to PATH (.png).",
+        help="Also write the mask used (selection and MASK united; white = removed) to PATH, losslessly "
+        f"({', '.join(MASK_SUFFIXES)}; WebP in its lossless mode).",
     ),
 )
 
@@ -327,9 +377,9 @@ def check_mask_output(
 ) -> None:
     """``--save-mask PATH``: a lossless format, not OUTPUT, not an input, not an existing file (unless
     --overwrite), in a folder that accepts it."""
-    if path.suffix.lower() not in (".png", ".bmp", ".tif", ".tiff", ".webp"):
+    if path.suffix.lower() not in MASK_SUFFIXES:
         raise imaging.InputError(
-            "save-mask", f"{str(path)!r} needs a lossless extension (.png, .bmp, .tif, .webp)"
+            "save-mask", f"{str(path)!r} needs a lossless extension ({', '.join(MASK_SUFFIXES)})"
         )
     if imaging.same_file(path, output):
         raise imaging.InputError("save-mask", f"{str(path)!r} is also the OUTPUT; give the mask its own file")

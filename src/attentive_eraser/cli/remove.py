@@ -87,7 +87,9 @@ def remove_command(
     MASK is white (non-zero) on the object to remove. Without MASK, the transparent pixels of IMAGE are
     the object, or the object is selected: clicked (--point X,Y), boxed (--box) or named (--object).
     The result has the size of IMAGE; by default only the masked area (and a feathered band around it)
-    changes. Knobs left unset take the model's preset (the defaults shown are Stable Diffusion's).
+    changes. Knobs left unset take the preset of the model that runs: the defaults shown are the built-in
+    demo model's (no --model), then, where they differ, the Stable Diffusion families' (sd15, sd21,
+    sd21-768, sdxl) that a checkpoint of that family takes.
     """
     with input_errors():
         options = removal_request(settings, progress=not quiet)
@@ -95,6 +97,10 @@ def remove_command(
         picture = imaging.load_image(image, max_pixels=options.max_pixels)
         from ..selection import SelectionRequest
 
+        if top_k is not None and not (object_text or "").strip():
+            # --top-k ranks the matches of the words; with clicks or a box alone it would do nothing
+            message = f"{top_k} is given but no --object: it keeps the K best matches of the words"
+            raise imaging.InputError("top-k", message)
         selection = SelectionRequest.parse(points, negative_points, box, object_text, segmenter, top_k)
         object_mask: np.ndarray | None = None
         if selection is None or mask is not None:
@@ -127,7 +133,7 @@ def remove_command(
         if save_mask is not None:
             assert object_mask is not None  # MASK, the alpha channel or the selection gave one
             white = np.where(object_mask, 255, 0).astype(np.uint8)  # (H, W): an "L" image
-            imaging.save_image(Image.fromarray(white), save_mask, protect=inputs)
+            imaging.save_image(Image.fromarray(white), save_mask, protect=inputs, lossless=True)
     click.echo(str(saved))
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import pathlib
+import threading
+import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,17 +25,58 @@ _ALPHA_THRESHOLD = 128
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
+def _pixel_counts(pixels: int, limit: int) -> tuple[str, str]:
+    """``pixels`` and ``limit`` in words that tell them apart: exact pixels for limits under 0.1 megapixels,
+    else megapixels with as many decimals as it takes for the image to read larger than the limit."""
+    if limit < 100_000:
+        return f"{pixels} pixels", f"{limit} pixels"
+    limit_text = f"{limit / 1e6:.6f}".rstrip("0").rstrip(".")
+    for decimals in range(1, 7):
+        pixels_text = f"{pixels / 1e6:.{decimals}f}"
+        if float(pixels_text) > float(limit_text):
+            break
+    return f"{pixels_text} megapixels", limit_text
+
+
 def check_pixels(size: tuple[int, int], max_pixels: int | None, argument: str) -> None:
     """Raise :class:`InputError` when an image of ``size`` (width, height) exceeds ``max_pixels``."""
     if max_pixels is None:
         return
     width, height = size
     if width * height > max_pixels:
+        pixels, limit = _pixel_counts(width * height, max_pixels)
         raise InputError(
             argument,
-            f"{width}x{height} is {width * height / 1e6:.1f} megapixels, more than the limit of "
-            f"{max_pixels / 1e6:g} (raise it with --max-pixels / max_pixels)",
+            f"{width}x{height} is {pixels}, more than the limit of {limit} "
+            "(raise it with --max-pixels / max_pixels)",
         )
+
+
+#: serialises the rare opens that lift Pillow's own bomb limit (a module global of Pillow's)
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pillow_limit(max_pixels: int | None) -> Iterator[None]:
+    """Let ``max_pixels`` decide instead of Pillow's ``MAX_IMAGE_PIXELS``, for one open.
+
+    Pillow warns above its limit (about 89 megapixels, a ``DecompressionBombWarning`` with its source line)
+    and refuses above twice it; ours is checked right after, from the same header, and is the one a user
+    sets. The warning is silenced; the global is lifted only when ``max_pixels`` allows more than Pillow
+    would, under a lock, and restored in ``finally``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        if pillow_limit is None or (max_pixels is not None and max_pixels <= 2 * pillow_limit):
+            yield
+            return
+        with _PILLOW_LIMIT_LOCK:
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                yield
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
 def _check_max_pixels(max_pixels: object) -> int | None:
@@ -60,11 +105,13 @@ def _open_file(path: PathLike, argument: str, max_pixels: int | None = DEFAULT_M
     if not is_file:
         raise InputError(argument, f"not a file: {str(file)!r}")
     try:
-        with Image.open(file) as opened:
+        with _pillow_limit(max_pixels), Image.open(file) as opened:
             check_pixels(opened.size, max_pixels, argument)  # the header only: nothing decoded yet
             opened.load()
             # exif_transpose returns a new in-memory image, so nothing refers to the file afterwards.
             return ImageOps.exif_transpose(opened)
+    except InputError:
+        raise  # already names the argument and says what is wrong
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise InputError(argument, f"cannot read an image from {str(file)!r}: {one_line(error)}") from error
 

@@ -30,6 +30,10 @@ SAVE_FORMATS: dict[str, str] = {
     ".tiff": "TIFF",
 }
 
+#: the formats save_image can write without changing a pixel (``lossless=True``): PNG, BMP and TIFF always
+#: are (TIFF uncompressed), WebP in its lossless mode; JPEG never is
+LOSSLESS_FORMATS = frozenset({"PNG", "WEBP", "BMP", "TIFF"})
+
 # What save_image names its temporary files: ".<name>.<12 hex digits>.tmp" beside the target.
 _TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")
 
@@ -59,12 +63,15 @@ def save_image(
     *,
     protect: Iterable[PathLike] = (),
     quality: int = 95,
+    lossless: bool = False,
 ) -> pathlib.Path:
     """Write ``image`` atomically in the format named by the extension; never over a ``protect`` path.
 
     Formats: .png, .jpg/.jpeg (alpha dropped), .webp, .bmp, .tif/.tiff. ``quality`` (1-100) applies
-    to JPEG and WebP. Missing parent folders are created. The image goes to a temporary file in the
-    destination folder, which then replaces ``path`` in one step, so a failure leaves no partial file.
+    to JPEG and WebP. ``lossless=True`` (masks) writes every pixel exactly: WebP in its lossless mode, and
+    JPEG, which has none, is refused. Missing parent folders are created. The image goes to a temporary
+    file in the destination folder, which then replaces ``path`` in one step, so a failure leaves no
+    partial file.
     """
     target = pathlib.Path(path)
     suffix = target.suffix.lower()
@@ -76,6 +83,9 @@ def save_image(
         raise InputError("output", message)
     if not isinstance(quality, numbers.Integral) or isinstance(quality, bool) or not 1 <= quality <= 100:
         raise InputError("quality", f"expected an integer from 1 to 100, got {quality!r}")
+    if lossless and file_format not in LOSSLESS_FORMATS:
+        choices = ", ".join(ext for ext, name in SAVE_FORMATS.items() if name in LOSSLESS_FORMATS)
+        raise InputError("output", f"{str(target)!r} would be lossy ({file_format}); use one of {choices}")
     for protected in protect:
         if same_file(target, pathlib.Path(protected)):
             raise InputError("output", f"refusing to overwrite the input file {str(target)!r}")
@@ -88,7 +98,9 @@ def save_image(
 
     image = _mode_for(image, file_format)
     options: dict[str, object] = {}
-    if file_format in ("JPEG", "WEBP"):
+    if lossless and file_format == "WEBP":
+        options["lossless"] = True  # quality would be the encoder's effort here: its default is kept
+    elif file_format in ("JPEG", "WEBP"):
         options["quality"] = int(quality)
     if file_format == "JPEG":
         options["subsampling"] = 0  # 4:4:4 keeps the colour of thin edited regions
