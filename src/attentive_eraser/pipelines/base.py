@@ -211,6 +211,7 @@ class EraserPipelineMixin:
         scheduler: DDIMScheduler
         image_processor: VaeImageProcessor
         vae_scale_factor: int
+        config: Any  # diffusers' FrozenDict of the pipeline (``_name_or_path``: where it was loaded from)
         _execution_device: torch.device
 
         def progress_bar(self, iterable: Any = None, total: int | None = None) -> Any: ...
