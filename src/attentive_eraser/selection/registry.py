@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -103,8 +104,8 @@ def register_segmenter(kind: Kind, *, replace: bool = False) -> Kind:
     """Add ``kind`` to the registry (``replace``: instead of the kind that holds its prefix); returns it."""
     names = (kind.prefix, *kind.aliases)
     for name in names:
-        if not name or name != name.strip().lower() or any(mark in name for mark in ":+"):
-            raise ValueError(f"prefix {name!r} must be non-empty lower case without spaces, ':' or '+'")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]*", name):
+            raise ValueError(f"prefix {name!r} must be lower-case letters, digits, '_', '.' or '-'")
     taken = {_BY_PREFIX[name].prefix for name in names if name in _BY_PREFIX}
     if taken and not replace:
         raise ValueError(f"{', '.join(sorted(taken))}: already registered (pass replace=True)")
