@@ -78,9 +78,13 @@ class RecordingPipeline:
     def set_progress_bar_config(self, **kwargs: object) -> None:
         pass
 
-    def __call__(self, image: Image.Image, mask: Any, **kwargs: Any) -> SimpleNamespace:
+    def __call__(self, image: Image.Image | list[Image.Image], mask: Any, **kwargs: Any) -> SimpleNamespace:
         self.calls.append(kwargs)
-        return SimpleNamespace(images=[Image.new("RGB", image.size)])
+        images = image if isinstance(image, list) else [image]
+        per_image = kwargs.get("num_images_per_prompt", 1)
+        return SimpleNamespace(
+            images=[Image.new("RGB", one.size) for one in images for _ in range(per_image)]
+        )
 
 
 @pytest.fixture
@@ -246,7 +250,7 @@ def test_remove_takes_numpy_numbers_and_the_pipeline_gets_python_ones(
         assert type(call[name]) is int and call[name] == value, name
     assert type(call["strength"]) is float and call["strength"] == 0.5
     assert type(call["feather_radius"]) is int and call["feather_radius"] == 3
-    assert call["generator"].initial_seed() == 5
+    assert call["generator"][0].initial_seed() == 5
     for bad in ({"seed": np.float64(1.5)}, {"num_inference_steps": np.float64(2.5)}):
         with pytest.raises(ValueError, match=rf"^{next(iter(bad))}="):
             api.remove(image, mask, **bad)  # type: ignore[arg-type]
@@ -278,7 +282,7 @@ def test_cli_seed_at_the_top_of_the_range_reaches_the_pipeline(
     image, mask = pair
     result = invoke("remove", image, mask, "-o", tmp_path / "o.png", "--seed", str(2**63 - 1), "-q")
     assert result.exit_code == 0, result.output
-    assert recording.calls[-1]["generator"].initial_seed() == 2**63 - 1
+    assert recording.calls[-1]["generator"][0].initial_seed() == 2**63 - 1
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -20,18 +20,16 @@ import PIL.Image
 import torch
 from diffusers import DDIMScheduler
 
-from . import imaging
+from . import imaging, removal
+from .removal import RemovalRequest
 from .runtime import resolve_device, resolve_dtype
+from .selection import SelectionRequest
 from .settings import (
     KNOB_NAMES,
     PRESETS,
-    canonical_knobs,
-    check_method,
+    RemovalOptions,
     check_sampler,
-    check_seed,
-    check_strategy,
     family_of_unet_config,
-    knob_values,
 )
 
 logger = logging.getLogger(__name__)
@@ -382,14 +380,6 @@ def clear_cache() -> None:
     _PIPELINES.clear()
 
 
-def check_flag(name: str, value: object) -> bool:
-    """``value`` if it is a boolean (numpy's too); anything else (``"no"``, ``"maybe"``, 1) raises
-    ``ValueError``."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise ValueError(f"{name}={value!r} must be True or False")
-
-
 def remove(
     image: str | os.PathLike | PIL.Image.Image,
     mask: str | os.PathLike | PIL.Image.Image | np.ndarray | None = None,
@@ -444,71 +434,45 @@ def remove(
     """
     # 1. Check the settings (cheap, before any file is decoded or model loaded)
     arguments = dict(locals())
-    for name, flag in (
-        ("paste_back", paste_back),
-        ("resize_mask", resize_mask),
-        ("progress", progress),
-        ("fast", fast),
-    ):
-        check_flag(name, flag)
-    # Choices in any case, NumPy numbers: from here on, canonical Python values only.
-    method = check_method(method)
-    strategy = check_strategy(strategy)
-    seed = check_seed(seed)
-    given = canonical_knobs({name: arguments[name] for name in KNOB_NAMES})
-    resolution = given.get("resolution")
-    knobs = knob_values(method, given, fast=fast)
-    check_sampler(method, knobs.get("scheduler"))
+    options = RemovalOptions(
+        model=None if model is None else str(model),
+        config=config,
+        method=method,
+        seed=seed,
+        knobs={name: arguments[name] for name in KNOB_NAMES},
+        fast=fast,
+        strategy=strategy,
+        paste_back=paste_back,
+        device=None if device is None else str(device),
+        dtype=None if dtype is None or isinstance(dtype, str) else str(dtype).removeprefix("torch."),
+        progress=progress,
+        max_pixels=max_pixels,
+    )
+    check_sampler(options.method, options.call_knobs().get("scheduler"))
     if device is not None:
         resolve_device(device)
     if dtype is not None:
         resolve_dtype(dtype, torch.device("cpu"))
-    selecting = any(value is not None for value in (points, negative_points, box, object))
-    if segmenter is not None and not selecting:
+    selection = None
+    if any(value is not None for value in (points, negative_points, box, object)):
+        # checked against the image by select_object, once the image is read
+        selection = SelectionRequest(
+            points=points or (),  # type: ignore[arg-type]
+            negative_points=negative_points or (),  # type: ignore[arg-type]
+            box=box,  # type: ignore[arg-type]
+            text=object,
+            segmenter=segmenter,
+        )
+    elif segmenter is not None:
         raise imaging.InputError(
             "segmenter", f"{segmenter!r} is given but nothing to select: add points, box or object"
         )
+    request = RemovalRequest(image, mask, selection, options, resize_mask=resize_mask)
 
-    # 2. Read the image and the mask (files over max_pixels are refused from their header)
-    picture, alpha = imaging.split_alpha(imaging.load_image(image, max_pixels=max_pixels))
-    imaging.check_pixels(picture.size, max_pixels, "image")
-    icc_profile = picture.info.get("icc_profile")  # the result is in the input's colour space
-    if mask is None and not selecting:
-        if alpha is None:
-            raise imaging.InputError(
-                "mask", "no mask given and the image has no alpha channel to take one from"
-            )
-        object_mask = imaging.mask_from_alpha(alpha)
-        alpha = None  # the transparent region is what gets filled: the result is opaque
-    elif mask is not None:
-        object_mask = imaging.load_mask(mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
-    if selecting:
-        if resolution is not None:
-            imaging.check_resolution(picture.size, resolution)  # before a segmenter's model loads
-        from .selection import select_object
-
-        selected = select_object(
-            picture,
-            points=points,
-            negative_points=negative_points,
-            box=box,
-            text=object,
-            segmenter=segmenter,
-            device=device,
-        )
-        object_mask = selected if mask is None else object_mask | selected
-    imaging.validate_mask(object_mask)
-    if resolution is not None:
-        imaging.check_resolution(picture.size, resolution)
+    # 2. Read the image and the mask, run the selection (files over max_pixels are refused from their header)
+    prepared = removal.prepare(request, device=device)
 
     # 3. Load the model and run
-    pipe = load_pipeline(model, method=method, device=device, dtype=dtype, config=config)
+    pipe = load_pipeline(model, method=options.method, device=device, dtype=dtype, config=config)
     pipe.set_progress_bar_config(disable=not progress, leave=False)
-    kwargs: dict[str, Any] = dict(knobs)
-    if method == "sip":
-        kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
-    result = pipe(picture, object_mask, paste_back=paste_back, strategy=strategy, **kwargs).images[0]
-    result = imaging.merge_alpha(result, alpha)
-    if icc_profile:
-        result.info["icc_profile"] = icc_profile  # what save_image writes, as the batch runner does
-    return result
+    return removal.run(pipe, [prepared])[0][0]

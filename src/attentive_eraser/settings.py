@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, cast
 
+import numpy as np
+
 from .imaging.load import DEFAULT_MAX_PIXELS
 
 Family = Literal["sd15", "sd21", "sd21-768", "sdxl", "demo"]
@@ -120,6 +122,13 @@ def check_number(
     if number < low or number > high or (low_open and number == low):
         bracket = "(" if low_open else "["
         raise ValueError(f"{name}={value!r} is out of range {bracket}{low}, {high}]")
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` as a ``bool`` if it is one (NumPy's too); anything else (``"no"``, ``"maybe"``, 1) raises."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name}={value!r} must be True or False")
 
 
 #: the seed a removal uses when none is given
@@ -491,6 +500,8 @@ class RemovalOptions:
         pairs = self.knobs.items() if isinstance(self.knobs, Mapping) else self.knobs
         values = canonical_knobs(dict(pairs))  # an unknown name or a bad value raises
         object.__setattr__(self, "seed", check_seed(self.seed))
+        for flag in ("fast", "paste_back", "progress"):
+            object.__setattr__(self, flag, check_flag(flag, getattr(self, flag)))
         object.__setattr__(self, "method", check_method(self.method))
         object.__setattr__(self, "strategy", check_strategy(self.strategy))
         object.__setattr__(self, "knobs", tuple(sorted(values.items())))  # hashable, order-free
@@ -516,7 +527,7 @@ class RemovalOptions:
 
 
 def check_denoising_steps(num_inference_steps: int, strength: float) -> None:
-    """SIP and DIP run the last ``int(num_inference_steps * strength)`` steps of the schedule: at least one."""
+    """SIP and DIP run the last ``int(num_inference_steps * strength)`` steps : one or more."""
     if int(num_inference_steps * strength) < 1:
         raise ValueError(
             f"strength={strength!r} with num_inference_steps={num_inference_steps} runs no denoising step"
