@@ -198,7 +198,8 @@ def test_large_images_benchmark_quick_run(tmp_path: Path) -> None:
     completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr[-3000:]
     rows = [line for line in completed.stdout.splitlines() if re.match(r"^\| \d", line)]
-    assert [row.split("|")[3].strip() for row in rows] == ["resize", "resize", "crop"]
+    strategies = [row.split("|")[3].strip() for row in rows]
+    assert strategies == ["resize", "resize", "crop"], completed.stdout + completed.stderr[-3000:]
     records = json.loads(figures.read_text(encoding="utf-8"))
     assert [record["width"] * record["height"] for record in records][0] == 300 * 200
     assert all(record["returncode"] == 0 and record["peak_rss_mib"] > 50 for record in records)
