@@ -196,6 +196,18 @@ def is_main_process() -> bool:
     return bool(PartialState().is_main_process)
 
 
+def _missing_folders(folders: Sequence[Path]) -> list[Path]:
+    """The folders of ``folders`` (and their parents) that do not exist yet, deepest first: what a run
+    creates, and removes again if they are still empty when it stops early."""
+    missing: set[Path] = set()
+    for folder in folders:
+        path = folder.absolute()
+        while not path.exists() and path.parent != path:
+            missing.add(path)
+            path = path.parent
+    return sorted(missing, key=lambda path: len(path.parts), reverse=True)
+
+
 @dataclass
 class BatchSummary:
     """Counts over all processes, and the wall time of the run."""
@@ -240,6 +252,8 @@ def run_batch(
     protected: ProtectedFiles | None = None
     lock: BatchLock | None = None
     payload: list[Any] = [None]
+    created: list[Path] = []
+    finished = False
     try:
         if state.is_main_process:
             try:
@@ -247,6 +261,7 @@ def run_batch(
                 check_report_path(report_path, items, inputs=[path for path in inputs if path is not None])
                 check_side_files(report_path, count, protected)
                 folders = [] if out_dir is None else [(out_dir, "output-dir")]
+                created = _missing_folders([folder for folder, _ in folders] + [report_path.parent])
                 lock = BatchLock([*folders, (report_path.parent, "report")], protected)
                 payload = [
                     make_plan(
@@ -264,9 +279,17 @@ def run_batch(
         )
         if state.is_main_process:
             merge_reports(report_path, count, protect=protected)
+        finished = True
     finally:
         if lock is not None:
             lock.release()
+        if not finished:
+            # A run stopped before any work (a model that cannot load) leaves no empty folder behind.
+            for folder in created:
+                try:
+                    folder.rmdir()  # only an empty folder: whatever the run did write stays
+                except OSError:
+                    pass
     return BatchSummary(
         payload[0].total,
         totals["done"],
@@ -291,21 +314,22 @@ def _run_plan(
     from accelerate.utils import gather_object
 
     rank, count = state.process_index, state.num_processes
-    report = ReportWriter(part_path(report_path, rank, count))
-    try:
-        if state.is_main_process:
-            for result in plan.settled:
-                report.write(result)
-        # a device given by the user wins; otherwise each process takes its own accelerator (cuda:LOCAL_RANK)
-        device = options.device if options.device is not None or count == 1 else state.device
-        remover = Remover(options, device, resize_mask, freeu)
-        with state.split_between_processes(plan.batches) as mine:
-            from tqdm.auto import tqdm
+    # a device given by the user wins; otherwise each process takes its own accelerator (cuda:LOCAL_RANK)
+    device = options.device if options.device is not None or count == 1 else state.device
+    remover = Remover(options, device, resize_mask, freeu)
+    with state.split_between_processes(plan.batches) as mine:
+        from tqdm.auto import tqdm
 
-            if mine:
-                # Load the model before the first item: a model that cannot load stops the run with one
-                # error (instead of failing every item), and per-item timings exclude the loading.
-                remover.pipeline(mine[0][0].settings(options))
+        if mine:
+            # Load the model before the first item and before the report part is opened: a model that
+            # cannot load stops the run with one error (instead of failing every item) and leaves no part
+            # behind, and per-item timings exclude the loading.
+            remover.pipeline(mine[0][0].settings(options))
+        report = ReportWriter(part_path(report_path, rank, count))
+        try:
+            if state.is_main_process:
+                for result in plan.settled:
+                    report.write(result)
             total = sum(len(batch) for batch in mine)
             label = f"batch [{rank + 1}/{count}]" if count > 1 else "batch"
             with tqdm(
@@ -318,8 +342,8 @@ def _run_plan(
                 dynamic_ncols=True,
             ) as bar:
                 _process(mine, remover, report, rank=rank, progress=bar)
-    finally:
-        report.close()
+        finally:
+            report.close()
 
     counts = [dict(report.counts)]
     if count > 1:
