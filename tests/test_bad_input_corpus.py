@@ -122,7 +122,7 @@ CLI_CASES: list[tuple[Any, ...]] = [
     ("mask size", "remove {image} {small} -o {out}/x.png", "--resize-mask"),
     ("empty mask", "remove {image} {empty} -o {out}/x.png", "mask: selects no pixels"),
     ("full mask", "remove {image} {full} -o {out}/x.png", "mask: covers the whole"),
-    ("no mask, no alpha", "remove {image} -o {out}/x.png", "mask: no MASK given"),
+    ("no mask, no alpha", "remove {image} -o {out}/x.png", "mask: no mask given"),
     ("huge image", "remove {huge} {mask} -o {out}/x.png", "image: 8000x7000 is 56.0 megapixels"),
     ("huge mask", "remove {image} {huge} -o {out}/x.png", "mask: 8000x7000 is 56.0 megapixels"),
     ("max pixels 0", "remove {image} {mask} -o {out}/x.png --max-pixels 0", "--max-pixels"),

@@ -18,7 +18,7 @@ import torch
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from attentive_eraser import api
+from attentive_eraser import api, removal
 from attentive_eraser.cli import main
 from attentive_eraser.demo.run import DISPLAY_SCALE, example_scene
 from attentive_eraser.settings import FAST_KNOBS, KNOBS
@@ -135,7 +135,7 @@ BAD_INPUTS = [
     ("mask size", "image small -o out.png", "--resize-mask"),
     ("empty mask", "image empty -o out.png", "mask: selects no pixels"),
     ("full mask", "image full -o out.png", "mask: covers the whole"),
-    ("no mask, no alpha", "image -o out.png", "mask: no MASK given"),
+    ("no mask, no alpha", "image -o out.png", "mask: no mask given"),
     ("output extension", "image mask -o out.xyz", "output: unsupported extension '.xyz'"),
     ("output is the image", "image mask -o image --overwrite", "output:"),
     ("output is the mask", "image mask -o mask --overwrite", "output:"),
@@ -178,7 +178,7 @@ def test_bad_input_is_one_line_and_exit_code_2(
 
 def test_mask_size_message(files: dict[str, Path], tmp_path: Path) -> None:
     result = invoke("remove", files["image"], files["small"], "-o", tmp_path / "out.png")
-    expected = "error: mask: size 64x48 differs from the image's 96x64 (use --resize-mask)"
+    expected = "error: mask: size 64x48 differs from the image's 96x64 (use --resize-mask, or resize_mask=True in Python)"
     assert result.stderr.strip() == expected
 
 
@@ -212,7 +212,7 @@ def test_unexpected_errors_keep_their_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("a bug outside the package's input checks")
 
-    monkeypatch.setattr(api, "remove", broken)
+    monkeypatch.setattr(removal, "run", broken)
     result = invoke("remove", files["image"], files["mask"], "-o", tmp_path / "out.png")
     assert result.exit_code == 1
     assert isinstance(result.exception, ValueError)

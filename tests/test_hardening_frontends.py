@@ -311,7 +311,7 @@ def test_every_front_end_reads_a_choice_regardless_of_case(
     )
     # ... and handed on in the spelling the page's radio groups take
     assert (completed["method"], completed["strategy"], completed["scheduler"]) == ("dip", "crop", "dpm++")
-    assert RemovalOptions(method="DIP", knobs={"scheduler": spelling}).knobs == (("scheduler", "dpm++"),)
+    assert RemovalOptions(method="SIP", knobs={"scheduler": spelling}).knobs == (("scheduler", "dpm++"),)
 
 
 def test_every_front_end_refuses_the_same_unknown_choice(pair: tuple[Path, Path], tmp_path: Path) -> None:

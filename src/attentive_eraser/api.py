@@ -28,7 +28,6 @@ from .settings import (
     KNOB_NAMES,
     PRESETS,
     RemovalOptions,
-    check_sampler,
     family_of_unet_config,
 )
 
@@ -448,7 +447,6 @@ def remove(
         progress=progress,
         max_pixels=max_pixels,
     )
-    check_sampler(options.method, options.call_knobs().get("scheduler"))
     if device is not None:
         resolve_device(device)
     if dtype is not None:

@@ -109,7 +109,7 @@ def prepare(
                 raise imaging.InputError(
                     "mask",
                     f"size {object_mask.shape[1]}x{object_mask.shape[0]} differs from the image's "
-                    f"{width}x{height} (resize_mask=True / --resize-mask resizes it)",
+                    f"{width}x{height} (use --resize-mask, or resize_mask=True in Python)",
                 )
             object_mask = imaging.load_mask(object_mask, size=picture.size, resize=True)
     if object_mask is not None and request.selection is None:

@@ -505,6 +505,7 @@ class RemovalOptions:
         object.__setattr__(self, "method", check_method(self.method))
         object.__setattr__(self, "strategy", check_strategy(self.strategy))
         object.__setattr__(self, "knobs", tuple(sorted(values.items())))  # hashable, order-free
+        check_sampler(self.method, self.call_knobs().get("scheduler"))
 
     def get(self, name: str) -> Any:
         """The value of knob ``name`` this request sets, or ``None`` (the preset's)."""

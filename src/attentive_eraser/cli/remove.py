@@ -25,32 +25,6 @@ from .options import (
 DEMO_OUTPUT = "attentive_eraser_demo.png"
 
 
-def _object_mask(
-    picture: Image.Image,
-    mask: Path | None,
-    *,
-    resize_mask: bool,
-    max_pixels: int | None = imaging.DEFAULT_MAX_PIXELS,
-) -> np.ndarray:
-    """The object mask (a boolean array), read from MASK, or from the image's transparency without MASK."""
-    width, height = picture.size
-    if mask is None:
-        _, alpha = imaging.split_alpha(picture)
-        if alpha is None:
-            raise imaging.InputError(
-                "mask", "no MASK given and the image has no alpha channel (transparent pixels = the object)"
-            )
-        return imaging.mask_from_alpha(alpha)
-    object_mask = imaging.load_mask(mask, max_pixels=max_pixels)
-    if object_mask.shape != (height, width):
-        if not resize_mask:
-            mask_height, mask_width = object_mask.shape
-            message = f"size {mask_width}x{mask_height} differs from the image's {width}x{height}"
-            raise imaging.InputError("mask", f"{message} (use --resize-mask)")
-        object_mask = imaging.load_mask(object_mask, size=(width, height), resize=True)  # as api.remove would
-    return object_mask
-
-
 @click.command("remove")
 @click.argument("image", type=PATH)
 @click.argument("mask", type=PATH, required=False)
@@ -93,8 +67,7 @@ def remove_command(
     """
     with input_errors():
         options = removal_request(settings, progress=not quiet)
-        # Everything is checked before any model work: files, sizes, output, settings, device.
-        picture = imaging.load_image(image, max_pixels=options.max_pixels)
+        from ..removal import RemovalRequest, prepare, run
         from ..selection import SelectionRequest
 
         if top_k is not None and not (object_text or "").strip():
@@ -102,37 +75,35 @@ def remove_command(
             message = f"{top_k} is given but no --object: it keeps the K best matches of the words"
             raise imaging.InputError("top-k", message)
         selection = SelectionRequest.parse(points, negative_points, box, object_text, segmenter, top_k)
-        object_mask: np.ndarray | None = None
-        if selection is None or mask is not None:
-            object_mask = _object_mask(picture, mask, resize_mask=resize_mask, max_pixels=options.max_pixels)
-        if object_mask is not None and selection is None:
-            imaging.validate_mask(object_mask)
-        resolution = options.get("resolution")
-        if resolution is not None:
-            imaging.check_resolution(picture.size, resolution)
+        request = RemovalRequest(image, mask, selection, options, resize_mask=resize_mask)
         inputs = [image] if mask is None else [image, mask]
-        check_output(output, inputs=inputs, overwrite=overwrite, size=picture.size)
-        if save_mask is not None:
-            check_mask_output(save_mask, output, inputs=inputs, overwrite=overwrite, size=picture.size)
-        with quiet_third_party(quiet):
+
+        def check_outputs(size: tuple[int, int]) -> None:
+            # Everything is checked before any model work (a segmenter's too): output, mask file, device.
+            check_output(output, inputs=inputs, overwrite=overwrite, size=size)
+            if save_mask is not None:
+                check_mask_output(save_mask, output, inputs=inputs, overwrite=overwrite, size=size)
             check_device(options.device)
-            if selection is not None:
-                selected = selection.select(picture, device=options.device)
-                object_mask = selected if object_mask is None else object_mask | selected
-                imaging.validate_mask(object_mask)
-            from ..api import remove
+
+        with quiet_third_party(quiet):
+            prepared = prepare(request, device=options.device, on_decoded=check_outputs)
+            from ..api import load_pipeline
 
             # A killed earlier run may have left its temporary file beside OUTPUT: ours to remove, unless it
             # is an input of this run (an input may be named like a temporary; it is never deleted).
             imaging.remove_stale_temporaries(output, protect=inputs)
-            # Without MASK, remove() takes the mask from the alpha channel and returns an opaque image.
-            # (A selection is a mask given separately: IMAGE's alpha is kept, as with MASK.)
-            given = mask is not None or selection is not None
-            result = remove(picture, object_mask if given else None, **options.remove_kwargs())
+            pipe = load_pipeline(
+                options.model,
+                method=options.method,
+                device=options.device,
+                dtype=options.dtype,
+                config=options.config,
+            )
+            pipe.set_progress_bar_config(disable=quiet, leave=False)
+            result = run(pipe, [prepared])[0][0]
         saved = imaging.save_image(result, output, protect=inputs)
         if save_mask is not None:
-            assert object_mask is not None  # MASK, the alpha channel or the selection gave one
-            white = np.where(object_mask, 255, 0).astype(np.uint8)  # (H, W): an "L" image
+            white = np.where(prepared.mask, 255, 0).astype(np.uint8)  # (H, W): an "L" image
             imaging.save_image(Image.fromarray(white), save_mask, protect=inputs, lossless=True)
     click.echo(str(saved))
 
