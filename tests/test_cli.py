@@ -178,7 +178,10 @@ def test_bad_input_is_one_line_and_exit_code_2(
 
 def test_mask_size_message(files: dict[str, Path], tmp_path: Path) -> None:
     result = invoke("remove", files["image"], files["small"], "-o", tmp_path / "out.png")
-    expected = "error: mask: size 64x48 differs from the image's 96x64 (use --resize-mask, or resize_mask=True in Python)"
+    expected = (
+        "error: mask: size 64x48 differs from the image's 96x64 (use --resize-mask, or resize_mask=True in "
+        "Python)"
+    )
     assert result.stderr.strip() == expected
 
 
