@@ -288,17 +288,26 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 Row = dict[str, Any] | str
 
 
+def _json_integer(text: str) -> int | float:
+    """A JSON integer; one of more digits than Python converts (4300) is a number out of every range, read
+    as infinity like ``1e999``: a bad cell that fails its row, not a line that is not JSON."""
+    try:
+        return int(text)
+    except ValueError:
+        return float("-inf") if text.startswith("-") else float("inf")
+
+
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, Row]]:
     # io.StringIO splits lines on \n and \r only (str.splitlines would also split on U+2028 in a string)
     for number, line in enumerate(io.StringIO(text, newline=""), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line, object_pairs_hook=_unique_keys)
+            row = json.loads(line, object_pairs_hook=_unique_keys, parse_int=_json_integer)
         except _RepeatedKey as repeated:
             yield number, str(repeated)
             continue
-        except (ValueError, RecursionError) as error:  # JSONDecodeError, an integer of > 4300 digits
+        except (ValueError, RecursionError) as error:  # JSONDecodeError, nesting too deep
             raise imaging.InputError(
                 "source", f"{path.name} line {number} is not JSON: {' '.join(str(error).split())[:200]}"
             ) from None
