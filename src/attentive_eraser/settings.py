@@ -148,7 +148,10 @@ def check_seed(value: Any, argument: str = "seed") -> int:
         text = value.strip()
         if not re.fullmatch(r"[+-]?[0-9]+", text):
             raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)")
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)") from None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) < SEED_LIMIT:
         raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)")
     return int(value)
