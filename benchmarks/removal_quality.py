@@ -59,6 +59,9 @@ over scenes ± the 95 % confidence half-width (1.96 standard errors across scene
 Stochastic SIP rows run every seed, each result drawn from its own ``torch.Generator`` (so a result does
 not depend on the batch it ran in); DIP is deterministic and runs once per scene, its ``--steps`` DDIM
 inversion steps followed by ``--steps`` sampling steps (the preset's DIP strength, 1.0).
+
+This file is the command line; the benchmark's parts live in ``_removal/`` (shared with
+``benchmarks/steps_quality.py``).
 """
 
 from __future__ import annotations
@@ -73,562 +76,45 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Literal  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 # The cases (the first held-out scenes with an object whose dilated mask covers only background) and their
 # in-mask scores live in the package, shared with the tests and benchmarks/steps_quality.py.
 from attentive_eraser.runtime import require_extra  # noqa: E402
-from attentive_eraser.testing.scene_cases import PSNR_CAP  # noqa: E402
-from attentive_eraser.testing.scene_cases import RemovalCase as Case  # noqa: E402
 from attentive_eraser.testing.scene_cases import removal_cases as select_cases  # noqa: E402
 from attentive_eraser.testing.scene_cases import score_removal as score  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-#: how the error lines name this script
-PROGRAM = "benchmarks/removal_quality.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _removal.common import (  # noqa: E402
+    DEFAULT_SEEDS,
+    PROGRAM,
+    REPO,
+    announce,
+    default_model,
+    load_pipelines,
+    shown,
+)
+from _removal.diagnostics import diagnose, diagnostics_table  # noqa: E402
+from _removal.methods import (  # noqa: E402
+    OPENCV_RADIUS,
+    SWEEP_SCALES,
+    format_scale,
+    make_methods,
+    vae_round_trip,
+)
+from _removal.report import GRID_ROWS, GRID_ZOOM, kind_table, markdown_table, save_grid  # noqa: E402
+from _removal.running import run_classical, run_pipeline  # noqa: E402
+from _removal.scoring import kind_summaries, summarise  # noqa: E402
+
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "removal_quality"
 QUICK_OUT = REPO / "benchmarks" / "results" / "removal_quality_quick"
-DEFAULT_SEEDS = (123, 321, 777)
-#: SIP guidance scales of ``--sweep`` (issue 3, item 5); those already in the table are not rerun
-SWEEP_SCALES = (0.0, 3.0, 9.0, 20.0)
-#: pixel radius of OpenCV's inpainting neighbourhood (its documented typical value)
-OPENCV_RADIUS = 3
-#: how many scenes the grid image shows, and its zoom (nearest neighbour) so 64 px tiles stay visible
-GRID_ROWS = 6
-GRID_ZOOM = 2
-#: 95 % normal quantile for the confidence half-widths
-Z95 = 1.96
-
-#: timesteps at which the diagnostics table shows the SARG signal (SIP at 50 steps x 0.8 runs 781 ... 1)
-DIAGNOSTIC_TIMESTEPS = (781, 581, 381, 201, 21)
-#: timesteps of the attention-selectivity diagnostic (the range where SIP decides what fills the mask)
-SELECTIVITY_TIMESTEPS = (781, 581, 381, 201)
-
-Kind = Literal["sip", "dip", "classical"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Methods
-
-
-@dataclass(frozen=True)
-class Method:
-    """One table row: a pipeline run with fixed knobs, or a function of the case (inpainter, reference)."""
-
-    key: str
-    label: str  # the table's row name
-    short: str  # the grid's column title
-    kind: Kind
-    call: dict[str, Any] = field(default_factory=dict)  # pipeline __call__ knobs
-    fill: Callable[[Case], np.ndarray] | None = None  # case -> (H, W, 3) uint8 result
-
-    @property
-    def stochastic(self) -> bool:
-        return self.kind == "sip"
-
-
-def telea(case: Case) -> np.ndarray:
-    import cv2
-
-    return cv2.inpaint(case.image, case.region.astype(np.uint8), OPENCV_RADIUS, cv2.INPAINT_TELEA)
-
-
-def navier_stokes(case: Case) -> np.ndarray:
-    import cv2
-
-    return cv2.inpaint(case.image, case.region.astype(np.uint8), OPENCV_RADIUS, cv2.INPAINT_NS)
-
-
-def biharmonic(case: Case) -> np.ndarray:
-    require_extra(PROGRAM, "skimage")  # checked by main() before any work; here for other callers
-    from skimage.restoration import inpaint_biharmonic
-
-    filled = inpaint_biharmonic(case.image.astype(np.float64) / 255.0, case.region, channel_axis=-1)
-    return np.clip(np.rint(filled * 255.0), 0, 255).astype(np.uint8)
-
-
-def keep_input(case: Case) -> np.ndarray:
-    """Reference: the object left where it is (reappearance 100 %, the floor of every metric)."""
-    return case.image.copy()
-
-
-def vae_round_trip(pipe: Any) -> Callable[[Case], np.ndarray]:
-    """Reference: the ground truth encoded and decoded by the model's VAE, pasted into the mask.
-
-    No latent-diffusion result can be closer to the ground truth than its own VAE reconstruction (up to
-    luck): this row is the ceiling of the diffusion rows' in-mask fidelity.
-    """
-    import torch
-
-    def fill(case: Case) -> np.ndarray:
-        pixels = torch.from_numpy(case.truth).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, H, W)
-        with torch.no_grad():
-            latents = pipe.encode_image(pixels, None, sample_mode="argmax")
-            decoded = np.asarray(pipe.decode_latents_to_images(latents)[0])
-        return np.where(case.region[..., None], decoded, case.image)
-
-    return fill
-
-
-def _scale(value: float) -> str:
-    return f"{value:g}"
-
-
-def make_methods(
-    preset: Any, steps: int, sweep: bool, vae_ceiling: Callable[[Case], np.ndarray] | None = None
-) -> list[Method]:
-    """The benchmark's rows, their knobs taken from the model's preset (``steps`` overrides its steps)."""
-    s, lam, t_ss = preset.removal_guidance_scale, preset.suppression_scale, preset.suppression_steps
-    dilation = preset.mask_dilation
-    sip = {
-        "num_inference_steps": steps,
-        "strength": preset.strength,
-        "suppression_scale": lam,
-        "suppression_steps": t_ss,
-        "mask_dilation": dilation,
-    }
-    dip = {
-        "num_inference_steps": steps,
-        "strength": preset.dip_strength,
-        "suppression_scale": lam,
-        "suppression_steps": t_ss,
-        "mask_dilation": dilation,
-    }
-    sarg = f"s={_scale(s)}, λ={_scale(lam)}, T_SS={t_ss}"
-    methods = [
-        Method("sip_sarg", f"SIP + SARG ({sarg})", "SIP+SARG", "sip", {**sip, "removal_guidance_scale": s}),
-        Method(
-            "sip_plain",
-            "SIP w/o SARG (s=0, blended LDM)",
-            "SIP s=0",
-            "sip",
-            {**sip, "removal_guidance_scale": 0.0},
-        ),
-        Method("dip_sarg", f"DIP + SARG ({sarg})", "DIP+SARG", "dip", {**dip, "removal_guidance_scale": s}),
-        Method("dip_plain", "DIP w/o SARG (s=0)", "DIP s=0", "dip", {**dip, "removal_guidance_scale": 0.0}),
-        Method(
-            "sip_aas_no_ss",
-            f"SIP + AAS w/o SS (s={_scale(s)}, λ=1)",
-            "SIP no SS",
-            "sip",
-            {**sip, "removal_guidance_scale": s, "suppression_scale": 1.0},
-        ),
-    ]
-    if sweep:
-        for value in SWEEP_SCALES:
-            if value not in (0.0, s):
-                methods.append(
-                    Method(
-                        f"sip_s{_scale(value)}",
-                        f"SIP + SARG, sweep (s={_scale(value)}, λ={_scale(lam)}, T_SS={t_ss})",
-                        f"SIP s={_scale(value)}",
-                        "sip",
-                        {**sip, "removal_guidance_scale": value},
-                    )
-                )
-    methods += [
-        Method("telea", "OpenCV Telea", "Telea", "classical", fill=telea),
-        Method("navier_stokes", "OpenCV Navier–Stokes", "Navier-Stokes", "classical", fill=navier_stokes),
-        Method("biharmonic", "scikit-image biharmonic", "biharmonic", "classical", fill=biharmonic),
-    ]
-    if vae_ceiling is not None:
-        methods.append(
-            Method(
-                "vae_ceiling",
-                "ground truth through the VAE (reference: ceiling)",
-                "VAE(truth)",
-                "classical",
-                fill=vae_ceiling,
-            )
-        )
-    methods.append(
-        Method("input", "input, object kept (reference: floor)", "input", "classical", fill=keep_input)
-    )
-    return methods
-
-
-# --------------------------------------------------------------------------------------------------
-# Running
-
-
-def _progress(total: int, label: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=label, unit="scene", file=sys.stderr, disable=not enabled, leave=False)
-
-
-def run_pipeline(
-    pipe: Any, cases: Sequence[Case], method: Method, seeds: Sequence[int], batch_size: int, progress: bool
-) -> tuple[np.ndarray, float]:
-    """Results ``(N, seeds, H, W, 3)`` uint8 (one "seed" for DIP) and the wall time of the calls."""
-    import torch
-
-    repeat = len(seeds) if method.stochastic else 1
-    height, width = cases[0].image.shape[:2]
-    results = np.empty((len(cases), repeat, height, width, 3), dtype=np.uint8)
-    elapsed = 0.0
-    with _progress(len(cases), method.short, progress) as bar:
-        for start in range(0, len(cases), batch_size):
-            chunk = cases[start : start + batch_size]
-            extra: dict[str, Any] = {}
-            if method.stochastic:
-                # one generator per result, ordered as the pipeline lays them out: scene-major, then seed
-                generators = [torch.Generator("cpu").manual_seed(seed) for _ in chunk for seed in seeds]
-                extra = {"num_images_per_prompt": repeat, "generator": generators}
-            begin = time.perf_counter()
-            output = pipe(
-                [Image.fromarray(case.image) for case in chunk],
-                [case.mask for case in chunk],
-                paste_back=True,
-                feather_radius=0,
-                output_type="np",
-                **method.call,
-                **extra,
-            )
-            elapsed += time.perf_counter() - begin
-            images = np.clip(np.rint(np.asarray(output.images) * 255.0), 0, 255).astype(np.uint8)
-            results[start : start + len(chunk)] = images.reshape(len(chunk), repeat, height, width, 3)
-            for case, used in zip(chunk, output.masks[::repeat], strict=False):
-                if not np.array_equal(used, case.region):  # the classical rows rely on the same region
-                    raise RuntimeError(f"scene {case.seed}: the pipeline's dilated mask differs from ours")
-            bar.update(len(chunk))
-    return results, elapsed
-
-
-def run_classical(cases: Sequence[Case], method: Method) -> tuple[np.ndarray, float]:
-    """Results ``(N, 1, H, W, 3)`` uint8 of an inpainter (or reference) on the dilated masks, and its time."""
-    assert method.fill is not None
-    begin = time.perf_counter()
-    results = np.stack([method.fill(case) for case in cases])[:, None]
-    return results, time.perf_counter() - begin
-
-
-# --------------------------------------------------------------------------------------------------
-# Scoring
-
-
-def _mean_ci(values: np.ndarray) -> tuple[float, float | None]:
-    """Mean and 95 % confidence half-width (normal approximation) of per-scene values."""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, None
-    return mean, float(Z95 * np.std(values, ddof=1) / math.sqrt(len(values)))
-
-
-def summarise(values: dict[str, np.ndarray], seconds: float, images: int) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
-    for name in ("psnr", "ssim", "reappearance", "object_colour_fraction", "instability"):
-        if name in values:
-            mean, ci = _mean_ci(values[name])
-            summary[name] = {"mean": mean, "ci95": ci}
-        else:
-            summary[name] = None
-    summary["seconds_per_image"] = seconds / images
-    summary["seconds"] = seconds
-    summary["images"] = images
-    return summary
-
-
-def kind_summaries(values: dict[str, np.ndarray], cases: Sequence[Case]) -> dict[str, dict[str, Any]]:
-    """PSNR and reappearance (mean ± 95 % CI, scene count) per background kind and per kind group."""
-    from attentive_eraser.demo.scenes import STRUCTURED_KINDS
-
-    kinds = np.array([case.background_kind for case in cases])
-    groups: dict[str, np.ndarray] = {
-        "structured": np.isin(kinds, STRUCTURED_KINDS),
-        "smooth": ~np.isin(kinds, STRUCTURED_KINDS),
-    }
-    for kind in sorted(set(kinds.tolist())):
-        groups[kind] = kinds == kind
-    summaries = {}
-    for name, chosen in groups.items():
-        if not chosen.any():
-            continue
-        entry: dict[str, Any] = {"scenes": int(chosen.sum())}
-        for metric in ("psnr", "reappearance"):
-            mean, ci = _mean_ci(values[metric][chosen])
-            entry[metric] = {"mean": mean, "ci95": ci}
-        summaries[name] = entry
-    return summaries
-
-
-def diagnose(pipe: Any, cases: Sequence[Case], steps: int, strength: float) -> dict[str, Any]:
-    """The SARG signal at every SIP timestep and attention selectivity per grid, on ``cases``."""
-    import torch
-
-    from attentive_eraser.core.diagnostics import attention_selectivity, sarg_signal
-
-    pixels = (
-        torch.from_numpy(np.stack([case.image for case in cases])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    )
-    masks = torch.from_numpy(np.stack([case.region for case in cases])).float()[:, None]  # (N, 1, H, W)
-    with torch.no_grad():
-        latents = pipe.encode_image(pixels, None, sample_mode="argmax")
-        context = pipe.encode_prompt([""] * len(cases), torch.device("cpu"), 1, False)[0]
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
-    pipe.scheduler.set_timesteps(steps)
-    timesteps, _ = pipe.get_timesteps(steps, strength, torch.device("cpu"))
-    timesteps = [int(t) for t in timesteps]
-    signal = sarg_signal(pipe.unet, latents, noise, masks, timesteps, context, pipe.scheduler)
-    selectivity = attention_selectivity(
-        pipe.unet, latents, noise, masks, SELECTIVITY_TIMESTEPS, context, pipe.scheduler
-    )
-    return {
-        "scenes": len(cases),
-        "sarg_signal": signal.as_dict(),
-        "attention": selectivity.by_grid(),
-        "attention_layers": [
-            {
-                "layer": layer.layer,
-                "grid": list(layer.grid),
-                "entropy": layer.entropy,
-                "object_to_object": layer.object_to_object,
-                "object_share": layer.object_share,
-            }
-            for layer in selectivity.layers
-        ],
-        "selectivity_timesteps": list(SELECTIVITY_TIMESTEPS),
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# Reporting
-
-
-def _with_ci(entry: dict[str, Any] | None, fmt: str, scale: float = 1.0, unit: str = "") -> str:
-    if entry is None:
-        return "—"
-    text = fmt.format(entry["mean"] * scale) + unit
-    if entry["ci95"] is not None:
-        text += " ± " + fmt.format(entry["ci95"] * scale) + unit
-    return text
-
-
-def markdown_table(report: dict[str, Any]) -> str:
-    settings = report["settings"]
-    lines = [
-        "| method | PSNR in mask (dB) ↑ | SSIM in mask ↑ | reappearance ↓ | seed instability ↓ | s / image |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for method in report["methods"].values():
-        summary = method["summary"]
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    method["label"],
-                    _with_ci(summary["psnr"], "{:.2f}"),
-                    _with_ci(summary["ssim"], "{:.3f}"),
-                    _with_ci(summary["reappearance"], "{:.1f}", 100.0, " %"),
-                    "—"
-                    if summary["instability"] is None
-                    else "{:.4f}".format(summary["instability"]["mean"]),
-                    "{:.3f}".format(summary["seconds_per_image"]),
-                ]
-            )
-            + " |"
-        )
-    scenes = settings["scenes"]
-    notes = [
-        (
-            f"{scenes} held-out scenes (seeds {settings['first_scene_seed']}–{settings['last_scene_seed']}; "
-            f"{settings['skipped_scenes']} skipped: {settings['skipped_no_isolated']} without an isolated "
-            "object, "
-            f"{settings['skipped_touching']} whose dilated mask touched another object), one object each, "
-            f"{settings['size']} px; model `{settings['model']}`; "
-            f"mask dilation {settings['mask_dilation']} px."
-        ),
-        (
-            f"SIP: {settings['steps']} DDIM steps × strength {settings['sip_strength']:g}, seeds "
-            f"{', '.join(map(str, settings['seeds']))}; DIP: {settings['steps']} inversion + "
-            f"{settings['steps']} sampling steps (strength {settings['dip_strength']:g}), deterministic."
-        ),
-        (
-            "All metrics inside the dilated mask only (the pipelines paste back with feather 0, so inside "
-            f"the mask is the raw decode); PSNR capped at {PSNR_CAP:g} dB per result; SSIM = the SSIM map "
-            "over the image averaged over the mask; reappearance = share of results with > "
-            f"{settings['reappearance_threshold'] * 100:g} % object-coloured pixels in the mask; seed "
-            "instability = per-pixel std across seeds ([0, 1] scale) in the mask; ± = 95 % "
-            "confidence half-width across scenes; s / image = wall time per result, batched as run "
-            f"({settings['batch_size']} scenes per call, {settings['threads']} thread(s)); whole run "
-            f"{report['wall_seconds'] / 60:.1f} min."
-        ),
-    ]
-    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
-
-
-def kind_table(report: dict[str, Any]) -> str:
-    """Per background kind: in-mask PSNR (dB) / reappearance (%) of each method, groups first."""
-    methods = report["methods"]
-    first = next(iter(methods.values()))["kinds"]
-    columns = ["structured", "smooth", *(kind for kind in first if kind not in ("structured", "smooth"))]
-    header = "| method | " + " | ".join(f"{name} ({first[name]['scenes']})" for name in columns) + " |"
-    lines = [header, "|---|" + "---:|" * len(columns)]
-    for method in methods.values():
-        kinds = method["kinds"]
-        cells = [
-            f"{kinds[name]['psnr']['mean']:.1f} / {kinds[name]['reappearance']['mean'] * 100:.0f} %"
-            for name in columns
-        ]
-        lines.append(f"| {method['label']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + (
-        "\n\nEach cell: PSNR in mask (dB) / reappearance; (n) = scenes of that kind; "
-        "structured = stripes, checkers, tiles, bricks, plaid.\n"
-    )
-
-
-def diagnostics_table(diagnostics: dict[str, Any]) -> str:
-    """The SARG signal at a few timesteps and the attention selectivity per grid, as markdown."""
-    signal = diagnostics["sarg_signal"]
-    shown = [t for t in DIAGNOSTIC_TIMESTEPS if t in signal["timesteps"]]
-    index = [signal["timesteps"].index(t) for t in shown]
-    lines = [
-        "| SARG signal ‖ε_erased − ε_plain‖ / ‖ε_plain‖ | "
-        + " | ".join(f"t={t}" for t in shown)
-        + " | median (all SIP steps) |",
-        "|---|" + "---:|" * (len(shown) + 1),
-        "| inside the mask | "
-        + " | ".join(f"{signal['inside'][i] * 100:.1f} %" for i in index)
-        + f" | {signal['median_inside'] * 100:.1f} % |",
-        "| outside the mask | "
-        + " | ".join(f"{signal['outside'][i] * 100:.1f} %" for i in index)
-        + f" | {float(np.median(signal['outside'])) * 100:.1f} % |",
-        "| share of the difference inside | "
-        + " | ".join(f"{signal['share_inside'][i] * 100:.0f} %" for i in index)
-        + f" | {float(np.median(signal['share_inside'])) * 100:.0f} % |",
-        "",
-        (
-            "| decoder self-attention grid | layers | normalised entropy (1 = uniform) | "
-            "object → object mass | object share of keys | ratio |"
-        ),
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for grid, values in diagnostics["attention"].items():
-        ratio = values["object_to_object"] / values["object_share"]
-        lines.append(
-            f"| {grid} | {values['layers']:.0f} | {values['entropy']:.3f} | "
-            f"{values['object_to_object'] * 100:.1f} % | {values['object_share'] * 100:.1f} % | "
-            f"{ratio:.2f} |"
-        )
-    steps = ", ".join(map(str, diagnostics["selectivity_timesteps"]))
-    lines.append(
-        f"\n{diagnostics['scenes']} held-out scenes (the first of the benchmark), the object's dilated "
-        f"mask, fixed noise; attention averaged over heads, query rows and t = {steps}.\n"
-    )
-    return "\n".join(lines)
-
-
-def _outlined(image: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """``image`` with the region's border drawn white inside and black just outside (visible anywhere)."""
-    from attentive_eraser.imaging import dilate_mask
-
-    out = image.copy()
-    inner = region & ~_erode(region)
-    outer = dilate_mask(region, 1) & ~region
-    out[inner] = 255
-    out[outer] = 0
-    return out
-
-
-def _erode(mask: np.ndarray) -> np.ndarray:
-    from attentive_eraser.imaging import dilate_mask
-
-    return ~dilate_mask(~mask, 1)
-
-
-def save_grid(
-    path: Path, cases: Sequence[Case], methods: Sequence[Method], results: dict[str, np.ndarray], rows: int
-) -> None:
-    """Rows: the first ``rows`` scenes; columns: input (mask outlined), ground truth, each method (seed 1)."""
-    methods = [method for method in methods if method.fill is not keep_input]  # column 1 shows it
-    titles = ["input + mask", "ground truth", *(method.short for method in methods)]
-    height, width = cases[0].image.shape[:2]
-    tile_w, tile_h = width * GRID_ZOOM, height * GRID_ZOOM
-    gap, header = 2, 16
-    canvas = Image.new(
-        "RGB", (len(titles) * (tile_w + gap) + gap, header + rows * (tile_h + gap) + gap), (255, 255, 255)
-    )
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=11)
-    for column, title in enumerate(titles):
-        draw.text((gap + column * (tile_w + gap) + 2, 2), title, fill=(0, 0, 0), font=font)
-    for row, case in enumerate(cases[:rows]):
-        tiles = [
-            _outlined(case.image, case.region),
-            case.truth,
-            *(results[method.key][row, 0] for method in methods),
-        ]
-        for column, tile in enumerate(tiles):
-            picture = Image.fromarray(tile).resize((tile_w, tile_h), Image.Resampling.NEAREST)
-            canvas.paste(picture, (gap + column * (tile_w + gap), header + gap + row * (tile_h + gap)))
-    canvas.save(path)
-
-
-# --------------------------------------------------------------------------------------------------
-# Command line
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it (tables stay the same on every machine)."""
-    try:
-        return str(path.resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
-
-
-def default_model() -> Path:
-    import attentive_eraser
-
-    return Path(attentive_eraser.__file__).resolve().parent / "demo_model"
-
-
-def load_pipelines(model: Path, threads: int | None, preset: str | None = None) -> tuple[Any, Any] | None:
-    """SIP and DIP pipelines (sharing weights) of ``model`` on the CPU, the libraries quiet; ``None`` (after
-    an ``error:`` line) when ``model`` is not a diffusers folder. ``threads`` sets torch's and OpenCV's."""
-    import cv2
-    import torch
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    from attentive_eraser.api import load_pipeline
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)
-    # Loading bars and deprecation chatter are not what the benchmarks report.
-    diffusers_logging.disable_progress_bar()
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    logging.getLogger("attentive_eraser").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    if not (model / "model_index.json").is_file():
-        print(
-            f"error: no diffusers model at {model} (train the demo model, or pass --model DIR)",
-            file=sys.stderr,
-        )
-        return None
-    sip = load_pipeline(model, method="sip", device="cpu", dtype="fp32")
-    dip = load_pipeline(model, method="dip", device="cpu", dtype="fp32")  # shares sip's weights
-    for pipe in (sip, dip):
-        pipe.set_progress_bar_config(disable=True)
-        if preset is not None:
-            from attentive_eraser.settings import get_preset
-
-            pipe.preset = get_preset(preset)
-    return sip, dip
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -677,7 +163,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sweep",
         action="store_true",
-        help=f"add SIP rows for s in {', '.join(map(_scale, SWEEP_SCALES))} (issue 3, item 5)",
+        help=f"add SIP rows for s in {', '.join(map(format_scale, SWEEP_SCALES))}",
     )
     parser.add_argument(
         "--methods",
@@ -809,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report = {
         "settings": {
-            "model": _shown(model),
+            "model": shown(model),
             "preset": preset.asdict(),
             "size": size,
             "mask_dilation": preset.mask_dilation,
@@ -870,11 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "results.json").write_text(
         json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    print(table, end="")
-    print(
-        f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'grid.png'} "
-        f"in {report['wall_seconds']:.1f} s",
-        file=sys.stderr,
+    announce(
+        table,
+        [args.out / "results.json", args.out / "table.md", args.out / "grid.png"],
+        report["wall_seconds"],
     )
     return 0
 

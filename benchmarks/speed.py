@@ -24,8 +24,9 @@ Rows of the per-step table, for one image at each size:
   cost less.
 
 The UNets are the real SD 2.1 (base) and SDXL (base 1.0) architectures, built from their published configs
-(in ``_speed/models.py``, SDXL's as its changes to SD 2.1's) with random weights -- time and memory do not depend on
-weight values -- plus the tiny test models of :mod:`attentive_eraser.testing.tiny`. Nothing is downloaded.
+(in ``_speed/models.py``, SDXL's as its changes to SD 2.1's) with random weights -- time and memory do not
+depend on weight values -- plus the tiny test models of :mod:`attentive_eraser.testing.tiny`. Nothing is
+downloaded.
 
 Memory: on CPU the process's resident-set high-water mark during the call (Linux resets it through
 ``/proc/self/clear_refs``), on CUDA ``torch.cuda.max_memory_allocated``. Attention's own extra memory is
