@@ -39,7 +39,8 @@ def test_manifest_cells_become_selections(tmp_path: Path) -> None:
     assert b.selection.box == (0.0, 0.0, 26.0, 26.0)
     assert c.error == "manifest line 3: points: '9' is not X,Y (two numbers, in pixels, e.g. 120,80)"
     assert d.error.startswith("manifest line 4: segmenter: 'classic' is given but nothing to select")
-    assert e.error.startswith("no mask")
+    # neither mask nor selection: the image's transparent pixels are the object, as for remove()
+    assert e.error is None and e.mask is None and e.selection is None
 
 
 def test_batch_removes_clicked_objects_like_remove(tmp_path: Path) -> None:

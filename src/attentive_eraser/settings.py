@@ -104,6 +104,15 @@ class Knob:
         return self.canonical(value)
 
 
+def shown_value(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut in the middle when longer than ``limit`` (a 400-digit number)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    keep = (limit - 3) // 2
+    return f"{text[:keep]}...{text[-keep:]} ({len(text)} characters)"
+
+
 def check_number(
     name: str, value: Any, *, low: float, high: float, integer: bool = False, low_open: bool = False
 ) -> None:
@@ -112,7 +121,7 @@ def check_number(
     NumPy scalars count as the numbers they hold (``np.int64(5)`` is an integer).
     """
     kind = numbers.Integral if integer else numbers.Real
-    refused = ValueError(f"{name}={value!r} must be {'an integer' if integer else 'a finite number'}")
+    refused = ValueError(f"{name}={shown_value(value)} must be {'an integer' if integer else 'a finite number'}")
     if isinstance(value, bool) or not isinstance(value, kind):
         raise refused
     # NumPy scalars compare as the Python numbers they hold; whole numbers stay exact however large
@@ -121,7 +130,7 @@ def check_number(
         raise refused
     if number < low or number > high or (low_open and number == low):
         bracket = "(" if low_open else "["
-        raise ValueError(f"{name}={value!r} is out of range {bracket}{low}, {high}]")
+        raise ValueError(f"{name}={shown_value(value)} is out of range {bracket}{low}, {high}]")
 
 
 def check_flag(name: str, value: object) -> bool:

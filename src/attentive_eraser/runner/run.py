@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from .. import imaging
 from ..imaging.save import ProtectedFiles
+from ..removal import PreparedRemoval, RemovalRequest, prepare, run
 from ..settings import RemovalOptions
 from .lock import BatchLock
 from .plan import EXIF_ORIENTATION, BatchPlan, ItemResult, make_plan
@@ -53,24 +53,14 @@ def _save(result: Image.Image, item: BatchItem) -> None:
 @dataclass
 class _Loaded:
     item: BatchItem
-    picture: Image.Image
-    alpha: Image.Image | None
-    mask: np.ndarray
+    prepared: PreparedRemoval
 
 
-def _load(item: BatchItem, resize_mask: bool, max_pixels: int | None = imaging.DEFAULT_MAX_PIXELS) -> _Loaded:
-    picture, alpha = imaging.split_alpha(imaging.load_image(item.image, max_pixels=max_pixels))
-    if item.mask is None and item.selection is None:
-        raise imaging.InputError("mask", "no mask for this image")
-    mask = None
-    if item.mask is not None:
-        mask = imaging.load_mask(item.mask, size=picture.size, resize=resize_mask, max_pixels=max_pixels)
-    if item.selection is not None:
-        selected = item.selection.select(picture)
-        mask = selected if mask is None else mask | selected
-    assert mask is not None
-    imaging.validate_mask(mask)
-    return _Loaded(item, picture, alpha, mask)
+def _load(item: BatchItem, options: RemovalOptions, resize_mask: bool, device: Any = None) -> _Loaded:
+    """The item prepared as every surface prepares a removal (mask, selection or alpha; every check)."""
+    settings = replace(item.settings(options), seed=item.seed)  # the item's own seed fixes its noise
+    request = RemovalRequest(item.image, item.mask, item.selection, settings, resize_mask=resize_mask)
+    return _Loaded(item, prepare(request, device=device))
 
 
 def _reason(error: BaseException) -> str:
@@ -103,27 +93,9 @@ class Remover:
         return pipe
 
     def __call__(self, batch: Sequence[_Loaded]) -> list[Image.Image]:
-        import torch
-
-        settings = batch[0].item.settings(self.options)
-        pipe = self.pipeline(settings)
-        kwargs: dict[str, Any] = settings.call_knobs()
-        if settings.method == "sip":
-            # one generator per item, on the CPU as api.remove does: the item's seed alone fixes its noise
-            kwargs["generator"] = [
-                torch.Generator(device="cpu").manual_seed(entry.item.seed) for entry in batch
-            ]
-        output = pipe(
-            [entry.picture for entry in batch],
-            [entry.mask for entry in batch],
-            paste_back=settings.paste_back,
-            strategy=settings.strategy,
-            **kwargs,
-        )
-        return [
-            imaging.merge_alpha(image, entry.alpha)
-            for image, entry in zip(output.images, batch, strict=False)
-        ]
+        pipe = self.pipeline(batch[0].item.settings(self.options))
+        results = run(pipe, [entry.prepared for entry in batch])
+        return [images[0] for images in results]
 
 
 def _process(
@@ -139,7 +111,7 @@ def _process(
         loaded = []
         for item in batch:
             try:
-                loaded.append(_load(item, remover.resize_mask, remover.options.max_pixels))
+                loaded.append(_load(item, remover.options, remover.resize_mask, remover.device))
             except Exception as error:  # noqa: BLE001 -- recorded, and the run goes on
                 report.write(ItemResult.of(item, "failed", reason=_reason(error), rank=rank))
                 progress.update()
@@ -371,7 +343,7 @@ def plan_dry_run(
     for batch in plan.batches:
         for item in batch:
             try:
-                _load(item, resize_mask, options.max_pixels)
+                _load(item, options, resize_mask)
             except Exception as error:  # noqa: BLE001
                 failing.append(ItemResult.of(item, "failed", reason=_reason(error)))
     return plan, failing

@@ -414,8 +414,7 @@ def items_from_manifest(
         mask = root / cells["mask"] if "mask" in cells else masks
         selection, problem = _selection_of(cells, number)
         error = error or problem
-        if error is None and mask is None and selection is None:
-            error = "no mask: the manifest row has none and --masks was not given"
+        # no mask and no selection: the image's transparent pixels are the object (refused if it has none)
         if "output" in row and "output" not in cells and error is not None:
             output_relative = Path(f"{manifest.name} line {number}")  # a bad output cell: named by its line
         elif "output" in cells:
