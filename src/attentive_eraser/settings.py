@@ -121,7 +121,9 @@ def check_number(
     NumPy scalars count as the numbers they hold (``np.int64(5)`` is an integer).
     """
     kind = numbers.Integral if integer else numbers.Real
-    refused = ValueError(f"{name}={shown_value(value)} must be {'an integer' if integer else 'a finite number'}")
+    refused = ValueError(
+        f"{name}={shown_value(value)} must be {'an integer' if integer else 'a finite number'}"
+    )
     if isinstance(value, bool) or not isinstance(value, kind):
         raise refused
     # NumPy scalars compare as the Python numbers they hold; whole numbers stay exact however large
