@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .. import imaging
+from ..removal import PreparedRemoval, RemovalRequest, prepare, run
 from ..selection import SelectionRequest
 from ..settings import FAST_KNOBS, METHODS, PRESETS, Method, Preset, RemovalOptions, Strategy
 from .preview import draw_preview, shrink
@@ -433,36 +434,27 @@ class EraserService:
             self._cancelled.discard(session)
             return cancelled
 
-    def _object_mask(
-        self, photo: Photo, mask: str | Path | None, selection: SelectionRequest | None
-    ) -> tuple[np.ndarray, Image.Image | None]:
-        """The mask of a removal and the alpha its results carry (none when the alpha is the mask)."""
-        alpha = photo.alpha
-        object_mask: np.ndarray | None = None
-        if mask is None and selection is None:
-            if alpha is None:
-                raise imaging.InputError("mask", "no mask given and the photo has no transparent pixels")
-            object_mask, alpha = imaging.mask_from_alpha(alpha), None
-        elif mask is not None:
-            object_mask = imaging.load_mask(
-                self.check_upload(mask, "mask"), size=photo.picture.size, max_pixels=self.max_pixels
-            )
-        selected = self.select(photo, selection)  # clicks, a box or words: the photo's alpha is kept
-        if selected is not None:
-            object_mask = selected if object_mask is None else object_mask | selected
-        assert object_mask is not None
-        imaging.validate_mask(object_mask)
-        return object_mask, alpha
+    def request(
+        self,
+        image: str | Path,
+        mask: str | Path | None,
+        settings: RemovalSettings,
+        selection: SelectionRequest | None = None,
+    ) -> RemovalRequest:
+        """The removal request of a Remove click: uploaded files only, the server's segmenter and limits.
 
-    def _check_settings(self, photo: Photo, settings: RemovalSettings) -> tuple[int, ...]:
-        """The seeds of ``settings``, once its flags and working resolution are checked for ``photo``."""
-        seeds = parse_seeds(settings.seeds, limit=self.max_seeds)
-        if not isinstance(settings.paste_back, (bool, np.bool_)):
-            raise imaging.InputError("paste_back", f"{settings.paste_back!r} must be True or False")
-        resolution = settings.call_kwargs().get("resolution")
-        if resolution is not None:
-            imaging.check_resolution(photo.picture.size, resolution)
-        return seeds
+        ``mask=None`` takes the photo's transparent pixels as the object (the result is then opaque);
+        otherwise a photo's alpha channel is carried to the results.
+        """
+        if selection is not None:
+            selection = replace(selection, segmenter=selection.segmenter or self.segmenter)
+        return RemovalRequest(
+            self.check_upload(image, "image"),
+            None if mask is None else self.check_upload(mask, "mask"),
+            selection,
+            replace(settings.options, max_pixels=self.max_pixels),
+            seeds=parse_seeds(settings.seeds, limit=self.max_seeds),
+        )
 
     def remove(
         self,
@@ -476,42 +468,32 @@ class EraserService:
     ) -> RemovalRun:
         """Erase the object under ``mask`` for each seed, in one batched call; write the results.
 
-        ``mask=None`` takes the photo's transparent pixels as the object (the result is then opaque);
-        otherwise a photo's alpha channel is carried to the results. DIP is deterministic: one result.
+        The same path as every surface (:mod:`attentive_eraser.removal`); DIP is deterministic: one result.
         """
         photo = self.load_photo(image)
-        object_mask, alpha = self._object_mask(photo, mask, selection)
-        seeds = self._check_settings(photo, settings)
+        request = self.request(image, mask, settings, selection)
+        prepared = prepare(request, device=self.device)
         with self._run_lock:
             if self._take_cancel(session):
                 return RemovalRun(status="Cancelled before it started.", cancelled=True)
             start = time.perf_counter()
-            output, labels, done = self._run(photo, object_mask, settings, seeds, session, progress)
+            images, done = self._run(prepared, settings, session, progress)
             if self._take_cancel(session):
                 return RemovalRun(status=f"Cancelled after step {done[0]} of {done[1]}.", cancelled=True)
             seconds = time.perf_counter() - start
-        return self._write_results(photo, alpha, labels, output.images, settings, seconds, done[0])
+        labels = list(request.candidates)
+        return self._write_results(photo, prepared.alpha, labels, images, settings, seconds, done[0])
 
     def _run(
         self,
-        photo: Photo,
-        object_mask: np.ndarray,
+        prepared: PreparedRemoval,
         settings: RemovalSettings,
-        seeds: tuple[int, ...],
         session: str,
         progress: ProgressFn | None,
-    ) -> tuple[Any, list[int | None], list[int]]:
-        """One pipeline call for every seed: ``(output, result labels, [steps done, steps in all])``."""
-        import torch
-
+    ) -> tuple[list[Image.Image], list[int]]:
+        """One pipeline call for every seed: ``(results, [steps done, steps in all])``."""
         pipe = self.pipeline(settings.model, settings.method)
-        kwargs = settings.call_kwargs()
-        labels: list[int | None] = [None]
-        if settings.method == "sip":
-            kwargs["num_images_per_prompt"] = len(seeds)
-            kwargs["generator"] = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-            labels = list(seeds)
-        elif progress is not None:
+        if settings.method == "dip" and progress is not None:
             progress(0, 0, "DDIM inversion…")
         done = [0, 0]
 
@@ -524,8 +506,7 @@ class EraserService:
                 pipeline._interrupt = True  # the pipeline stops before its next step
             return tensors
 
-        output = pipe(photo.picture, object_mask, callback_on_step_end=on_step, **kwargs)
-        return output, labels, done
+        return run(pipe, [prepared], callback=on_step)[0], done
 
     def _write_results(
         self,
@@ -543,10 +524,7 @@ class EraserService:
         before = folder / f"{photo.stem}{display_suffix}"
         imaging.save_image(imaging.merge_alpha(photo.picture, alpha), before)
         candidates = []
-        for label, result in zip(labels, images, strict=True):
-            result = imaging.merge_alpha(result, alpha)
-            if photo.icc_profile:
-                result.info["icc_profile"] = photo.icc_profile
+        for label, result in zip(labels, images, strict=True):  # alpha and colour profile carried by run()
             name = photo.stem + "_erased" + ("" if label is None or len(labels) == 1 else f"_seed{label}")
             path = imaging.save_image(result, folder / f"{name}{photo.suffix}")
             display = path
