@@ -293,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
-    report = {
+    report: dict[str, Any] = {
         "settings": {
             "model": shown(model),
             "preset": preset.asdict(),

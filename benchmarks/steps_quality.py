@@ -74,19 +74,10 @@ from _removal.methods import Method  # noqa: E402
 from _removal.running import run_pipeline  # noqa: E402
 from _removal.scoring import summarise  # noqa: E402
 from _steps.report import compare, markdown_table, plot, recommendations  # noqa: E402
-from _steps.settings import (  # noqa: E402
-    DIP_DEFAULT_EVALUATIONS,
-    EVALUATIONS,
-    LABELS,
-    SOLVERS,
-    make_settings,
-    visited_timesteps,
-)
+from _steps.settings import DIP_REFERENCE, EVALUATIONS, SOLVERS, make_settings  # noqa: E402
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "steps_quality"
 QUICK_OUT = REPO / "benchmarks" / "results" / "steps_quality_quick"
-#: DIP rows are compared with DIP's default (50 inversion + 50 sampling steps), SIP rows with SIP's
-DIP_REFERENCE = f"dip_{DIP_DEFAULT_EVALUATIONS}"
 
 
 def sarg_signals(pipe: Any, cases: Sequence[Case], timesteps: Sequence[int]) -> dict[int, float]:
@@ -191,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs.mkdir(parents=True, exist_ok=True)
     identity = {"model": shown(model), "scenes": [case.seed for case in cases], "seeds": list(args.seeds)}
 
-    timesteps = {setting.key: visited_timesteps(sip, setting) for setting in settings}
+    timesteps = {setting.key: setting.visited_timesteps(sip) for setting in settings}
     signal = sarg_signals(
         sip,
         cases[: args.diagnostics_scenes],
@@ -208,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 entries[setting.key] = entry
                 print(f"[{time.perf_counter() - started:7.1f} s] {setting.key}: saved", file=sys.stderr)
                 continue
-        method = Method(setting.key, LABELS[setting.solver], setting.key, setting.kind, setting.call)
+        method = Method(setting.key, setting.label, setting.key, setting.kind, setting.call)
         pipe = dip if setting.kind == "dip" else sip
         output, seconds = run_pipeline(pipe, cases, method, args.seeds, args.batch_size, not args.no_progress)
         values = score(output, cases, 0.05)

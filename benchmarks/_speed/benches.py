@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 from attentive_eraser import (
     AttentiveEraserDIPPipeline,
@@ -231,6 +231,19 @@ def bench_layer(
     return row
 
 
+def _pipeline(components: dict[str, Any], method: str, setup: Setup) -> Any:
+    """The SIP or DIP pipeline of ``components`` (SDXL's when they have its second text encoder) on the
+    setup's device, its progress bar off."""
+    kind: type[Any]
+    if "text_encoder_2" in components:
+        kind = AttentiveEraserSDXLSIPPipeline if method == "sip" else AttentiveEraserSDXLDIPPipeline
+    else:
+        kind = AttentiveEraserSIPPipeline if method == "sip" else AttentiveEraserDIPPipeline
+    pipe = kind(**components).to(setup.device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def bench_end_to_end(
     model: str,
     components: dict[str, Any],
@@ -243,15 +256,7 @@ def bench_end_to_end(
     note: str = "",
 ) -> EndToEndRow:
     """Seconds per image of a whole SIP call and a whole DIP call (inversion included), median of repeats."""
-    sdxl = "text_encoder_2" in components
-    sip = (AttentiveEraserSDXLSIPPipeline if sdxl else AttentiveEraserSIPPipeline)(**components).to(
-        setup.device
-    )
-    dip = (AttentiveEraserSDXLDIPPipeline if sdxl else AttentiveEraserDIPPipeline)(**components).to(
-        setup.device
-    )
-    for pipe in (sip, dip):
-        pipe.set_progress_bar_config(disable=True)
+    sip, dip = _pipeline(components, "sip", setup), _pipeline(components, "dip", setup)
     image, mask = image_and_mask((size, size), MASK_AREA)
     common = {
         "image": image,
@@ -266,7 +271,8 @@ def bench_end_to_end(
     def run_dip() -> Any:
         return dip(**common, strength=1.0)
 
-    sip_times, dip_times = [], []
+    sip_times: list[float] = []
+    dip_times: list[float] = []
     for index in range(repeats):
         order = (run_sip, run_dip) if index % 2 == 0 else (run_dip, run_sip)
         for call in order:
@@ -300,11 +306,7 @@ def bench_strategies(
     setup: Setup,
 ) -> list[StrategyRow]:
     """A SIP call on a large photo with a small mask: the whole image resized vs a crop around the mask."""
-    sdxl = "text_encoder_2" in components
-    sip = (AttentiveEraserSDXLSIPPipeline if sdxl else AttentiveEraserSIPPipeline)(**components).to(
-        setup.device
-    )
-    sip.set_progress_bar_config(disable=True)
+    sip = _pipeline(components, "sip", setup)
     image, mask = image_and_mask(photo, mask_fraction, seed=1)
     rows = []
     for strategy in ("resize", "crop"):

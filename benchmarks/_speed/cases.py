@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DDIMScheduler, UNet2DConditionModel
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 
 from attentive_eraser.core.attention import EraserState
 from attentive_eraser.core.guidance import SARGBatch
@@ -139,6 +140,6 @@ def image_and_mask(
     rng = np.random.default_rng(seed)
     # smooth random colours (a photo is not white noise), upsampled from a coarse grid
     coarse = rng.integers(0, 256, size=(max(2, height // 64), max(2, width // 64), 3), dtype=np.uint8)
-    image = PIL.Image.fromarray(coarse).resize((width, height), PIL.Image.BILINEAR)
+    image = PIL.Image.fromarray(coarse).resize((width, height), PIL.Image.Resampling.BILINEAR)
     mask = centred_box(height, width, mask_fraction)[0, 0].numpy() > 0.5
     return image, mask

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -18,23 +18,24 @@ from .models import SD21_UNET, SDXL_UNET, build_unet, sd21_components, to_device
 
 @dataclass
 class Plan:
-    """What one run measures; see :func:`make_plan`."""
+    """What one run measures; see :func:`make_plan`. By default no real-size UNet is measured."""
 
     tiny_sizes: list[tuple[int, int]]
     tiny_repeats: int
-    sd21_sizes: list[tuple[tuple[int, int], int]]  # (size, repeats)
-    sdxl_size: tuple[int, int] | None
-    sdxl_repeats: int
-    sdxl_warmup: list[str]
     layers: list[tuple[str, int, int, tuple[int, int], int]]  # label, channels, heads, size, level
     layer_repeats: int
     tiny_e2e_size: int
     tiny_e2e_steps: int
     tiny_e2e_repeats: int
-    sd21_e2e_steps: int
-    strategy_photo: tuple[int, int]
     strategy_resolution: int
     notes: list[str]
+    sd21_sizes: list[tuple[tuple[int, int], int]] = field(default_factory=list)  # (size, repeats)
+    sd21_e2e_steps: int = 0
+    sdxl_size: tuple[int, int] | None = None
+    sdxl_repeats: int = 0
+    sdxl_warmup: list[str] = field(default_factory=list)
+    #: the large photo of the strategies table (width, height)
+    strategy_photo: tuple[int, int] = (4000, 3000)
 
 
 def quick_plan(args: argparse.Namespace) -> Plan:
@@ -42,17 +43,11 @@ def quick_plan(args: argparse.Namespace) -> Plan:
     return Plan(
         tiny_sizes=[(128, 128), (128, 192)],
         tiny_repeats=args.repeats or 3,
-        sd21_sizes=[],
-        sdxl_size=None,
-        sdxl_repeats=0,
-        sdxl_warmup=[],
         layers=[("tiny", 32, 2, (128, 128), 0), ("tiny", 32, 2, (256, 256), 0)],
         layer_repeats=3,
         tiny_e2e_size=128,
         tiny_e2e_steps=10,
         tiny_e2e_repeats=1,
-        sd21_e2e_steps=0,
-        strategy_photo=(4000, 3000),
         strategy_resolution=128,
         notes=["Quick run: tiny models only, small sizes; the full run covers the real-size UNets."],
     )
@@ -92,7 +87,6 @@ def full_plan(args: argparse.Namespace, device: torch.device) -> Plan:
         tiny_e2e_steps=50,
         tiny_e2e_repeats=3,
         sd21_e2e_steps=2,
-        strategy_photo=(4000, 3000),
         strategy_resolution=512,
         notes=notes,
     )

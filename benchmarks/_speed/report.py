@@ -7,6 +7,7 @@ import datetime
 import os
 import platform
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -111,36 +112,54 @@ def _step_line(row: StepRow) -> str:
     )
 
 
-def _section(title: str, intro: str, header: str, rows: Iterable[str]) -> list[str]:
-    """A section of the report: its title, an introduction (none when empty), a table with ``rows``."""
-    columns = header.count("|") - 1
-    return [
-        "",
-        f"### {title}",
-        "",
-        *([intro, ""] if intro else []),
-        header,
-        "|" + "---|" * columns,
-        *rows,
-    ]
+@dataclass(frozen=True)
+class Section:
+    """One table of the report: its title, the paragraph above it (none when empty) and its header row."""
+
+    title: str
+    intro: str
+    header: str
+
+    def render(self, rows: Iterable[str], **header: str) -> list[str]:
+        """The section's lines, the table's ``rows`` below its header (``header`` fills its fields)."""
+        line = self.header.format(**header)
+        intro = [self.intro, ""] if self.intro else []
+        return ["", f"### {self.title}", "", *intro, line, "|" + "---|" * (line.count("|") - 1), *rows]
 
 
-def render_steps(steps: list[StepRow], device: torch.device) -> list[str]:
-    """The per-step table: ours, eager and floor side by side for each model and size."""
-    memory_name = "peak GPU memory (GiB)" if device.type == "cuda" else "peak RSS (GiB)"
-    return _section(
-        "One denoising step",
-        "ours = one SIP step with SARG (UNet on `[plain, erased]` with our processor, Eq. 18, DDIM step, "
-        "blend); eager = the same step with the authors' eager attention (N×N logits, mask added, softmax, "
-        "λ-softmax combined row-wise) on the same decoder layers; floor = the plain diffusers UNet at "
-        "batch 2. "
-        "Seconds are medians of k interleaved repetitions after a warm-up (wall-clock medians beside them); "
-        "Δ = the largest difference between ours and eager outputs.",
-        f"| model | image (W×H) | latent | decoder self-attn layers (largest N) | k | ours (s) | eager (s) | "
-        f"floor (s) | **ours/eager** | **ours/floor** | wall (s) ours / eager / floor | "
-        f"{memory_name} ours / eager / floor | peak − floor (MiB) ours / eager | Δ ours vs eager |",
-        map(_step_line, steps),
-    )
+STEPS = Section(
+    "One denoising step",
+    "ours = one SIP step with SARG (UNet on `[plain, erased]` with our processor, Eq. 18, DDIM step, "
+    "blend); eager = the same step with the authors' eager attention (N×N logits, mask added, softmax, "
+    "λ-softmax combined row-wise) on the same decoder layers; floor = the plain diffusers UNet at "
+    "batch 2. "
+    "Seconds are medians of k interleaved repetitions after a warm-up (wall-clock medians beside them); "
+    "Δ = the largest difference between ours and eager outputs.",
+    "| model | image (W×H) | latent | decoder self-attn layers (largest N) | k | ours (s) | eager (s) | "
+    "floor (s) | **ours/eager** | **ours/floor** | wall (s) ours / eager / floor | "
+    "{memory} ours / eager / floor | peak − floor (MiB) ours / eager | Δ ours vs eager |",
+)
+LAYERS = Section(
+    "Attention's extra memory (one decoder self-attention layer, batch 2)",
+    "Measured: the layer's working memory (peak − usage before the call) minus the stock processor's. "
+    "Analytic, ours: key bias + query row scale `2·(2B)·N` elements, cached once per grid, plus one "
+    "λ-scaled copy of the queries `2B·N·C` during SS steps — O(N). Analytic, eager: one logits tensor "
+    "`2B·h·N²`; as written its peak holds the logits, the AAS map and the λ-logits, "
+    "`(2B + 2B + B)·h·N²` — O(N²).",
+    "| layer | image (W×H) | N | heads × d | ours − stock measured | ours analytic (cached + SS copy) | "
+    "eager − stock measured | eager analytic (logits / peak) | ms ours / eager / stock |",
+)
+END_TO_END = Section(
+    "End to end (seconds per image)",
+    "Whole pipeline calls on one image (preprocessing, VAE encode, denoising, decode, paste-back). "
+    "DIP includes its DDIM inversion (as many plain UNet calls at batch 1 as sampling steps).",
+    "| model | image | SIP steps | SIP (s) | DIP steps (inversion + sampling) | DIP (s) | note |",
+)
+STRATEGIES = Section(
+    "Large photos: whole image resized vs crop around the mask",
+    "",
+    "| model | photo | mask | strategy | working size | steps | SIP (s) |",
+)
 
 
 def render_headline(headline: StepRow | None) -> list[str]:
@@ -172,21 +191,6 @@ def _layer_line(layer: LayerRow) -> str:
     )
 
 
-def render_layers(layers: list[LayerRow]) -> list[str]:
-    """The attention-memory table: measured extra memory of one layer against its formula."""
-    return _section(
-        "Attention's extra memory (one decoder self-attention layer, batch 2)",
-        "Measured: the layer's working memory (peak − usage before the call) minus the stock processor's. "
-        "Analytic, ours: key bias + query row scale `2·(2B)·N` elements, cached once per grid, plus one "
-        "λ-scaled copy of the queries `2B·N·C` during SS steps — O(N). Analytic, eager: one logits tensor "
-        "`2B·h·N²`; as written its peak holds the logits, the AAS map and the λ-logits, "
-        "`(2B + 2B + B)·h·N²` — O(N²).",
-        "| layer | image (W×H) | N | heads × d | ours − stock measured | ours analytic (cached + SS copy) | "
-        "eager − stock measured | eager analytic (logits / peak) | ms ours / eager / stock |",
-        map(_layer_line, layers),
-    )
-
-
 def _end_to_end_line(row: EndToEndRow) -> str:
     return (
         f"| {row.model} | {_size(row.size)} | {row.sip_steps} | {row.sip:.2f} | "
@@ -194,31 +198,10 @@ def _end_to_end_line(row: EndToEndRow) -> str:
     )
 
 
-def render_end_to_end(end_to_end: list[EndToEndRow]) -> list[str]:
-    """The end-to-end table: seconds per image of whole SIP and DIP calls."""
-    return _section(
-        "End to end (seconds per image)",
-        "Whole pipeline calls on one image (preprocessing, VAE encode, denoising, decode, paste-back). "
-        "DIP includes its DDIM inversion (as many plain UNet calls at batch 1 as sampling steps).",
-        "| model | image | SIP steps | SIP (s) | DIP steps (inversion + sampling) | DIP (s) | note |",
-        map(_end_to_end_line, end_to_end),
-    )
-
-
 def _strategy_line(row: StrategyRow) -> str:
     return (
         f"| {row.model} | {row.photo[0]}×{row.photo[1]} | {row.mask_fraction:.1%} | {row.strategy} | "
         f"{row.working} | {row.steps} | {row.seconds:.2f} |"
-    )
-
-
-def render_strategies(strategies: list[StrategyRow]) -> list[str]:
-    """The large-photo table: whole image resized vs crop around the mask."""
-    return _section(
-        "Large photos: whole image resized vs crop around the mask",
-        "",
-        "| model | photo | mask | strategy | working size | steps | SIP (s) |",
-        map(_strategy_line, strategies),
     )
 
 
@@ -232,13 +215,14 @@ def render(
     elapsed: float,
 ) -> str:
     """The whole markdown report: preamble, then the step, layer, end-to-end and strategy tables."""
+    memory = "peak GPU memory (GiB)" if setup.device.type == "cuda" else "peak RSS (GiB)"
     lines = [
         *render_preamble(args, setup, dtype_name, notes, elapsed),
-        *render_steps(results.steps, setup.device),
+        *STEPS.render(map(_step_line, results.steps), memory=memory),
         *render_headline(results.headline),
-        *render_layers(results.layers),
-        *render_end_to_end(results.end_to_end),
-        *render_strategies(results.strategies),
+        *LAYERS.render(map(_layer_line, results.layers)),
+        *END_TO_END.render(map(_end_to_end_line, results.end_to_end)),
+        *STRATEGIES.render(map(_strategy_line, results.strategies)),
     ]
     return "\n".join(lines) + "\n"
 

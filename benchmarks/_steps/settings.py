@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 EVALUATIONS = (40, 30, 20, 15, 10, 6, 4)
 SOLVERS = ("ddim", "dpm++", "dip")
 #: the default's DIP budget (50 inversion + 50 sampling steps), always in the DIP curve
 DIP_DEFAULT_EVALUATIONS = 100
 LABELS = {"ddim": "SIP, DDIM", "dpm++": "SIP, DPM-Solver++ 2M", "dip": "DIP, DDIM"}
+#: DIP rows are compared with DIP's default (50 inversion + 50 sampling steps), SIP rows with SIP's
+DIP_REFERENCE = f"dip_{DIP_DEFAULT_EVALUATIONS}"
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,20 @@ class Setting:
         return f"{self.solver.replace('+', 'p')}_{self.evaluations}"
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["sip", "dip"]:
         return "dip" if self.solver == "dip" else "sip"
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.solver]
+
+    def visited_timesteps(self, pipe: Any) -> list[int]:
+        """The timesteps at which this setting's run calls the UNet with SARG (sampling steps only)."""
+        from attentive_eraser.pipelines.base import truncated_timesteps
+
+        scheduler = pipe.sampling_scheduler(self.call.get("scheduler", "ddim"))
+        steps = truncated_timesteps(scheduler, self.call["num_inference_steps"], self.call["strength"], "cpu")
+        return [int(t) for t in steps]
 
 
 def schedule_for(evaluations: int, strength: float) -> int:
@@ -95,14 +109,3 @@ def make_settings(preset: Any, evaluations: Sequence[int], solvers: Sequence[str
                 )
             )
     return settings
-
-
-def visited_timesteps(pipe: Any, setting: Setting) -> list[int]:
-    """The timesteps at which the setting's run calls the UNet with SARG (sampling steps only)."""
-    from attentive_eraser.pipelines.base import truncated_timesteps
-
-    scheduler = pipe.sampling_scheduler(setting.call.get("scheduler", "ddim"))
-    steps = truncated_timesteps(
-        scheduler, setting.call["num_inference_steps"], setting.call["strength"], "cpu"
-    )
-    return [int(t) for t in steps]
