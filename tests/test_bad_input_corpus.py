@@ -1,4 +1,4 @@
-"""The bad-input corpus (issues 10 and 17): hostile input to ``remove``, ``batch``, ``serve``, ``remove()``.
+"""The bad-input corpus: hostile input to ``remove``, ``batch``, ``serve`` and ``remove()``.
 
 Every case must be refused with exit code 2 and exactly one ``error: ...`` line naming the problem (the
 Python API: one ``ValueError`` naming the argument), without a traceback, leaving every input file
@@ -320,7 +320,7 @@ CLI_CASES: list[tuple[Any, ...]] = [
     ("serve: port 0", "serve --port 0", "--port"),
     ("serve: device meta", "serve --device meta", "device='meta'"),
     ("serve: max pixels 0", "serve --max-pixels 0", "--max-pixels"),
-    # --- issue 17, item 1: the output (or the saved mask) is an input, through links and ".."
+    # --- item 1: the output (or the saved mask) is an input, through links and ".."
     (
         "output is a symlink to the image",
         "remove {image} {mask} -o {image_link} --overwrite",
@@ -460,11 +460,6 @@ CLI_CASES: list[tuple[Any, ...]] = [
         "steps x strength, before loading",
         "remove {image} {mask} -o {out}/x.png --steps 3 --strength 0.3",
         "strength=0.3 with num_inference_steps=3 runs no denoising step",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="remove() checks the steps x strength rule only in the pipeline, after the model has "
-            "loaded (batch checks it before); its docstring says every argument is checked first",
-        ),
         id="steps x strength, before loading",
     ),
     # --- item 13: hub ids that are not on this machine: one complete line
@@ -608,7 +603,7 @@ API_CASES = [
     ("missing mask", {"mask": "notes"}, "mask", "cannot read"),
     ("damaged model", {"model": "bad_safetensors"}, "model", "not a readable .safetensors file"),
     ("model without weights", {"model": "no_weights"}, "model", "has no weights"),
-    # --- issue 17, item 9: the one seed rule (NumPy integers are accepted: tests/test_hardening_frontends.py)
+    # --- item 9: the one seed rule (NumPy integers are accepted: tests/test_hardening_frontends.py)
     ("seed 1.5", {"seed": 1.5}, "seed", "must be a whole number in [0, 2**63)"),
     ("seed True", {"seed": True}, "seed", "seed=True must be a whole number"),
     ("seed 2**63", {"seed": 2**63}, "seed", f"seed={2**63} must be a whole number"),
@@ -679,10 +674,6 @@ API_CASES = [
         {"num_inference_steps": 3, "strength": 0.3},
         "strength",
         "runs no denoising step",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="remove() checks the steps x strength rule only after the model has loaded",
-        ),
         id="steps x strength",
     ),
 ]
@@ -1329,7 +1320,7 @@ def test_the_corpus_is_large_enough() -> None:
     cli = [_values(case) for case in CLI_CASES]
     commands = [command for _, command, *_ in cli]
     assert {command.split()[0] for command in commands} == {"remove", "batch", "serve"}
-    # every kind of issue 17 is represented
+    # every kind of hostile input is represented
     for option in ("--save-mask", "--max-pixels", "--top-k", "--seed", "--scheduler"):
         assert sum(option in command for command in commands) >= 3, option
     hub_ids = [case for case in cli if LOADS in case[3:] and "not on this machine" in case[2]]

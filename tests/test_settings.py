@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from attentive_eraser import api
+from attentive_eraser.families import family_of_config
 from attentive_eraser.pipelines.dip import DIPMixin
 from attentive_eraser.pipelines.sip import SIPMixin
 from attentive_eraser.settings import (
@@ -15,7 +16,6 @@ from attentive_eraser.settings import (
     KNOBS,
     PRESETS,
     RemovalOptions,
-    family_of_unet_config,
     knob,
     preset_field_names,
 )
@@ -101,5 +101,5 @@ def test_removal_options_validate_and_merge() -> None:
     ],
 )
 def test_one_family_rule_for_mappings_and_configs(config: dict[str, object], family: str) -> None:
-    assert family_of_unet_config(config) == family
-    assert family_of_unet_config(SimpleNamespace(**config)) == family
+    assert family_of_config(config).name == family
+    assert family_of_config(SimpleNamespace(**config)).name == family

@@ -21,6 +21,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from . import imaging, removal
+from .families import FAMILIES, family_named, family_of_checkpoint_keys, family_of_config, folder_preset
 from .removal import RemovalRequest
 from .runtime import resolve_device, resolve_dtype
 from .selection import SelectionRequest
@@ -28,7 +29,6 @@ from .settings import (
     KNOB_NAMES,
     PRESETS,
     RemovalOptions,
-    family_of_unet_config,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,15 +41,8 @@ ModelSource = str | os.PathLike | None
 DEMO_MODEL = Path(__file__).resolve().with_name("demo_model")
 DEFAULT_MODEL = str(DEMO_MODEL)
 
-#: the paper's base models and their families
-KNOWN_MODELS = {
-    "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd15",
-    "runwayml/stable-diffusion-v1-5": "sd15",
-    "CompVis/stable-diffusion-v1-4": "sd15",
-    "stabilityai/stable-diffusion-2-1-base": "sd21",
-    "stabilityai/stable-diffusion-2-1": "sd21-768",
-    "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
-}
+#: well-known hub ids and their families (from the family registry)
+KNOWN_MODELS = {hub_id: family.name for family in FAMILIES.values() for hub_id in family.hub_ids}
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
@@ -89,14 +82,12 @@ def _checkpoint_keys(path: Path) -> list[str]:
 
 
 def _family_of_single_file(path: Path) -> str:
-    keys = _checkpoint_keys(path)
-    if any(key.startswith("conditioner.embedders.1.") for key in keys):
-        return "sdxl"
-    if any(key.startswith("cond_stage_model.model.") for key in keys):
-        return "sd21"
-    if any(key.startswith(("cond_stage_model.transformer.", "model.diffusion_model.")) for key in keys):
-        return "sd15"
-    raise ValueError(f"model={str(path)!r} is not a Stable Diffusion 1.x/2.x/XL checkpoint (unknown keys)")
+    family = family_of_checkpoint_keys(_checkpoint_keys(path))
+    if family is None:
+        raise ValueError(
+            f"model={str(path)!r} is not a Stable Diffusion 1.x/2.x/XL checkpoint (unknown keys)"
+        )
+    return family.name
 
 
 def _read_config(config_path: Path, model: str) -> dict[str, Any]:
@@ -113,8 +104,8 @@ def _read_config(config_path: Path, model: str) -> dict[str, Any]:
     return config
 
 
-#: the pipeline folders that hold weights, and the files diffusers/transformers load them from
-_WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2")
+#: the pipeline folders that hold weights (every backbone's), and the files they are loaded from
+_WEIGHT_FOLDERS = tuple(dict.fromkeys(name for f in FAMILIES.values() for name in f.backbone.weight_folders))
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
 
@@ -177,7 +168,8 @@ def detect_family(model: str | os.PathLike) -> str:
         config_path = path / "unet" / "config.json"
         if not config_path.is_file():
             raise ValueError(f"model={text!r} is a folder but not a diffusers pipeline (no unet/config.json)")
-        return family_of_unet_config(_read_config(config_path, text))
+        named = folder_preset(path)  # a folder may name the preset its model was tuned with
+        return named.family if named is not None else family_of_config(_read_config(config_path, text)).name
     if path.is_file():
         if path.suffix not in _SINGLE_FILE_SUFFIXES:
             raise ValueError(
@@ -192,7 +184,7 @@ def detect_family(model: str | os.PathLike) -> str:
 
     cached = try_to_load_from_cache(text, "unet/config.json")
     if isinstance(cached, str):
-        return family_of_unet_config(_read_config(Path(cached), text))
+        return family_of_config(_read_config(Path(cached), text)).name
     unreachable = _hub_unreachable(text)
     if unreachable is not None:
         raise ValueError(_not_on_this_machine(text, unreachable))
@@ -203,7 +195,7 @@ def detect_family(model: str | os.PathLike) -> str:
             f"model={text!r} could not be found locally nor fetched from the hub ({type(error).__name__}); "
             "pass a local diffusers folder or .safetensors file"
         ) from None
-    return family_of_unet_config(_read_config(Path(config_file), text))
+    return family_of_config(_read_config(Path(config_file), text)).name
 
 
 #: seconds the hub may take to answer before a model that is not cached counts as unobtainable. Without it
@@ -243,17 +235,7 @@ def _not_on_this_machine(model: str, reason: str) -> str:
 
 
 def _pipeline_class(family: str, method: Method) -> type:
-    from . import pipelines
-
-    if method not in ("sip", "dip"):
-        raise ValueError(f"method={method!r} must be 'sip' or 'dip'")
-    if family == "sdxl":
-        return (
-            pipelines.AttentiveEraserSDXLSIPPipeline
-            if method == "sip"
-            else pipelines.AttentiveEraserSDXLDIPPipeline
-        )
-    return pipelines.AttentiveEraserSIPPipeline if method == "sip" else pipelines.AttentiveEraserDIPPipeline
+    return family_named(family).backbone.pipeline_class(method)
 
 
 def _dtype_kwargs(dtype: torch.dtype) -> dict[str, torch.dtype]:
@@ -267,9 +249,7 @@ def _dtype_kwargs(dtype: torch.dtype) -> dict[str, torch.dtype]:
 
 def _load(model: str, family: str, cls: Any, dtype: torch.dtype, config: str | None) -> Any:
     path = Path(model).expanduser()
-    extra: dict[str, Any] = (
-        {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
-    )
+    extra: dict[str, Any] = dict(family_named(family).backbone.load_kwargs)
     extra.update(_dtype_kwargs(dtype))
     if path.is_file():
         kwargs = {"config": config} if config else {}
@@ -358,9 +338,8 @@ def load_pipeline(
         pipe.preset = sibling.preset
     else:
         pipe = _load(model_id, family, cls, torch_dtype, config).to(torch_device)
-        if Path(model_id).expanduser().resolve() == DEMO_MODEL:
-            pipe.preset = PRESETS["demo"]
-        elif family in PRESETS and pipe.preset.resolution == PRESETS[family].resolution:
+        # the preset its folder names (the demo model's), else its family's at the UNet's resolution
+        if pipe.preset.family != family and pipe.preset.resolution == PRESETS[family].resolution:
             pipe.preset = PRESETS[family]
         # the paper's DDIM settings, whatever scheduler config the checkpoint shipped
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, **pipe.preset.scheduler_overrides())

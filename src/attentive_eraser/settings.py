@@ -4,8 +4,7 @@
   its type, valid range or choices, the paper's symbol and its help text. The CLI's options, the web app's
   controls, the batch manifest's columns and every validation are derived from it.
 * :class:`Preset` holds each knob's default for one model family (the "paper" values are the paper's
-  Appendix C, ``docs/method.md``); :func:`preset_for_config` picks the family of a UNet config, and
-  :func:`family_of_unet_config` names it.
+  Appendix C, ``docs/method.md``); :mod:`attentive_eraser.families` tells which family a model is.
 * :func:`check_knobs` validates values against the schema, raising ``ValueError`` naming argument and value;
   :func:`canonical_knobs`, :func:`check_method`, :func:`check_strategy` and :func:`check_seed` also return
   what a front end passes on: choices in their listed spelling whatever the case, NumPy numbers as Python
@@ -431,47 +430,6 @@ def preset_field_names() -> list[str]:
     return [f.name for f in fields(Preset)]
 
 
-def family_of_unet_config(unet_config: Mapping[str, Any] | Any, vae_scale_factor: int = 8) -> str:
-    """The family (``sd15``, ``sd21``, ``sd21-768``, ``sdxl``) of a UNet config (a mapping or a config).
-
-    SDXL conditions on time ids ("text_time"); SD 1.x cross-attends to 768-wide CLIP features; SD 2.x to
-    1024-wide OpenCLIP ones (with linear projections), 768 px when its latents are 96 wide or more.
-    """
-
-    def get(name: str, default: Any = None) -> Any:
-        if isinstance(unet_config, Mapping):
-            return unet_config.get(name, default)
-        return getattr(unet_config, name, default)
-
-    if get("addition_embed_type") == "text_time":
-        return "sdxl"
-    if get("cross_attention_dim") == 768:
-        return "sd15"
-    if get("cross_attention_dim") == 1024 or get("use_linear_projection", False):
-        return "sd21-768" if int(get("sample_size", 64)) * vae_scale_factor >= 768 else "sd21"
-    return "sd15"
-
-
-def preset_for_config(unet_config: Any, vae_scale_factor: int = 8) -> Preset:
-    """The preset of the family a UNet config belongs to (SD 1.5 / 2.1 / 2.1-768 / XL).
-
-    A UNet of none of these widths (a tiny test model, a custom one) gets the SD or SDXL preset with the
-    resolution its ``sample_size`` implies.
-    """
-    native = int(unet_config.sample_size) * vae_scale_factor
-    base = PRESETS[family_of_unet_config(unet_config, vae_scale_factor)]
-    if native == base.resolution:
-        return base
-    ratio = native / base.resolution
-    return replace(
-        base,
-        name=f"{base.name}@{native}",
-        resolution=native,
-        mask_dilation=max(1, round(base.mask_dilation * ratio)),
-        feather_radius=max(1, round(base.feather_radius * ratio)),
-    )
-
-
 #: ``fast`` settings (``--fast``, ``fast=True``, the app's toggle), per method: knob values that replace the
 #: preset's (explicit knobs still win). Chosen from the measured quality-versus-cost curve
 #: (``benchmarks/steps_quality.py``, ``docs/performance.md``): SIP with DPM-Solver++ at 19 x 0.8 = 15 UNet
@@ -519,7 +477,7 @@ class RemovalOptions:
         object.__setattr__(self, "method", check_method(self.method))
         object.__setattr__(self, "strategy", check_strategy(self.strategy))
         object.__setattr__(self, "knobs", tuple(sorted(values.items())))  # hashable, order-free
-        check_sampler(self.method, self.call_knobs().get("scheduler"))
+        check_call_knobs(self.method, self.call_knobs())  # what the pipeline would refuse once loaded
 
     def get(self, name: str) -> Any:
         """The value of knob ``name`` this request sets, or ``None`` (the preset's)."""

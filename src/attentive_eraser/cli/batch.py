@@ -16,7 +16,6 @@ import click
 
 from .. import imaging
 from ..runtime import check_device, quiet_third_party
-from ..settings import check_call_knobs
 from .options import PATH, input_errors, removal_options, removal_request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,9 +107,8 @@ def batch_command(
     """
     report_path = report_path if report_path is not None else output_dir / "batch-report.jsonl"
     with input_errors():
+        # checked as remove() checks them, before any file is listed (each row's when planning)
         options = removal_request(settings, progress=False)
-        # remove's checks of the settings, before any file is listed (each row's are made when planning)
-        check_call_knobs(options.method, options.call_knobs())
         from ..runner import check_report_path, list_items, plan_dry_run, run_batch
         from ..runner.sources import inside
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from .. import imaging
-from ..settings import RemovalOptions, check_call_knobs
+from ..settings import RemovalOptions
 from .sources import BatchItem, input_files
 
 Status = Literal["done", "skipped", "failed"]
@@ -142,9 +142,8 @@ def make_plan(
             plan.settled.append(ItemResult.of(item, "failed", reason=item.error))
             continue
         try:
-            # the checks the pipeline would make after loading the model, made now for this item's settings
+            # the item's settings, checked as the pipeline would check them after loading the model
             settings = item.settings(options)
-            check_call_knobs(settings.method, settings.call_knobs())
         except ValueError as error:
             plan.settled.append(ItemResult.of(item, "failed", reason=" ".join(str(error).split())))
             continue
