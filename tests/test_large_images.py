@@ -12,7 +12,6 @@ import math
 import re
 import subprocess
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -171,19 +170,15 @@ def test_dilation_and_paste_back_at_12_megapixels_stay_near_the_object() -> None
     scale = width / 80  # working width 80 -> 50 original pixels per working pixel
     dilation, feather = round(2 * scale), 2 * scale  # the demo preset: 2 and 2 working pixels
 
-    started = time.perf_counter()
     grown, dilate_peak = _peak_bytes(lambda: imaging.dilate_mask(mask, dilation))
     pasted, paste_peak = _peak_bytes(
         lambda: imaging.paste_back(original, generated, grown, feather_radius=feather)
     )
-    seconds = time.perf_counter() - started
 
     # One float32 (H, W) weight over the frame is already 1.33x the photo; whole-frame blending holds
     # several (H, W, 3) float32 copies, 4-16x. Near the object (a box of ~10 % of the frame) it is less.
     assert dilate_peak < image_bytes, f"dilation: {dilate_peak / 2**20:.0f} MiB"
     assert paste_peak < image_bytes, f"paste-back: {paste_peak / 2**20:.0f} MiB"
-    # A 201x201 disk as a structuring element over the frame took 20 s here; this is well under 1 s.
-    assert seconds < 10, f"{seconds:.1f} s"
     assert grown.sum() > mask.sum()
     out, before, new = (np.asarray(picture) for picture in (pasted, original, generated))
     far = ~imaging.dilate_mask(grown, math.ceil(feather) + 1)
