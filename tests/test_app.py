@@ -18,6 +18,7 @@ from attentive_eraser import imaging
 from attentive_eraser.app import (
     ALL_PARAMETERS,
     BUILTIN_MODEL,
+    OPTION_PARAMETERS,
     EraserService,
     RemovalSettings,
     build_app,
@@ -293,7 +294,7 @@ def test_every_knob_of_the_schema_has_a_control_and_a_remove_parameter() -> None
             assert (control.minimum, control.maximum, control.step) == knob.slider
     assert {"steps", "guidance", "suppression", "suppression-steps", "dilation", "feather"} <= set(by_id)
     assert by_id["scheduler"].value == "dpm++" and by_id["fast"].value is True  # initially fast
-    assert set(KNOB_NAMES) <= set(ALL_PARAMETERS) and ALL_PARAMETERS[-2:] == ("fast", "scheduler")
+    assert set(KNOB_NAMES) <= set(ALL_PARAMETERS) and OPTION_PARAMETERS == ("fast", "scheduler")
 
 
 def test_the_fast_toggle_sets_the_fast_values_of_the_method() -> None:

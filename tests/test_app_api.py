@@ -110,11 +110,12 @@ def test_the_remove_endpoint_is_named_and_documented(client: Client) -> None:
         "paste_back",
         "strategy",
         "points",
-        "exclude",
+        "negative_points",
         "box",
         "object",  # optional: select the object (issue 12)
         "fast",  # optional: the fast knob values (settings.FAST_KNOBS)
         "scheduler",  # optional: the knobs added to settings.KNOBS after the first version
+        "exclude",  # optional: the older name of negative_points, for requests by name
     ]
     assert len(endpoint["returns"]) == 4  # candidates, before/after, file, status
     assert "/cancel" in info["named_endpoints"]

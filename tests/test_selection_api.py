@@ -55,7 +55,7 @@ def test_selection_errors_come_before_any_model_loads(monkeypatch: pytest.Monkey
         imaging.InputError, match=r"^points: points\[0\]=\(64, 3\) lies outside the 64x64 image"
     ):
         ae.remove(scene, points=[(64, 3)])
-    with pytest.raises(imaging.InputError, match=r"^text: 'the red disc' needs a text-capable segmenter"):
+    with pytest.raises(imaging.InputError, match=r"^object: 'the red disc' needs a text-capable segmenter"):
         ae.remove(scene, object="the red disc")
     with pytest.raises(imaging.InputError, match=r"^segmenter: 'classic' is given but nothing to select"):
         ae.remove(scene, segmenter="classic")

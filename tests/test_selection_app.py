@@ -95,7 +95,7 @@ def test_preview_prepare_and_remove_take_the_selection(tmp_path: Path) -> None:
     by_click = service.remove(str(photo_path), None, settings, selection=click)
     by_mask = service.remove(str(photo_path), mask_path, settings)
     assert np.array_equal(_pixels(by_click.candidates[0].result), _pixels(by_mask.candidates[0].result))
-    with pytest.raises(imaging.InputError, match=r"^text: 'a red disc' needs a text-capable segmenter"):
+    with pytest.raises(imaging.InputError, match=r"^object: 'a red disc' needs a text-capable segmenter"):
         service.preview(str(photo_path), selection=SelectionRequest(text="a red disc"))
 
 
@@ -143,7 +143,7 @@ def test_api_selection_errors_name_the_field(server: tuple[Any, str], tmp_path: 
         (["abc", "", "", ""], "points: 'abc' is not X,Y"),
         (["500,5", "", "", ""], "points: points[0]=(500.0, 5.0) lies outside the 200x150 image"),
         (["", "", "1,2,3", ""], "box: '1,2,3' is not X0,Y0,X1,Y1"),
-        (["", "", "", "a red disc"], "text: 'a red disc' needs a text-capable segmenter"),
+        (["", "", "", "a red disc"], "object: 'a red disc' needs a text-capable segmenter"),
     ):
         data = [upload, None, *knobs, *selection]
         started = httpx.post(f"{url}/gradio_api/call/remove", json={"data": data}, timeout=30)

@@ -84,7 +84,7 @@ def test_box_exclude_and_mask_combine(tmp_path: Path) -> None:
         (["--exclude", "3,3"], "error: points: only negative_points given"),
         (["--box", "1,2,3"], "error: box: '1,2,3' is not X0,Y0,X1,Y1"),
         (["--box", "20,20,10,30"], "error: box: (20.0, 20.0, 10.0, 30.0) is empty"),
-        (["--object", "the red ring"], "error: text: 'the red ring' needs a text-capable segmenter"),
+        (["--object", "the red ring"], "error: object: 'the red ring' needs a text-capable segmenter"),
         (["--segmenter", "classic"], "error: segmenter: 'classic' is given but nothing to select"),
         (
             ["--point", "9,2", "--segmenter", "sam:facebook/sam-vit-absent"],

@@ -214,7 +214,7 @@ def test_the_schema_has_every_selection_field() -> None:
     assert {field.name for field in dataclasses.fields(Prompt)} <= set(names)
     assert [field.option for field in SELECTION_FIELDS] == [
         "--point",
-        "--exclude",
+        "--negative-point",
         "--box",
         "--object",
         "--segmenter",
@@ -222,26 +222,8 @@ def test_the_schema_has_every_selection_field() -> None:
     ]
     assert all(field.help and field.metavar for field in SELECTION_FIELDS)
     assert spec_help() in selection_field("segmenter").describe()
-    with pytest.raises(KeyError, match="points, negative_points"):
+    with pytest.raises(KeyError, match="points, negative_points, exclude"):
         selection_field("grow")
-
-
-def test_the_schema_matches_the_surfaces_of_today() -> None:
-    """The HTTP parameters, manifest columns and command-line options are the schema's (until they are
-    derived from it)."""
-    import click
-
-    from attentive_eraser.app.requests import SELECTION_PARAMETERS
-    from attentive_eraser.cli.options import selection_options
-    from attentive_eraser.runner.sources import SELECTION_COLUMNS
-
-    assert SELECTION_PARAMETERS == tuple(field.parameter for field in SELECTION_FIELDS if field.http)
-    assert SELECTION_COLUMNS == tuple(field.parameter for field in SELECTION_FIELDS if field.manifest)
-    command = click.command()(selection_options(lambda **values: None))
-    options = {flag: param for param in command.params for flag in param.opts}
-    for field in SELECTION_FIELDS:
-        assert field.option in options
-        assert bool(getattr(options[field.option], "multiple", False)) == field.repeated
 
 
 def test_parsing_goes_through_the_fields() -> None:
@@ -255,7 +237,7 @@ def test_parsing_goes_through_the_fields() -> None:
         SelectionRequest.parse(["1"])
     with pytest.raises(imaging.InputError, match="^points: '1' is not X,Y"):
         SelectionRequest.parse("1", names=("points", "exclude", "box"))
-    with pytest.raises(imaging.InputError, match="^top_k: '0' is not|^top_k: 0 must be"):
+    with pytest.raises(imaging.InputError, match="^top-k: '0' is not|^top-k: 0 must be"):
         SelectionRequest.parse("1,2", top_k="0")
-    with pytest.raises(imaging.InputError, match="^top_k: 3 is given but nothing to select"):
+    with pytest.raises(imaging.InputError, match="^top-k: 3 is given but nothing to select"):
         SelectionRequest.parse(top_k=3)

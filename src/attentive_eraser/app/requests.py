@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import imaging
-from ..selection import SelectionRequest
+from ..selection import SELECTION_FIELDS, SelectionRequest, surface_names
 from ..settings import FAST_KNOBS, KNOB_NAMES, KNOBS, METHODS, STRATEGIES, Knob, check_seed, match_choice
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,14 +40,23 @@ POSITIONAL_KNOBS = (
 assert set(POSITIONAL_KNOBS) <= set(KNOB_NAMES), "a positional knob of /remove left settings.KNOBS"
 #: the parameters of the ``/remove`` endpoint that every request gives, in order
 REMOVE_PARAMETERS = ("image", "mask", "model", "method", "seeds", *POSITIONAL_KNOBS, "paste_back", "strategy")
-#: optional trailing parameters of ``/remove`` that select the object (clicks, a box, words); a request
-#: without them is one with none
-SELECTION_PARAMETERS = ("points", "exclude", "box", "object")
+#: the optional parameters of ``/remove`` that select the object (clicks, a box, words), from the selection
+#: schema: each field's public name (``points``, ``negative_points``, ``box``, ``object``), then the older
+#: names still taken (``exclude``); a request without them is one with none
+SELECTION_PARAMETERS = surface_names("http")
+#: the selection's public names: trailing parameters right after :data:`REMOVE_PARAMETERS`
+_SELECTION_NAMES = tuple(field.public_name for field in SELECTION_FIELDS if field.http)
 #: optional trailing parameters after the selection: ``fast``, then every knob of :data:`settings.KNOBS`
 #: that is not positional (``scheduler``, and any knob added later), in the schema's order
 OPTION_PARAMETERS = ("fast", *(name for name in KNOB_NAMES if name not in POSITIONAL_KNOBS))
-#: every parameter of ``/remove``, in order
-ALL_PARAMETERS = (*REMOVE_PARAMETERS, *SELECTION_PARAMETERS, *OPTION_PARAMETERS)
+#: every parameter of ``/remove``, in order. The selection's aliases come last: they serve requests by name
+#: (gradio_client's keywords) written for earlier versions; by position, a field has its public name's place
+ALL_PARAMETERS = (
+    *REMOVE_PARAMETERS,
+    *_SELECTION_NAMES,
+    *OPTION_PARAMETERS,
+    *(name for name in SELECTION_PARAMETERS if name not in _SELECTION_NAMES),
+)
 
 
 def shown(value: Any) -> str:
@@ -177,19 +186,15 @@ def completed_request(values: Sequence[Any], defaults: Mapping[str, Any]) -> lis
 
 
 def selection_of_request(values: Sequence[Any]) -> SelectionRequest | None:
-    """The selection of a ``/remove`` request's trailing values (``points``, ``exclude``: ``"X,Y;X,Y"``;
-    ``box``: ``"X0,Y0,X1,Y1"``; ``object``: words; missing or empty: not set), or ``None``."""
+    """The selection of a ``/remove`` request: ``values`` of :data:`SELECTION_PARAMETERS`, in their order
+    (``points``, ``negative_points`` or ``exclude``: ``"X,Y;X,Y"``; ``box``: ``"X0,Y0,X1,Y1"``;
+    ``object``: words; missing or empty: not set), or ``None``. A field given under two names is
+    refused; messages name the parameter given."""
     given = dict(zip(SELECTION_PARAMETERS, values, strict=False))
     for name, value in given.items():
         if value is not None and not isinstance(value, str):
             raise imaging.InputError(name, f"{shown(value)} is not text (e.g. '120,80;130,90' for points)")
-    return SelectionRequest.parse(
-        given.get("points") or "",
-        given.get("exclude") or "",
-        given.get("box"),
-        given.get("object"),
-        names=("points", "exclude", "box"),
-    )
+    return SelectionRequest.of_names(given)
 
 
 def knob_of_value(knob: Knob, value: Any) -> Any:

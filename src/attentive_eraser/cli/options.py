@@ -2,7 +2,8 @@
 
 The knob options are derived from :data:`attentive_eraser.settings.KNOBS` (one ``click.option`` per knob:
 its flag, type and range, help with the paper's symbol and the presets' defaults), so a new knob needs no
-change here. The parsed options become one :class:`attentive_eraser.settings.RemovalOptions`.
+change here. The parsed options become one :class:`attentive_eraser.settings.RemovalOptions`. The selection
+options are derived the same way from :data:`attentive_eraser.selection.SELECTION_FIELDS`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 
 from .. import imaging
 from ..imaging.save import LOSSLESS_FORMATS
+from ..selection import SELECTION_FIELDS, SelectionField
 from ..settings import (
     DEFAULT_SEED,
     FAST_KNOBS,
@@ -250,48 +252,30 @@ MASK_SUFFIXES: tuple[str, ...] = tuple(
     suffix for suffix, file_format in imaging.SAVE_FORMATS.items() if file_format in LOSSLESS_FORMATS
 )
 
-#: how to select the object instead of (or besides) painting MASK (attentive_eraser.selection)
+#: the parameter of a command that receives a selection field: the field's name, but ``object_text`` for the
+#: words (``object`` would shadow the builtin, ``text`` would not say what the words are)
+_DESTINATIONS = {"text": "object_text"}
+
+
+def selection_option(item: SelectionField) -> Callable[[F], F]:
+    """One ``click.option`` for ``item``: its flag and its aliases' (``--negative-point``, ``--exclude``),
+    its help with every field named by its flag. The value stays text (a list of texts when repeated):
+    :meth:`SelectionRequest.parse` reads it, with the rules and messages of every surface."""
+    flags = {field.name: field.option for field in SELECTION_FIELDS}
+    return click.option(
+        *item.options,
+        _DESTINATIONS.get(item.name, item.name),
+        multiple=item.repeated,
+        default=None,
+        metavar=item.metavar,
+        help=item.describe(flags),
+    )
+
+
+#: how to select the object instead of (or besides) painting MASK: one option per selection field
+#: (attentive_eraser.selection.SELECTION_FIELDS), then where to write the mask used
 _SELECTION_OPTIONS: tuple[Callable[[F], F], ...] = (
-    click.option(
-        "--point",
-        "points",
-        multiple=True,
-        metavar="X,Y",
-        help="A click on the object, in pixels of IMAGE from its top-left corner; repeat for its parts. "
-        "MASK becomes optional.",
-    ),
-    click.option(
-        "--exclude",
-        "negative_points",
-        multiple=True,
-        metavar="X,Y",
-        help="A click on what must stay (a negative point); repeat as needed.",
-    ),
-    click.option(
-        "--box", "box", default=None, metavar="X0,Y0,X1,Y1", help="A box around the object, in pixels."
-    ),
-    click.option(
-        "--object",
-        "object_text",
-        default=None,
-        metavar="TEXT",
-        help='The object in words ("the red car"); needs a --segmenter with a detector.',
-    ),
-    click.option(
-        "--segmenter",
-        default=None,
-        metavar="SPEC",
-        help="Who turns the selection into a mask: classic (no weights; the default), sam:<hub id or "
-        "folder>, either + detector:<hub id or folder> (OWLv2, Grounding DINO) for --object.",
-    ),
-    click.option(
-        "--top-k",
-        "top_k",
-        type=click.IntRange(min=1),
-        default=None,
-        metavar="K",
-        help="With --object (needed): only the K best-scoring matches (default: every match, united).",
-    ),
+    *(selection_option(item) for item in SELECTION_FIELDS),
     click.option(
         "--save-mask",
         type=PATH,
@@ -304,8 +288,8 @@ _SELECTION_OPTIONS: tuple[Callable[[F], F], ...] = (
 
 
 def selection_options(command: F) -> F:
-    """Add the ``--point``/``--exclude``/``--box``/``--object``/``--segmenter``/``--top-k``/``--save-mask``
-    options to a click command."""
+    """Add an option per selection field (``--point``, ``--negative-point``/``--exclude``, ``--box``,
+    ``--object``, ``--segmenter``, ``--top-k``), then ``--save-mask``, to a click command."""
     for option in reversed(_SELECTION_OPTIONS):
         command = option(command)
     return command

@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import imaging
 from ..imaging.save import ProtectedFiles
+from ..selection import SELECTION_FIELDS, SelectionRequest, surface_names
 from ..settings import KNOB_NAMES, KNOBS, METHODS, STRATEGIES, RemovalOptions, check_seed
 
 #: image files a folder source picks up (case-insensitive); outputs use the same extension when it is
@@ -65,8 +66,14 @@ SETTING_COLUMNS: dict[str, Callable[[Any], Any]] = {
     **{knob.name: knob.parse for knob in KNOBS},
     **OPTION_COLUMNS,
 }
-#: manifest columns that select the object instead of (or besides) a mask (attentive_eraser.selection)
-SELECTION_COLUMNS = ("points", "exclude", "box", "object", "segmenter")
+#: manifest columns that select the object instead of (or besides) a mask, from the selection schema: each
+#: field's public name (``points``, ``negative_points``, ``box``, ``object``, ``segmenter``), then the older
+#: names still read (``exclude``)
+SELECTION_COLUMNS = surface_names("manifest")
+#: the selection columns that may hold coordinates: text, or in JSONL a list of numbers
+_COORDINATE_COLUMNS = frozenset(
+    name for field in SELECTION_FIELDS if field.manifest and field.coordinates for name in field.names
+)
 MANIFEST_COLUMNS = frozenset({"image", "mask", "output", "seed", *SETTING_COLUMNS, *SELECTION_COLUMNS})
 
 
@@ -227,8 +234,8 @@ def _shown(value: Any) -> str:
 
 
 def _coordinates(column: str, value: Any) -> str:
-    """A ``points``/``exclude``/``box`` cell as the selection's text form (``"X,Y;X,Y"``, ``"X0,Y0,X1,Y1"``);
-    JSONL may give ``[[x, y], ...]`` or ``[x0, y0, x1, y1]``."""
+    """A cell of clicks or a box as the selection's text form (``"X,Y;X,Y"``, ``"X0,Y0,X1,Y1"``); JSONL
+    may give ``[[x, y], ...]`` or ``[x0, y0, x1, y1]``."""
     if isinstance(value, str):
         return value
     if isinstance(value, list) and value:
@@ -257,7 +264,7 @@ def parse_cell(column: str, value: Any) -> Any:
         if "\0" in value:
             raise ValueError(f"{column}={_shown(value)} contains a NUL byte")
     try:
-        if column in PATH_COLUMNS or column in ("object", "segmenter"):
+        if column in PATH_COLUMNS or (column in SELECTION_COLUMNS and column not in _COORDINATE_COLUMNS):
             if not isinstance(value, str):
                 raise ValueError(f"{column}={_shown(value)} must be text")
             return value.strip()
@@ -265,7 +272,7 @@ def parse_cell(column: str, value: Any) -> Any:
             return check_seed(value, "seed")
         if column in SETTING_COLUMNS:
             return SETTING_COLUMNS[column](value)
-        if column in ("points", "exclude", "box"):
+        if column in _COORDINATE_COLUMNS:
             return _coordinates(column, value)
     except (TypeError, ArithmeticError, RecursionError):  # e.g. a JSON number too large for a float
         raise ValueError(f"{column}={_shown(value)} is not a valid value") from None
@@ -470,22 +477,13 @@ def _unreadable_row(
     return BatchItem(relative.as_posix(), manifest, None, out_dir / relative, seed, error=reason)
 
 
-def _selection_of(cells: dict[str, Any], number: int) -> tuple[Any, str | None]:
-    """The row's selection (``points``/``exclude``: ``"X,Y;X,Y"``; ``box``: ``"X0,Y0,X1,Y1"``; ``object``:
-    words; ``segmenter``: a spec; as :func:`parse_cell` gives them), and a problem, if any."""
+def _selection_of(cells: dict[str, Any], number: int) -> tuple[SelectionRequest | None, str | None]:
+    """The row's selection from its :data:`SELECTION_COLUMNS` (clicks ``"X,Y;X,Y"``, a box
+    ``"X0,Y0,X1,Y1"``, words, a segmenter spec; as :func:`parse_cell` gives them), and a problem, if any."""
     if not any(column in cells for column in SELECTION_COLUMNS):
         return None, None
-    from ..selection import SelectionRequest
-
     try:
-        request = SelectionRequest.parse(
-            cells.get("points", ""),
-            cells.get("exclude", ""),
-            cells.get("box"),
-            cells.get("object"),
-            cells.get("segmenter"),
-            names=("points", "exclude", "box"),
-        )
+        request = SelectionRequest.of_names(cells)
     except (ValueError, TypeError) as problem:
         return None, f"manifest line {number}: {' '.join(str(problem).split())}"
     return request, None

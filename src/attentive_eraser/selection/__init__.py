@@ -14,9 +14,9 @@ Coordinates are pixels of the image as given, ``(x, y)`` from the top-left corne
 (the convention of :mod:`attentive_eraser.imaging`).
 
 Modules: :mod:`.prompts` (:class:`Prompt`, the checks, parsing text, the :class:`Segmenter` interface),
-:mod:`.fields` (the selection fields' schema and :class:`SelectionRequest`), :mod:`.classic`, :mod:`.sam`,
-:mod:`.detector` and :mod:`.text` (the segmenters), :mod:`.registry` (spec prefix -> factory,
-:func:`load_segmenter`, :func:`select_object`). Mask tidying (growth, holes, stray parts) is pure
+:mod:`.fields` (the selection fields' schema, from which every surface's names derive, and
+:class:`SelectionRequest`), :mod:`.classic`, :mod:`.sam`, :mod:`.detector` and :mod:`.text` (the
+segmenters), :mod:`.registry` (spec prefix -> factory, :func:`load_segmenter`, :func:`select_object`). Mask tidying (growth, holes, stray parts) is pure
 morphology in :mod:`attentive_eraser.imaging.morphology`. torch and transformers load with a model only.
 
 Every user mistake raises :class:`attentive_eraser.imaging.InputError` (a ``ValueError``) naming the
@@ -40,6 +40,7 @@ from .fields import (
     SelectionField,
     SelectionRequest,
     selection_field,
+    surface_names,
 )
 from .prompts import (
     MAX_SELECTION_SHARE,
@@ -108,5 +109,6 @@ __all__ = [
     "select_object",
     "selection_field",
     "spec_help",
+    "surface_names",
     "unregister_segmenter",
 ]
