@@ -16,8 +16,9 @@ Coordinates are pixels of the image as given, ``(x, y)`` from the top-left corne
 Modules: :mod:`.prompts` (:class:`Prompt`, the checks, parsing text, the :class:`Segmenter` interface),
 :mod:`.fields` (the selection fields' schema, from which every surface's names derive, and
 :class:`SelectionRequest`), :mod:`.classic`, :mod:`.sam`, :mod:`.detector` and :mod:`.text` (the
-segmenters), :mod:`.registry` (spec prefix -> factory, :func:`load_segmenter`, :func:`select_object`). Mask tidying (growth, holes, stray parts) is pure
-morphology in :mod:`attentive_eraser.imaging.morphology`. torch and transformers load with a model only.
+segmenters), :mod:`.registry` (spec prefix -> factory, :func:`load_segmenter`, :func:`select_object`).
+Mask tidying (growth, holes, stray parts) is pure morphology in :mod:`attentive_eraser.imaging.morphology`.
+torch and transformers load with a model only.
 
 Every user mistake raises :class:`attentive_eraser.imaging.InputError` (a ``ValueError``) naming the
 argument and the value: an empty prompt, a point outside the image, a box that is not one, text without

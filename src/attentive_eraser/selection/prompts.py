@@ -300,8 +300,8 @@ def read_top_k(text: object, argument: str = "top_k") -> int | None:
     if isinstance(text, str):
         if not text.strip():
             return None
-        try:
-            text = int(text.strip())
-        except ValueError:
-            raise imaging.InputError(argument, f"{text!r} is not a whole number >= 1") from None
+        number = int(text.strip()) if re.fullmatch(r"\s*[-+]?\d+\s*", text) else None
+        if number is None or number < 1:  # typed text: one message, without the Python-only None
+            raise imaging.InputError(argument, f"{text!r} is not a whole number >= 1")
+        return number
     return check_top_k(text, name=argument)
