@@ -22,6 +22,7 @@ from diffusers import DDIMScheduler
 
 from . import imaging, removal
 from .families import FAMILIES, family_named, family_of_checkpoint_keys, family_of_config, folder_preset
+from .imaging import InputError
 from .removal import RemovalRequest
 from .runtime import resolve_device, resolve_dtype
 from .selection import SelectionRequest
@@ -58,7 +59,7 @@ def _checkpoint_keys(path: Path) -> list[str]:
             with safe_open(str(path), framework="pt") as handle:
                 return list(handle.keys())
         except Exception as error:  # SafetensorError, OSError: a truncated or foreign file
-            raise ValueError(
+            raise InputError.from_text(
                 f"model={str(path)!r} is not a readable .safetensors file "
                 f"({type(error).__name__}: {' '.join(str(error).split())[:120]})"
             ) from None
@@ -69,12 +70,12 @@ def _checkpoint_keys(path: Path) -> list[str]:
             warnings.simplefilter("ignore")
             checkpoint = torch.load(str(path), map_location="meta", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError, OSError
-        raise ValueError(
+        raise InputError.from_text(
             f"model={str(path)!r} is not a readable checkpoint of plain tensors "
             f"({type(error).__name__}); convert it to .safetensors"
         ) from None
     if not isinstance(checkpoint, dict):
-        raise ValueError(
+        raise InputError.from_text(
             f"model={str(path)!r} holds a {type(checkpoint).__name__}, not a dictionary of weights"
         )
     weights = checkpoint.get("state_dict", checkpoint)
@@ -84,7 +85,7 @@ def _checkpoint_keys(path: Path) -> list[str]:
 def _family_of_single_file(path: Path) -> str:
     family = family_of_checkpoint_keys(_checkpoint_keys(path))
     if family is None:
-        raise ValueError(
+        raise InputError.from_text(
             f"model={str(path)!r} is not a Stable Diffusion 1.x/2.x/XL checkpoint (unknown keys)"
         )
     return family.name
@@ -96,11 +97,13 @@ def _read_config(config_path: Path, model: str) -> dict[str, Any]:
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
+        raise InputError.from_text(
             f"model={model!r}: {where} is not valid JSON ({' '.join(str(error).split())})"
         ) from None
     if not isinstance(config, dict):
-        raise ValueError(f"model={model!r}: {where} holds a JSON {type(config).__name__}, not an object")
+        raise InputError.from_text(
+            f"model={model!r}: {where} holds a JSON {type(config).__name__}, not an object"
+        )
     return config
 
 
@@ -118,9 +121,11 @@ def _check_weights(folder: Path, model: str) -> None:
             index = json.loads(index_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             message = " ".join(str(error).split())
-            raise ValueError(f"model={model!r}: model_index.json is not valid JSON ({message})") from None
+            raise InputError.from_text(
+                f"model={model!r}: model_index.json is not valid JSON ({message})"
+            ) from None
         if not isinstance(index, dict):
-            raise ValueError(
+            raise InputError.from_text(
                 f"model={model!r}: model_index.json holds a JSON {type(index).__name__}, not an object"
             )
         components = [
@@ -131,9 +136,9 @@ def _check_weights(folder: Path, model: str) -> None:
     for name in components:
         component = folder / name
         if not component.is_dir():
-            raise ValueError(f"model={model!r}: the folder {name}/ is missing")
+            raise InputError.from_text(f"model={model!r}: the folder {name}/ is missing")
         if not (component / "config.json").is_file():
-            raise ValueError(f"model={model!r}: {name}/config.json is missing")
+            raise InputError.from_text(f"model={model!r}: {name}/config.json is missing")
         _read_config(component / "config.json", model)
         if not any(any(component.glob(pattern)) for pattern in _WEIGHT_PATTERNS):
             expected = (
@@ -141,7 +146,9 @@ def _check_weights(folder: Path, model: str) -> None:
                 if name.startswith("text_encoder")
                 else "diffusion_pytorch_model.safetensors"
             )
-            raise ValueError(f"model={model!r}: {name}/ has no weights (expected {name}/{expected})")
+            raise InputError.from_text(
+                f"model={model!r}: {name}/ has no weights (expected {name}/{expected})"
+            )
 
 
 def _check_config_folder(config: str) -> None:
@@ -150,13 +157,15 @@ def _check_config_folder(config: str) -> None:
     if not folder.is_dir():
         if _HUB_ID.match(config) and not folder.exists():
             return
-        raise ValueError(f"config={config!r} is not a folder (a local diffusers folder of the same family)")
+        raise InputError.from_text(
+            f"config={config!r} is not a folder (a local diffusers folder of the same family)"
+        )
     for path in sorted([folder / "model_index.json", *folder.glob("*/config.json")]):
         if path.is_file():
             try:
                 _read_config(path, config)
             except ValueError as error:
-                raise ValueError(str(error).replace("model=", "config=", 1)) from None
+                raise InputError.from_text(str(error).replace("model=", "config=", 1)) from None
 
 
 def detect_family(model: str | os.PathLike) -> str:
@@ -167,19 +176,23 @@ def detect_family(model: str | os.PathLike) -> str:
     if path.is_dir():
         config_path = path / "unet" / "config.json"
         if not config_path.is_file():
-            raise ValueError(f"model={text!r} is a folder but not a diffusers pipeline (no unet/config.json)")
+            raise InputError.from_text(
+                f"model={text!r} is a folder but not a diffusers pipeline (no unet/config.json)"
+            )
         named = folder_preset(path)  # a folder may name the preset its model was tuned with
         return named.family if named is not None else family_of_config(_read_config(config_path, text)).name
     if path.is_file():
         if path.suffix not in _SINGLE_FILE_SUFFIXES:
-            raise ValueError(
+            raise InputError.from_text(
                 f"model={text!r} is a file but not a checkpoint ({', '.join(_SINGLE_FILE_SUFFIXES)})"
             )
         return _family_of_single_file(path)
     if text in KNOWN_MODELS:
         return KNOWN_MODELS[text]
     if not _HUB_ID.match(text):
-        raise ValueError(f"model={text!r} is unknown: no such folder or file, and not a hub id (owner/name)")
+        raise InputError.from_text(
+            f"model={text!r} is unknown: no such folder or file, and not a hub id (owner/name)"
+        )
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
     cached = try_to_load_from_cache(text, "unet/config.json")
@@ -187,11 +200,11 @@ def detect_family(model: str | os.PathLike) -> str:
         return family_of_config(_read_config(Path(cached), text)).name
     unreachable = _hub_unreachable(text)
     if unreachable is not None:
-        raise ValueError(_not_on_this_machine(text, unreachable))
+        raise InputError.from_text(_not_on_this_machine(text, unreachable))
     try:
         config_file = hf_hub_download(text, "unet/config.json")
     except Exception as error:  # missing repo, gated repo: one clear message
-        raise ValueError(
+        raise InputError.from_text(
             f"model={text!r} could not be found locally nor fetched from the hub ({type(error).__name__}); "
             "pass a local diffusers folder or .safetensors file"
         ) from None
@@ -256,13 +269,13 @@ def _load(model: str, family: str, cls: Any, dtype: torch.dtype, config: str | N
         try:
             return cls.from_single_file(str(path), **kwargs, **extra)
         except (OSError, ValueError) as error:
-            raise ValueError(
+            raise InputError.from_text(
                 f"model={model!r}: loading a single checkpoint file needs its diffusers config; offline, "
                 "pass "
                 f"config=<a local diffusers folder of the same family> ({_describe(error)})"
             ) from None
         except Exception as error:  # a damaged file: SafetensorError, UnpicklingError, RuntimeError
-            raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
+            raise InputError.from_text(f"model={model!r} could not be loaded ({_describe(error)})") from None
     if path.is_dir():
         _check_weights(path, model)  # diffusers would warn three times and name a file never expected
     else:  # a hub id: the local cache first, so a cached model never waits for the network
@@ -271,18 +284,18 @@ def _load(model: str, family: str, cls: Any, dtype: torch.dtype, config: str | N
         except OSError:
             pass  # not (fully) cached here
         except Exception as error:  # cached but damaged
-            raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
+            raise InputError.from_text(f"model={model!r} could not be loaded ({_describe(error)})") from None
         unreachable = _hub_unreachable(model)
         if unreachable is not None:
-            raise ValueError(_not_on_this_machine(model, unreachable))
+            raise InputError.from_text(_not_on_this_machine(model, unreachable))
     try:
         return cls.from_pretrained(str(path) if path.is_dir() else model, **extra)
     except OSError as error:
-        raise ValueError(
+        raise InputError.from_text(
             f"model={model!r} could not be loaded: {_describe(error, with_type=False)}"
         ) from None
     except Exception as error:  # damaged weights or configs inside the folder
-        raise ValueError(f"model={model!r} could not be loaded ({_describe(error)})") from None
+        raise InputError.from_text(f"model={model!r} could not be loaded ({_describe(error)})") from None
 
 
 def _describe(error: BaseException, *, with_type: bool = True) -> str:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .imaging.common import InputError
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -51,19 +53,19 @@ def _check_available(device: torch.device, given: object) -> None:
     import torch
 
     if device.type not in SUPPORTED_DEVICE_TYPES:
-        raise ValueError(
+        raise InputError.from_text(
             f"device={given!r} is not supported; use cpu, cuda, cuda:N, mps or xpu (where present)"
         )
     if device.type == "cpu":
         return
     if device.type == "mps":
         if not mps_available():
-            raise ValueError(f"device={given!r} is not available on this machine (no Apple MPS)")
+            raise InputError.from_text(f"device={given!r} is not available on this machine (no Apple MPS)")
         return
     backend = getattr(torch, device.type, None)  # torch.cuda, torch.xpu
     count = backend.device_count() if backend is not None and backend.is_available() else 0
     if (device.index or 0) >= count:
-        raise ValueError(
+        raise InputError.from_text(
             f"device={given!r} is not available: this machine has {count} {device.type.upper()} device(s)"
         )
 
@@ -80,7 +82,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             resolved = torch.device(device)
         except (RuntimeError, TypeError, ValueError) as error:
             message = " ".join(str(error).split())
-            raise ValueError(f"device={device!r} is not a valid torch device ({message})") from None
+            raise InputError.from_text(f"device={device!r} is not a valid torch device ({message})") from None
         _check_available(resolved, device)
         return resolved
     if torch.cuda.is_available():
@@ -107,7 +109,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     try:
         name = _DTYPE_NAMES[str(dtype).lower()]
     except KeyError:
-        raise ValueError(f"dtype={dtype!r} is not one of {sorted(_DTYPE_NAMES)}") from None
+        raise InputError.from_text(f"dtype={dtype!r} is not one of {sorted(_DTYPE_NAMES)}") from None
     return getattr(torch, name)
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
+from .imaging.common import InputError
 from .imaging.load import DEFAULT_MAX_PIXELS
 
 Family = Literal["sd15", "sd21", "sd21-768", "sdxl", "demo"]
@@ -71,7 +72,9 @@ class Knob:
         """
         if self.choices:
             if value not in self.choices:
-                raise ValueError(f"{self.name}={value!r} must be one of {', '.join(map(repr, self.choices))}")
+                raise InputError.from_text(
+                    f"{self.name}={value!r} must be one of {', '.join(map(repr, self.choices))}"
+                )
         else:
             assert self.low is not None and self.high is not None
             check_number(
@@ -97,7 +100,7 @@ class Knob:
                 value: Any = int(text) if self.whole else float(text)
             except ValueError:
                 kind = "a whole number" if self.whole else "a number"
-                raise ValueError(f"{self.name}={text!r} is not {kind}") from None
+                raise InputError.from_text(f"{self.name}={text!r} is not {kind}") from None
         else:
             value = text
         return self.canonical(value)
@@ -120,7 +123,7 @@ def check_number(
     NumPy scalars count as the numbers they hold (``np.int64(5)`` is an integer).
     """
     kind = numbers.Integral if integer else numbers.Real
-    refused = ValueError(
+    refused = InputError.from_text(
         f"{name}={shown_value(value)} must be {'an integer' if integer else 'a finite number'}"
     )
     if isinstance(value, bool) or not isinstance(value, kind):
@@ -131,14 +134,14 @@ def check_number(
         raise refused
     if number < low or number > high or (low_open and number == low):
         bracket = "(" if low_open else "["
-        raise ValueError(f"{name}={shown_value(value)} is out of range {bracket}{low}, {high}]")
+        raise InputError.from_text(f"{name}={shown_value(value)} is out of range {bracket}{low}, {high}]")
 
 
 def check_flag(name: str, value: object) -> bool:
     """``value`` as a ``bool`` if it is one (NumPy's too); anything else (``"no"``, ``"maybe"``, 1) raises."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise ValueError(f"{name}={value!r} must be True or False")
+    raise InputError.from_text(f"{name}={value!r} must be True or False")
 
 
 #: the seed a removal uses when none is given
@@ -157,13 +160,13 @@ def check_seed(value: Any, argument: str = "seed") -> int:
     if isinstance(value, str):
         text = value.strip()
         if not re.fullmatch(r"[+-]?[0-9]+", text):
-            raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)")
+            raise InputError.from_text(f"{argument}={value!r} must be a whole number in [0, 2**63)")
         try:
             value = int(text)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-            raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)") from None
+            raise InputError.from_text(f"{argument}={value!r} must be a whole number in [0, 2**63)") from None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) < SEED_LIMIT:
-        raise ValueError(f"{argument}={value!r} must be a whole number in [0, 2**63)")
+        raise InputError.from_text(f"{argument}={value!r} must be a whole number in [0, 2**63)")
     return int(value)
 
 
@@ -186,7 +189,7 @@ def check_method(value: Any) -> Method:
     """``value`` as ``"sip"`` or ``"dip"`` (:func:`match_choice`); ``ValueError`` naming it otherwise."""
     method = match_choice(value, METHODS)
     if method is None:
-        raise ValueError(f"method={value!r} must be 'sip' or 'dip'")
+        raise InputError.from_text(f"method={value!r} must be 'sip' or 'dip'")
     return cast(Method, method)
 
 
@@ -194,7 +197,7 @@ def check_strategy(value: Any) -> Strategy:
     """``value`` as ``"resize"`` or ``"crop"`` (:func:`match_choice`); ``ValueError`` naming it otherwise."""
     strategy = match_choice(value, STRATEGIES)
     if strategy is None:
-        raise ValueError(f"strategy={value!r} must be 'resize' or 'crop'")
+        raise InputError.from_text(f"strategy={value!r} must be 'resize' or 'crop'")
     return cast(Strategy, strategy)
 
 
@@ -297,13 +300,17 @@ def knob(name: str) -> Knob:
     try:
         return _BY_NAME[name]
     except KeyError:
-        raise ValueError(f"{name!r} is not a setting; choose one of {', '.join(KNOB_NAMES)}") from None
+        raise InputError.from_text(
+            f"{name!r} is not a setting; choose one of {', '.join(KNOB_NAMES)}"
+        ) from None
 
 
 def check_sampler(method: str, scheduler: str | None) -> None:
     """DIP samples with DDIM only: its sampling retraces its DDIM inversion (``None`` = the preset's DDIM)."""
     if method == "dip" and scheduler not in (None, "ddim"):
-        raise ValueError(f"scheduler={scheduler!r}: DIP samples with DDIM only (its inversion is DDIM's)")
+        raise InputError.from_text(
+            f"scheduler={scheduler!r}: DIP samples with DDIM only (its inversion is DDIM's)"
+        )
 
 
 def check_knobs(values: Mapping[str, Any]) -> None:
@@ -423,7 +430,7 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"preset={name!r} is unknown; choose one of {sorted(PRESETS)}") from None
+        raise InputError.from_text(f"preset={name!r} is unknown; choose one of {sorted(PRESETS)}") from None
 
 
 def preset_field_names() -> list[str]:
@@ -502,7 +509,7 @@ class RemovalOptions:
 def check_denoising_steps(num_inference_steps: int, strength: float) -> None:
     """SIP and DIP run the last ``int(num_inference_steps * strength)`` steps : one or more."""
     if int(num_inference_steps * strength) < 1:
-        raise ValueError(
+        raise InputError.from_text(
             f"strength={strength!r} with num_inference_steps={num_inference_steps} runs no denoising step"
         )
 

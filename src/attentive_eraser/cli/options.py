@@ -299,28 +299,13 @@ def selection_options(command: F) -> F:
 # Checks and error mapping
 
 
-def _raised_by_this_package(error: BaseException) -> bool:
-    """True when the innermost frame of ``error``'s traceback is code of this package."""
-    frame = error.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    module = "" if frame is None else str(frame.tb_frame.f_globals.get("__name__", ""))
-    return module.partition(".")[0] == __name__.partition(".")[0]
-
-
 @contextlib.contextmanager
 def input_errors() -> Iterator[None]:
-    """Turn the package's input validation errors into a one-line usage error (exit code 2).
-
-    The package rejects bad arguments with a ``ValueError`` naming the argument (``imaging.InputError`` for
-    files, images and masks). A ``ValueError`` raised elsewhere (torch, diffusers) is not the user's
-    mistake and keeps its traceback.
-    """
+    """Turn the package's input errors (:class:`imaging.InputError`, from every layer) into a one-line usage
+    error (exit code 2). Any other exception is not the user's mistake and keeps its traceback."""
     try:
         yield
-    except ValueError as error:
-        if not (isinstance(error, imaging.InputError) or _raised_by_this_package(error)):
-            raise
+    except imaging.InputError as error:
         raise click.UsageError(str(error)) from error
 
 

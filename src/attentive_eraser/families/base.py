@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.masks import TokenLayout
+from ..imaging import InputError
 from ..settings import PRESETS, Method, Preset
 
 #: a rule on the denoiser's config (a mapping) and the VAE's scale factor
@@ -49,7 +50,7 @@ class Backbone:
             target = self.pipelines[method]
         except KeyError:
             choices = " or ".join(repr(name) for name in self.pipelines)
-            raise ValueError(f"method={method!r} must be {choices}") from None
+            raise InputError.from_text(f"method={method!r} must be {choices}") from None
         module, _, name = target.partition(":")
         return getattr(importlib.import_module(module), name)
 

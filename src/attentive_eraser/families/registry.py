@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..imaging import InputError
 from ..settings import PRESETS, Preset
 from . import stable_diffusion, stable_diffusion_xl
 from .base import Family
@@ -34,7 +35,9 @@ def family_named(name: str) -> Family:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise ValueError(f"family={name!r} is unknown; choose one of {', '.join(FAMILIES)}") from None
+        raise InputError.from_text(
+            f"family={name!r} is unknown; choose one of {', '.join(FAMILIES)}"
+        ) from None
 
 
 def _as_mapping(config: Mapping[str, Any] | Any) -> Mapping[str, Any]:
@@ -79,10 +82,12 @@ def folder_preset(folder: str | Path | None) -> Preset | None:
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"model={str(folder)!r}: {FOLDER_SETTINGS} is not valid JSON ({error})") from None
+        raise InputError.from_text(
+            f"model={str(folder)!r}: {FOLDER_SETTINGS} is not valid JSON ({error})"
+        ) from None
     name = settings.get("preset") if isinstance(settings, dict) else None
     if name not in PRESETS:
-        raise ValueError(
+        raise InputError.from_text(
             f"model={str(folder)!r}: {FOLDER_SETTINGS} names preset={name!r}; "
             f"choose one of {', '.join(PRESETS)}"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 from typing import TypeAlias, Union
 
 import numpy as np
@@ -13,16 +14,38 @@ PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
 
 
 class InputError(ValueError):
-    """Bad user input. The message names the argument and the offending value, in one line."""
+    """Bad user input. The message names the argument and the offending value, in one line.
 
-    def __init__(self, argument: str, message: str) -> None:
+    The one error type of the package's input checks, whichever layer makes them (images, settings,
+    pipelines, model loading): the CLI turns it into exit code 2 and the web app into a message, by type.
+    ``joined_by`` is what stands between the argument and the message: ``": "`` (``mask: selects no
+    pixels``) or ``"="`` for a message that starts with the value (``seed=1.5 must be ...``).
+    """
+
+    def __init__(self, argument: str, message: str, *, joined_by: str = ": ") -> None:
         self.argument = argument
         self.message = " ".join(str(message).split())  # one line, whatever the cause said
-        super().__init__(f"{argument}: {self.message}")
+        self.joined_by = joined_by
+        super().__init__(f"{argument}{joined_by}{self.message}")
 
-    def __reduce__(self) -> tuple[type[InputError], tuple[str, str]]:
+    @classmethod
+    def from_text(cls, text: str) -> InputError:
+        """The error of a message written as ``"name=value ..."`` or ``"name: ..."`` (the name is taken)."""
+        match = _NAMED.match(text)
+        if match is None:
+            return cls("value", text)
+        return cls(match.group(1), match.group(3), joined_by=match.group(2))
+
+    def __reduce__(self) -> tuple[object, tuple[str, str, str]]:
         # The default would call InputError(str(self)) and fail: keep it picklable for worker processes.
-        return type(self), (self.argument, self.message)
+        return _rebuild, (self.argument, self.message, self.joined_by)
+
+
+_NAMED = re.compile(r"([A-Za-z_][\w\-]*)(=|: )(.*)", re.S)
+
+
+def _rebuild(argument: str, message: str, joined_by: str) -> InputError:
+    return InputError(argument, message, joined_by=joined_by)
 
 
 def one_line(error: BaseException) -> str:

@@ -26,6 +26,7 @@ from ..core.attention import EraserState
 from ..core.guidance import SARGBatch
 from ..core.layers import eraser_attention
 from ..families import Backbone, folder_preset, preset_for_config
+from ..imaging import InputError
 from ..settings import (
     KNOB_NAMES,
     Preset,
@@ -303,7 +304,7 @@ class EraserPipelineMixin:
         needed = estimate_vae_memory(self.vae, working_size, batch_size, self.vae.dtype)
         if available is not None and needed > available:
             width, height = working_size
-            raise ValueError(
+            raise InputError.from_text(
                 f"resolution: the working size {width}x{height} for {batch_size} image(s) needs about "
                 f"{needed / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB free on "
                 f"{self._execution_device}; lower the resolution or the batch size"
@@ -333,7 +334,7 @@ class EraserPipelineMixin:
         check_denoising_steps(settings.num_inference_steps, settings.strength)
         check_sampler(method, settings.scheduler)
         if output_type not in ("pil", "np", "latent"):
-            raise ValueError(f"output_type={output_type!r} must be 'pil', 'np' or 'latent'")
+            raise InputError.from_text(f"output_type={output_type!r} must be 'pil', 'np' or 'latent'")
         return settings
 
     def _begin(
@@ -378,14 +379,16 @@ class EraserPipelineMixin:
         image's aspect ratio (:func:`imaging.context_window`), for large photos with small objects.
         """
         if strategy not in ("resize", "crop"):
-            raise ValueError(f"strategy={strategy!r} must be 'resize' or 'crop'")
+            raise InputError.from_text(f"strategy={strategy!r} must be 'resize' or 'crop'")
         images = [imaging.split_alpha(imaging.load_image(item))[0] for item in _as_list(image)]
         masks = _as_list(mask_image)
         if len(masks) != len(images):
-            raise ValueError(f"mask_image has {len(masks)} masks for {len(images)} images")
+            raise InputError.from_text(f"mask_image has {len(masks)} masks for {len(images)} images")
         sizes = {item.size for item in images}
         if len(sizes) != 1:
-            raise ValueError(f"image: all images of one call must share a size, got {sorted(sizes)}")
+            raise InputError.from_text(
+                f"image: all images of one call must share a size, got {sorted(sizes)}"
+            )
         size = images[0].size
         bool_masks = []
         for index, item in enumerate(masks):
