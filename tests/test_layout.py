@@ -21,7 +21,18 @@ ROOT = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "attentive_eraser"
 
 #: the inner layers, which must never reach the command line or the web app
-INNER = ("runner", "evaluation", "settings", "imaging", "runtime", "core", "pipelines", "api")
+INNER = (
+    "runner",
+    "evaluation",
+    "settings",
+    "imaging",
+    "runtime",
+    "core",
+    "families",
+    "pipelines",
+    "removal",
+    "api",
+)
 #: what the method core and the image functions must not reach
 OUTER = ("api", "cli", "app", "runner", "evaluation", "demo", "training")
 
@@ -203,6 +214,29 @@ def test_core_and_imaging_import_no_outer_layer(
             if chain is not None:
                 offending.append(" -> ".join(chain))
     assert not offending, "core/imaging importing an outer layer: " + "; ".join(offending)
+
+
+#: what each middle layer may not reach (core <- families <- pipelines <- removal <- api)
+BELOW = {
+    "families": ("pipelines", "removal", "api", "runner", "selection"),
+    "removal": ("api", "runner", "evaluation"),
+    "pipelines": ("removal", "api", "runner", "selection"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(BELOW))
+def test_the_removal_path_and_the_family_seam_point_inwards(
+    graph: tuple[dict[str, set[str]], dict[str, set[str]]], layer: str
+) -> None:
+    edges, _ = graph
+    assert any(_in(module, (layer,)) for module in edges), f"no module of {layer} in the graph"
+    offending = []
+    for module in sorted(edges):
+        if _in(module, (layer,)):
+            chain = _path(edges, module, lambda target: _in(target, BELOW[layer]))
+            if chain is not None:
+                offending.append(" -> ".join(chain))
+    assert not offending, f"{layer} reaching an outer layer: " + "; ".join(offending)
 
 
 def _reachable(edges: dict[str, set[str]], start: str) -> set[str]:
