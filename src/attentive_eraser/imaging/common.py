@@ -32,8 +32,8 @@ class InputError(ValueError):
     def from_text(cls, text: str) -> InputError:
         """The error of a message written as ``"name=value ..."`` or ``"name: ..."`` (the name is taken)."""
         match = _NAMED.match(text)
-        if match is None:
-            return cls("value", text)
+        if match is None:  # no name in front: the message is kept as it is
+            return cls("", text, joined_by="")
         return cls(match.group(1), match.group(3), joined_by=match.group(2))
 
     def __reduce__(self) -> tuple[object, tuple[str, str, str]]:
