@@ -1,7 +1,7 @@
 """The page's event handlers around one :class:`~attentive_eraser.app.service.EraserService`, and the
 ``/remove`` endpoint built from them.
 
-Input errors of the package (a ``ValueError`` naming the argument) reach the page as a message
+Input errors of the package (``imaging.InputError``, naming the argument) reach the page as a message
 (:func:`user_errors`).
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from .. import imaging
 from ..selection import SelectionRequest
 from ..settings import KNOB_NAMES, Method
 from .layout import FAST_KNOB_NAMES, METHOD_KNOBS
@@ -26,10 +27,11 @@ from .service import EraserService, RemovalRun, RemovalSettings
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Show the package's input errors (a ValueError naming the argument) as a message in the page."""
+    """Show the package's input errors (:class:`imaging.InputError`, from every layer) as a message in the
+    page, the rule the CLI applies for its exit code 2; anything else is a bug and keeps its traceback."""
     try:
         yield
-    except ValueError as error:
+    except imaging.InputError as error:
         raise gr.Error(str(error), print_exception=False) from error
 
 
