@@ -336,7 +336,7 @@ BAD_REQUESTS = [
     ({"resolution": None}, "resolution: None is not a number"),
     ({"paste_back": "maybe"}, "paste_back: 'maybe' must be true or false"),
     ({"strategy": "zoom"}, "strategy: 'zoom' must be 'resize' or 'crop'"),
-    ({"method": "ddim"}, "method: 'ddim' must be 'sip' or 'dip'"),
+    ({"method": "ddim"}, "method='ddim' must be 'sip' or 'dip'"),
     ({"model": "someone/else"}, "model: 'someone/else' is not offered by this server"),
     ({"seeds": "abc"}, "seeds: 'abc' is not a whole number"),
     ({"seeds": {"a": 1}}, "seeds: {'a': 1} is not a list of seeds"),

@@ -27,6 +27,7 @@ from .removal import RemovalRequest
 from .runtime import resolve_device, resolve_dtype
 from .selection import SelectionRequest
 from .settings import (
+    DEFAULT_SEED,
     KNOB_NAMES,
     PRESETS,
     RemovalOptions,
@@ -378,7 +379,7 @@ def remove(
     model: ModelSource = None,
     config: str | None = None,
     method: Method = "sip",
-    seed: int = 123,
+    seed: int = DEFAULT_SEED,
     num_inference_steps: int | None = None,
     strength: float | None = None,
     removal_guidance_scale: float | None = None,

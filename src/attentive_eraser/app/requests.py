@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from .. import imaging
 from ..selection import SELECTION_FIELDS, SelectionRequest, surface_names
-from ..settings import FAST_KNOBS, KNOB_NAMES, KNOBS, METHODS, STRATEGIES, Knob, check_seed, match_choice
+from ..settings import (
+    FAST_KNOBS,
+    KNOB_NAMES,
+    KNOBS,
+    METHODS,
+    STRATEGIES,
+    Knob,
+    check_method,
+    check_seed,
+    match_choice,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import EraserService
@@ -145,8 +155,7 @@ def check_remove_request(service: EraserService, values: Sequence[Any]) -> None:
         _check_file(service, name, given[name])
     if not isinstance(given["model"], str) or given["model"] not in service.models:
         service.source_of(given["model"] if isinstance(given["model"], str) else shown(given["model"]))
-    if match_choice(given["method"], METHODS) is None:
-        raise imaging.InputError("method", f"{shown(given['method'])} must be 'sip' or 'dip'")
+    check_method(given["method"])
     if not isinstance(given["seeds"], (str, int, list)):
         raise imaging.InputError(
             "seeds", f"{shown(given['seeds'])} is not a list of seeds such as '123, 321'"

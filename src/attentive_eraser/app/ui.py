@@ -24,7 +24,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from .. import imaging
-from ..settings import KNOB_NAMES
+from ..settings import DEFAULT_SEED, KNOB_NAMES
 from .events import (
     PREVIEW_CONCURRENCY,
     PREVIEW_KNOBS,
@@ -120,7 +120,7 @@ def initial_values(service: EraserService, defaults: Mapping[str, Any] | None) -
     method, fast = given.get("method", "sip"), bool(given.get("fast", False))
     return {
         "method": "sip",
-        "seeds": "123",
+        "seeds": str(DEFAULT_SEED),
         "paste_back": True,
         "strategy": "resize",
         "fast": False,

@@ -172,11 +172,16 @@ def match_choice(value: Any, choices: tuple[str, ...]) -> str | None:
     return None
 
 
+def _either(choices: tuple[str, ...]) -> str:
+    """``'sip' or 'dip'``: the choices as a message lists them."""
+    return " or ".join(repr(choice) for choice in choices)
+
+
 def check_method(value: Any) -> Method:
     """``value`` as ``"sip"`` or ``"dip"`` (:func:`match_choice`); ``ValueError`` naming it otherwise."""
     method = match_choice(value, METHODS)
     if method is None:
-        raise InputError.from_text(f"method={value!r} must be 'sip' or 'dip'")
+        raise InputError("method", f"{shown_value(value)} must be {_either(METHODS)}", joined_by="=")
     return cast(Method, method)
 
 
@@ -184,7 +189,7 @@ def check_strategy(value: Any) -> Strategy:
     """``value`` as ``"resize"`` or ``"crop"`` (:func:`match_choice`); ``ValueError`` naming it otherwise."""
     strategy = match_choice(value, STRATEGIES)
     if strategy is None:
-        raise InputError.from_text(f"strategy={value!r} must be 'resize' or 'crop'")
+        raise InputError("strategy", f"{shown_value(value)} must be {_either(STRATEGIES)}", joined_by="=")
     return cast(Strategy, strategy)
 
 
