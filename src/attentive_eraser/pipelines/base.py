@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -19,9 +19,7 @@ import torch
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
 from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
-from diffusers.utils import BaseOutput
 
-from .. import imaging
 from ..core.attention import EraserState
 from ..core.guidance import SARGBatch
 from ..core.layers import eraser_attention
@@ -37,62 +35,50 @@ from ..settings import (
     ddim_config,
     knob,
 )
+from .inputs import (
+    EraserInputs,
+    ImageInput,
+    MaskInput,
+    Strategy,
+    _as_bool_mask,
+    _as_list,
+    _available_memory,
+    _to_pixels,
+    estimate_vae_memory,
+    prepare_inputs,
+)
+from .outputs import AttentiveEraserPipelineOutput, DIPInversionOutput, _as_float_batch, restore_originals
+
+__all__ = [
+    "AttentiveEraserPipelineOutput",
+    "DIPInversionOutput",
+    "EraserInputs",
+    "EraserPipelineMixin",
+    "Generator",
+    "ImageInput",
+    "MaskInput",
+    "Sampler",
+    "StepCallback",
+    "Strategy",
+    "_as_bool_mask",
+    "_as_float_batch",
+    "_as_list",
+    "_available_memory",
+    "_to_pixels",
+    "blend",
+    "estimate_vae_memory",
+    "knobs_of",
+    "latent_grid",
+    "sampler_step",
+    "truncated_timesteps",
+]
 
 logger = logging.getLogger(__name__)
 
-ImageInput = PIL.Image.Image | Sequence[PIL.Image.Image]
-MaskInput = PIL.Image.Image | np.ndarray | Sequence[PIL.Image.Image | np.ndarray]
 Generator = torch.Generator | list[torch.Generator] | None
-Strategy = Literal["resize", "crop"]
 #: SIP's samplers: the paper's DDIM (eta = 0), or DPM-Solver++ (2M, data prediction) for fewer steps
 Sampler = Literal["ddim", "dpm++"]
 StepCallback = Callable[[Any, int, int, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
-
-
-@dataclass
-class AttentiveEraserPipelineOutput(BaseOutput):
-    """Output of the eraser pipelines.
-
-    Args:
-        images: the results at each input's original size: PIL images, or an ``(B, H, W, 3)`` float array
-            in [0, 1] for ``output_type="np"``, or latents for ``output_type="latent"``.
-        masks: the (dilated) object masks used, boolean ``(H, W)`` arrays at each input's original size.
-    """
-
-    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
-    masks: list[np.ndarray]
-
-
-@dataclass
-class DIPInversionOutput(BaseOutput):
-    """Output of :meth:`~.dip.DIPMixin.invert`.
-
-    Args:
-        latents: clean latents ``z0`` ``(B, C, h, w)``.
-        trajectory: ``[z_{t_1}, …, z_{t_n}]``, the inverted latent before each sampling step.
-        timesteps: the sampling timesteps ``t_1 > … > t_n`` the trajectory is aligned with.
-    """
-
-    latents: torch.Tensor
-    trajectory: list[torch.Tensor]
-    timesteps: torch.Tensor
-
-
-@dataclass
-class EraserInputs:
-    """Images and masks prepared at the working size. ``B`` = images × ``num_images_per_prompt``."""
-
-    originals: list[PIL.Image.Image]  # B RGB images at their original size
-    masks: list[np.ndarray]  # B boolean masks at the original size, undilated
-    working_size: tuple[int, int]  # (width, height)
-    image: torch.Tensor  # (B, 3, H, W) in [-1, 1]
-    mask: torch.Tensor  # (B, 1, H, W) in {0, 1}, dilated
-    #: "crop" strategy: the (left, top, right, bottom) window of each original that was processed
-    windows: list[tuple[int, int, int, int]] | None = None
-
-    @property
-    def batch_size(self) -> int:
-        return len(self.originals)
 
 
 def blend(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -133,62 +119,6 @@ def sampler_step(
     if isinstance(scheduler, DDIMScheduler):
         return scheduler.step(noise_pred, t, latents, eta=0.0, return_dict=False)[0]
     return scheduler.step(noise_pred, t, latents, return_dict=False)[0]
-
-
-def _to_pixels(picture: PIL.Image.Image, size: tuple[int, int]) -> torch.Tensor:
-    """An RGB image resized to ``size`` as a ``(3, H, W)`` tensor in [-1, 1], the VAE's input range."""
-    resized = np.asarray(imaging.resize_image(picture, size), dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(resized).permute(2, 0, 1)
-
-
-def _as_bool_mask(item: Any, size: tuple[int, int], argument: str) -> np.ndarray:
-    """``item`` as a bool ``(H, W)`` mask of ``size``: a bool array of that shape is taken as it is (only
-    read, never written: a copy of a 50 MP mask is 50 MB), anything else goes through ``load_mask``."""
-    if isinstance(item, np.ndarray) and item.dtype == np.bool_ and item.shape == (size[1], size[0]):
-        return item
-    return imaging.load_mask(item, size=size, argument=argument)
-
-
-def _as_float_batch(pictures: Sequence[PIL.Image.Image]) -> np.ndarray:
-    """``(B, H, W, 3)`` float32 in [0, 1] of same-size RGB images, filled in place: one float copy."""
-    width, height = pictures[0].size
-    batch = np.empty((len(pictures), height, width, 3), dtype=np.float32)
-    for index, picture in enumerate(pictures):
-        batch[index] = np.asarray(picture)
-    return np.divide(batch, np.float32(255.0), out=batch)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _available_memory(device: torch.device) -> int | None:
-    """Bytes free for tensors on ``device`` (CUDA: the driver's count; CPU: MemAvailable), else None."""
-    if device.type == "cuda" and torch.cuda.is_available():
-        try:
-            return int(torch.cuda.mem_get_info(device)[0])
-        except (RuntimeError, AssertionError):  # pragma: no cover - driver trouble
-            return None
-    if device.type == "cpu":
-        try:
-            with open("/proc/meminfo", encoding="ascii") as meminfo:
-                for line in meminfo:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            return None
-    return None
-
-
-def estimate_vae_memory(vae: Any, working_size: tuple[int, int], batch_size: int, dtype: torch.dtype) -> int:
-    """Rough peak bytes of the VAE at full resolution: a few (batch, C0, H, W) activations at once.
-
-    C0 is the VAE's first block width (128 on SD); the encoder and decoder each hold about six such
-    tensors at the working resolution (input, norms, convolutions, residual), the largest part of a run.
-    """
-    width, height = working_size
-    channels = int(vae.config.block_out_channels[0])
-    return 6 * batch_size * channels * width * height * torch.finfo(dtype).bits // 8
 
 
 class EraserPipelineMixin:
@@ -378,49 +308,15 @@ class EraserPipelineMixin:
         ``strategy="resize"`` works on the whole image; ``"crop"`` on a window around the mask with the
         image's aspect ratio (:func:`imaging.context_window`), for large photos with small objects.
         """
-        if strategy not in ("resize", "crop"):
-            raise InputError.from_text(f"strategy={strategy!r} must be 'resize' or 'crop'")
-        images = [imaging.split_alpha(imaging.load_image(item))[0] for item in _as_list(image)]
-        masks = _as_list(mask_image)
-        if len(masks) != len(images):
-            raise InputError.from_text(f"mask_image has {len(masks)} masks for {len(images)} images")
-        sizes = {item.size for item in images}
-        if len(sizes) != 1:
-            raise InputError.from_text(
-                f"image: all images of one call must share a size, got {sorted(sizes)}"
-            )
-        size = images[0].size
-        bool_masks = []
-        for index, item in enumerate(masks):
-            argument = "mask_image" if len(masks) == 1 else f"mask_image[{index}]"
-            mask = _as_bool_mask(item, size, argument)
-            imaging.validate_mask(mask, argument=argument)
-            bool_masks.append(mask)
-        sources, source_masks, windows = images, bool_masks, None
-        if strategy == "crop":
-            window = imaging.context_window(bool_masks, resolution)
-            windows = [imaging.place_window(mask, window) for mask in bool_masks]
-            sources = [picture.crop(box) for picture, box in zip(images, windows, strict=False)]
-            source_masks = [
-                mask[top:bottom, left:right]
-                for mask, (left, top, right, bottom) in zip(bool_masks, windows, strict=False)
-            ]
-        imaging.check_resolution(size, resolution)
-        working = imaging.working_size(sources[0].size, resolution, multiple=self.size_multiple)
-        self._check_memory(working, len(images) * num_images_per_prompt)
-        pixels, mask_pixels = [], []
-        for picture, mask in zip(sources, source_masks, strict=False):
-            pixels.append(_to_pixels(picture, working))
-            dilated = imaging.dilate_mask(imaging.resize_mask(mask, working), mask_dilation)
-            mask_pixels.append(torch.from_numpy(dilated.astype(np.float32))[None])
-        repeat = num_images_per_prompt
-        return EraserInputs(
-            originals=[picture for picture in images for _ in range(repeat)],
-            masks=[mask for mask in bool_masks for _ in range(repeat)],
-            working_size=working,
-            image=torch.stack(pixels).repeat_interleave(repeat, dim=0),
-            mask=torch.stack(mask_pixels).repeat_interleave(repeat, dim=0),
-            windows=None if windows is None else [box for box in windows for _ in range(repeat)],
+        return prepare_inputs(
+            image,
+            mask_image,
+            resolution=resolution,
+            mask_dilation=mask_dilation,
+            num_images_per_prompt=num_images_per_prompt,
+            strategy=strategy,
+            size_multiple=self.size_multiple,
+            check_memory=self._check_memory,
         )
 
     def _prompts(self, prompt: str | list[str], inputs: EraserInputs, repeat: int) -> list[str]:
@@ -541,33 +437,10 @@ class EraserPipelineMixin:
         return_dict: bool,
     ) -> AttentiveEraserPipelineOutput | tuple:
         """Decode, resize to each input's original size (or crop window) and paste the original back."""
-        windows = inputs.windows or [(0, 0, *original.size) for original in inputs.originals]
         decoded = None if output_type == "latent" else self.decode_latents_to_images(latents)
-        out_masks: list[np.ndarray] = []
-        pictures: list[PIL.Image.Image] = []
-        for index, (original, mask, box) in enumerate(
-            zip(inputs.originals, inputs.masks, windows, strict=False)
-        ):
-            region_size = (box[2] - box[0], box[3] - box[1])
-            scale = imaging.output_scale(region_size, inputs.working_size)
-            out_mask = imaging.dilate_mask(mask, round(mask_dilation * scale))
-            out_masks.append(out_mask)
-            if decoded is None:
-                continue
-            result = imaging.resize_image(decoded[index], region_size)
-            if paste_back:
-                # The whole image is pasted onto as it is: a crop of all of it would be one more copy.
-                region = original if region_size == original.size else original.crop(box)
-                region_mask = out_mask[box[1] : box[3], box[0] : box[2]]
-                feather = feather_radius * scale
-                result = imaging.paste_back(  # result is ours (a fresh resize): write into it
-                    region, result, region_mask, feather_radius=feather, overwrite_generated=True
-                )
-            if region_size != original.size:
-                whole = original.copy()
-                whole.paste(result, box[:2])
-                result = whole
-            pictures.append(result)
+        pictures, out_masks = restore_originals(
+            decoded, inputs, paste_back=paste_back, mask_dilation=mask_dilation, feather_radius=feather_radius
+        )
         images: list[PIL.Image.Image] | np.ndarray | torch.Tensor = pictures
         if output_type == "latent":
             images = latents
