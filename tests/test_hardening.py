@@ -11,28 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import invoke, one_error_line
 from PIL import Image
 
 from attentive_eraser import api, imaging
-from attentive_eraser.cli import main
 from attentive_eraser.runner import list_items, read_report, run_batch
 from attentive_eraser.settings import RemovalOptions
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
-def one_error_line(result: Result) -> str:
-    """The single ``error: ...`` line of a refused command (exit code 2, no traceback)."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def write_pair(folder: Path, stem: str, size: tuple[int, int] = (96, 64), seed: int = 0) -> tuple[Path, Path]:

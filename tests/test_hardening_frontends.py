@@ -25,30 +25,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import invoke, one_error_line
 from PIL import Image, ImageCms
 
 from attentive_eraser import api, imaging, settings
 from attentive_eraser.app.requests import ALL_PARAMETERS, check_knob_value, completed_request, parse_seeds
-from attentive_eraser.cli import main
 from attentive_eraser.cli.options import MASK_SUFFIXES, preset_default
 from attentive_eraser.settings import KNOBS, PRESETS, RemovalOptions, knob
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--steps", "4", "--quiet"]  # the demo model at 64 px, 3 denoising steps
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
-def one_error_line(result: Result) -> str:
-    """The single ``error: ...`` line of a refused command (exit code 2, no traceback)."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 #: one profile for the whole module (each new one carries its creation time)

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import invoke, one_error_line
 from PIL import Image
 
 import attentive_eraser
 from attentive_eraser import api, imaging
-from attentive_eraser.cli import main
 from attentive_eraser.runner import list_items, make_plan, read_report
 from attentive_eraser.runner.lock import BatchLock, lock_path
 from attentive_eraser.runner.sources import parse_cell
@@ -30,19 +29,6 @@ from attentive_eraser.settings import RemovalOptions
 
 FAST = ["--steps", "4", "--resolution", "64", "--quiet"]
 STALE = "0123456789ab"  # 12 hex digits: the shape of save_image's temporary names
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(main, [str(arg) for arg in args])
-
-
-def one_error_line(result: Result) -> str:
-    """The single ``error: ...`` line of a refused command (exit code 2, no traceback)."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def write_image(path: Path, size: tuple[int, int] = (64, 64), seed: int = 0) -> Path:
