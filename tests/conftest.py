@@ -49,3 +49,19 @@ def tiny_sd21_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_sdxl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny SDXL-topology pipeline folder, saved once per session; treat it as read-only."""
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "sdxl", family="sdxl")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` need a CUDA device: without one they are deselected whatever ``-m`` says.
+
+    ``addopts`` deselects them by default, but a ``-m`` of one's own (``-m "not slow"``) replaces that
+    expression; this keeps the CPU edit loop free of GPU-only checks.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    deselected = [item for item in items if item.get_closest_marker("cuda") is not None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.get_closest_marker("cuda") is None]
