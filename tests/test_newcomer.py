@@ -559,9 +559,10 @@ def test_the_readme_is_a_front_page_with_the_two_commands() -> None:
     assert "for photos, pass a real checkpoint" in readme
     # the browser install and its privileges
     assert "`apt-get`" in readme and "root or `sudo`" in readme
-    # timings come with their machine and load; the suite time is left to be measured
+    # timings come with their machine and load, the suite's and the edit loop's with their commands
     assert "about 10 s" not in readme and "load average" in readme
-    assert "<!-- suite time: filled by lead -->" in readme
+    assert "filled by lead" not in readme
+    assert "`time .venv/bin/python -m pytest -q`" in readme and '-m "not slow"' in readme
     # the long material lives in the docs, with its figures and commands
     demo_model = (REPO / "docs" / "demo_model.md").read_text(encoding="utf-8")
     for moved in (
