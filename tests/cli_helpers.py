@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from click.testing import CliRunner, Result
+from PIL import Image
 
 from attentive_eraser.cli import main
 
@@ -18,3 +22,19 @@ def one_error_line(result: Result) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]
+
+
+class RecordingPipeline:
+    """Stands in for a loaded pipeline: records each image's knobs (no generators) and returns the images
+    unchanged, so a batch runs without a model."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def set_progress_bar_config(self, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, images: list[Image.Image], masks: list[Any], **kwargs: Any) -> SimpleNamespace:
+        for _ in images:
+            self.calls.append({name: value for name, value in kwargs.items() if name != "generator"})
+        return SimpleNamespace(images=[image.convert("RGB") for image in images])

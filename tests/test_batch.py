@@ -10,11 +10,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import RecordingPipeline
 from click.testing import CliRunner, Result
 from PIL import Image, ImageCms
 
@@ -293,21 +292,6 @@ def test_a_mask_folder_inside_the_source_is_not_listed_as_images(tmp_path: Path)
     Image.fromarray(box_mask(64, 64)).save(tmp_path / "masks" / "p.png")
     items = list_items(tmp_path, tmp_path / "out", masks=tmp_path / "masks")
     assert [(item.id, item.error) for item in items] == [("p.png", None)]
-
-
-class RecordingPipeline:
-    """Stands in for a loaded pipeline: records each call's knobs and returns the inputs unchanged."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def set_progress_bar_config(self, **kwargs: object) -> None:
-        pass
-
-    def __call__(self, images: list[Image.Image], masks: list[Any], **kwargs: Any) -> SimpleNamespace:
-        for _ in images:
-            self.calls.append({name: value for name, value in kwargs.items() if name != "generator"})
-        return SimpleNamespace(images=[image.convert("RGB") for image in images])
 
 
 @pytest.fixture

@@ -12,12 +12,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
-from cli_helpers import invoke, one_error_line
+from cli_helpers import RecordingPipeline, invoke, one_error_line
 from PIL import Image
 
 import attentive_eraser
@@ -46,21 +45,6 @@ def write_mask(path: Path, size: tuple[int, int] = (64, 64)) -> Path:
     mask[height // 4 : height // 2, width // 4 : width // 2] = 255
     Image.fromarray(mask).save(path, format="PNG")
     return path
-
-
-class RecordingPipeline:
-    """Stands in for a loaded pipeline: counts the images it is given and returns them unchanged."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def set_progress_bar_config(self, **kwargs: object) -> None:
-        pass
-
-    def __call__(self, images: list[Image.Image], masks: list[Any], **kwargs: Any) -> SimpleNamespace:
-        for _ in images:
-            self.calls.append({name: value for name, value in kwargs.items() if name != "generator"})
-        return SimpleNamespace(images=[image.convert("RGB") for image in images])
 
 
 @pytest.fixture
