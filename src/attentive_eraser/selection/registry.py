@@ -50,8 +50,8 @@ class AddOnFactory(Protocol):
 
 
 @dataclass(frozen=True)
-class SegmenterKind:
-    """One kind of segmenter a spec can name.
+class _KindFields:
+    """What every kind a spec can name has.
 
     ``prefix`` (lower case) starts its spec part; ``source`` says what follows the colon (``"hub id or
     folder"``), ``None`` when nothing may. ``help`` is a short phrase for one-line help, ``details`` a
@@ -59,7 +59,7 @@ class SegmenterKind:
     """
 
     prefix: str
-    factory: SegmenterFactory
+    factory: Any
     help: str
     details: str = ""
     source: str | None = None
@@ -72,22 +72,17 @@ class SegmenterKind:
 
 
 @dataclass(frozen=True)
-class AddOnKind:
-    """A kind that follows a ``+`` and wraps the segmenter before it, giving it words (a detector).
+class SegmenterKind(_KindFields):
+    """One kind of segmenter a spec can name (the fields: :class:`_KindFields`)."""
 
-    The fields mean what they mean for :class:`SegmenterKind`.
-    """
+    factory: SegmenterFactory
 
-    prefix: str
+
+@dataclass(frozen=True)
+class AddOnKind(_KindFields):
+    """A kind that follows a ``+`` and wraps the segmenter before it, giving it words (a detector)."""
+
     factory: AddOnFactory
-    help: str
-    details: str = ""
-    source: str | None = None
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def usage(self) -> str:
-        return self.prefix if self.source is None else f"{self.prefix}:<{self.source}>"
 
 
 Kind = SegmenterKind | AddOnKind
