@@ -8,7 +8,9 @@
 # Needs the test set-up (bash scripts/setup.sh --test) for the screenshot, which the browser test takes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
+# One thread: a CPU's float sums depend on how many threads share them, and the pictures must come out the
+# same on every machine (two threads moved 16 pixels of the demo figure by one level).
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1
 [ -x .venv/bin/python ] || { echo "error: scripts/make_figures.sh needs the test set-up: bash scripts/setup.sh --test" >&2; exit 2; }
 # the screenshot is taken by the browser test: one line naming the extra when it is missing
 .venv/bin/python -c 'from attentive_eraser.runtime import require_extra as r; r("scripts/make_figures.sh", "pytest", "playwright")'
